@@ -1,0 +1,343 @@
+/**
+ * An in-memory `TaskStore` with exactly the semantics of the PostgreSQL store
+ * (both pass the same contract suite). Use it in your own unit tests, with
+ * `TestClock`, to run tasks without a database.
+ *
+ * @example
+ * ```ts
+ * import { MemoryTaskStore, TaskQueue } from "@backie/core"
+ * import { Layer } from "effect"
+ *
+ * const TestQueue = TaskQueue.layer.pipe(Layer.provideMerge(MemoryTaskStore.layer))
+ * ```
+ *
+ * @since 0.1.0
+ */
+import { Deferred, Effect, Layer } from "effect"
+import * as crypto from "node:crypto"
+import type {
+  AttemptError,
+  ClaimRequest,
+  InsertResult,
+  ListFilter,
+  NewTask,
+  QueueCount,
+  Selection,
+  Settlement,
+  SettleResult,
+  TaskRecord,
+  TaskState,
+  Wakeups
+} from "./TaskStore.ts"
+import { TaskStore } from "./TaskStore.ts"
+
+type Mutable<A> = { -readonly [K in keyof A]: A[K] }
+type Row = Omit<Mutable<TaskRecord>, "errors"> & { errors: Array<AttemptError> }
+
+const isFinished = (state: TaskState) => state === "done" || state === "failed" || state === "cancelled"
+
+const byClaimOrder = (a: Row, b: Row): number =>
+  b.priority - a.priority ||
+  a.scheduledAt.getTime() - b.scheduledAt.getTime() ||
+  a.createdAt.getTime() - b.createdAt.getTime() ||
+  (a.id < b.id ? -1 : a.id > b.id ? 1 : 0)
+
+const byAge = (a: Row, b: Row): number =>
+  a.createdAt.getTime() - b.createdAt.getTime() || (a.id < b.id ? -1 : a.id > b.id ? 1 : 0)
+
+/** Copies so that callers never share mutable state with the store. */
+const snapshot = (row: Row): TaskRecord => ({ ...row, errors: [...row.errors] })
+
+const leaseExpired = (row: Row): AttemptError => ({
+  attempt: row.attempt,
+  at: row.leaseExpiresAt!,
+  message: `lease expired: attempt ${row.attempt} was not settled before ${row.leaseExpiresAt!.toISOString()}`,
+  tag: "LeaseExpired",
+  details: null
+})
+
+/**
+ * Builds a fresh, empty in-memory store.
+ *
+ * @example
+ * ```ts
+ * import { MemoryTaskStore } from "@backie/core"
+ * import { Effect } from "effect"
+ *
+ * const program = Effect.gen(function*() {
+ *   const store = yield* MemoryTaskStore.make
+ *   return yield* store.counts
+ * })
+ * ```
+ *
+ * @since 0.1.0
+ */
+export const make: Effect.Effect<TaskStore["Service"]> = Effect.sync(() => {
+  const rows = new Map<string, Row>()
+  const uniques = new Map<string, string>()
+  const uniqueSlot = (taskName: string, key: string) => `${taskName}\u0000${key}`
+  // Wake-up flags: one per (subscriber, queue); inserts set them, `await` clears them.
+  const subscribers = new Set<Map<string, Deferred.Deferred<void>>>()
+
+  const notify = (queues: Set<string>) => {
+    for (const subscriber of subscribers) {
+      for (const queue of queues) {
+        const flag = subscriber.get(queue)
+        if (flag) Deferred.doneUnsafe(flag, Effect.void)
+      }
+    }
+  }
+
+  const remove = (row: Row) => {
+    rows.delete(row.id)
+    if (row.uniqueKey !== null) uniques.delete(uniqueSlot(row.taskName, row.uniqueKey))
+  }
+
+  const insertOne = (task: NewTask): InsertResult => {
+    if (task.uniqueKey !== null) {
+      const existing = uniques.get(uniqueSlot(task.taskName, task.uniqueKey))
+      if (existing !== undefined) return { task: snapshot(rows.get(existing)!), inserted: false }
+    }
+    const row: Row = {
+      id: crypto.randomUUID(),
+      taskName: task.taskName,
+      queue: task.queue,
+      uniqueKey: task.uniqueKey,
+      payload: structuredClone(task.payload),
+      state: "ready",
+      priority: task.priority,
+      attempt: 0,
+      retries: 0,
+      maxRetries: task.maxRetries,
+      timeoutMs: task.timeoutMs,
+      createdAt: task.now,
+      scheduledAt: task.scheduledAt,
+      runningAt: null,
+      leaseExpiresAt: null,
+      doneAt: null,
+      lastError: null,
+      errors: []
+    }
+    rows.set(row.id, row)
+    if (row.uniqueKey !== null) uniques.set(uniqueSlot(row.taskName, row.uniqueKey), row.id)
+    return { task: snapshot(row), inserted: true }
+  }
+
+  const insert = (tasks: ReadonlyArray<NewTask>) =>
+    Effect.sync(() => {
+      const results = tasks.map(insertOne)
+      const queues = new Set<string>()
+      for (const result of results) if (result.inserted) queues.add(result.task.queue)
+      if (queues.size > 0) notify(queues)
+      return results
+    })
+
+  const claim = (request: ClaimRequest) =>
+    Effect.sync(() => {
+      const now = request.now.getTime()
+      const candidates: Array<Row> = []
+      for (const row of rows.values()) {
+        if (row.queue !== request.queue) continue
+        if (
+          (row.state === "ready" && row.scheduledAt.getTime() <= now) ||
+          (row.state === "running" && row.leaseExpiresAt !== null && row.leaseExpiresAt.getTime() <= now)
+        ) candidates.push(row)
+      }
+      candidates.sort(byClaimOrder)
+      const claimed: Array<TaskRecord> = []
+      for (const row of candidates.slice(0, Math.max(1, request.limit))) {
+        if (row.state === "running") {
+          const error = leaseExpired(row)
+          row.retries += 1
+          row.lastError = error
+          row.errors.push(error)
+          if (row.retries > row.maxRetries) {
+            row.state = "failed"
+            row.doneAt = request.now
+            row.leaseExpiresAt = null
+            continue
+          }
+        }
+        row.state = "running"
+        row.attempt += 1
+        row.runningAt = request.now
+        row.leaseExpiresAt = new Date(now + row.timeoutMs + request.leaseMarginMs)
+        claimed.push(snapshot(row))
+      }
+      return claimed
+    })
+
+  const settleOne = (s: Settlement): SettleResult => {
+    const row = rows.get(s.id)
+    if (row === undefined || row.state !== "running" || row.attempt !== s.attempt) {
+      return { id: s.id, attempt: s.attempt, applied: false }
+    }
+    row.leaseExpiresAt = null
+    switch (s._tag) {
+      case "Done": {
+        row.state = "done"
+        row.doneAt = s.now
+        if (s.remove) remove(row)
+        break
+      }
+      case "Retry": {
+        row.state = "ready"
+        row.retries += 1
+        row.scheduledAt = s.runAt
+        row.lastError = s.error
+        row.errors.push(s.error)
+        break
+      }
+      case "Fail": {
+        row.state = "failed"
+        row.retries += 1
+        row.doneAt = s.now
+        row.lastError = s.error
+        row.errors.push(s.error)
+        if (s.remove) remove(row)
+        break
+      }
+      case "Snooze": {
+        row.state = "ready"
+        row.scheduledAt = s.runAt
+        break
+      }
+      case "Release": {
+        row.state = "ready"
+        row.scheduledAt = s.now
+        break
+      }
+      case "Cancel": {
+        row.state = "cancelled"
+        row.doneAt = s.now
+        if (s.error !== null) {
+          row.lastError = s.error
+          row.errors.push(s.error)
+        }
+        if (s.remove) remove(row)
+        break
+      }
+    }
+    return { id: s.id, attempt: s.attempt, applied: true }
+  }
+
+  const settle = (settlements: ReadonlyArray<Settlement>) => Effect.sync(() => settlements.map(settleOne))
+
+  const get = (id: string) =>
+    Effect.sync(() => {
+      const row = rows.get(id)
+      return row === undefined ? undefined : snapshot(row)
+    })
+
+  const list = (filter: ListFilter) =>
+    Effect.sync(() => {
+      const matching: Array<Row> = []
+      for (const row of rows.values()) {
+        if (filter.queue !== undefined && row.queue !== filter.queue) continue
+        if (filter.state !== undefined && row.state !== filter.state) continue
+        if (filter.taskName !== undefined && row.taskName !== filter.taskName) continue
+        matching.push(row)
+      }
+      matching.sort(byAge)
+      const offset = filter.offset ?? 0
+      return matching.slice(offset, offset + filter.limit).map(snapshot)
+    })
+
+  const counts = Effect.sync(() => {
+    const groups = new Map<string, Mutable<QueueCount>>()
+    for (const row of rows.values()) {
+      const key = `${row.queue}\u0000${row.state}`
+      const group = groups.get(key)
+      if (group === undefined) {
+        groups.set(key, { queue: row.queue, state: row.state, count: 1, oldestScheduledAt: row.scheduledAt })
+      } else {
+        group.count += 1
+        if (row.scheduledAt < group.oldestScheduledAt) group.oldestScheduledAt = row.scheduledAt
+      }
+    }
+    return [...groups.values()].sort((a, b) =>
+      a.queue < b.queue ? -1 : a.queue > b.queue ? 1 : a.state < b.state ? -1 : a.state > b.state ? 1 : 0
+    )
+  })
+
+  const cancel = (id: string, now: Date) =>
+    Effect.sync(() => {
+      const row = rows.get(id)
+      if (row === undefined) return undefined
+      if (row.state === "ready" || row.state === "running") {
+        row.state = "cancelled"
+        row.doneAt = now
+        row.leaseExpiresAt = null
+      }
+      return snapshot(row)
+    })
+
+  const select = (selection: Selection): Array<Row> => {
+    if (selection.id !== undefined) {
+      const row = rows.get(selection.id)
+      return row !== undefined && selection.states.includes(row.state) ? [row] : []
+    }
+    const selected: Array<Row> = []
+    for (const row of rows.values()) {
+      if (!selection.states.includes(row.state)) continue
+      if (selection.queue !== undefined && row.queue !== selection.queue) continue
+      if (
+        selection.finishedBefore !== undefined &&
+        (row.doneAt === null || row.doneAt.getTime() >= selection.finishedBefore.getTime())
+      ) continue
+      selected.push(row)
+    }
+    return selected
+  }
+
+  const retry = (selection: Selection, now: Date) =>
+    Effect.sync(() => {
+      const selected = select(selection).filter((row) => isFinished(row.state))
+      const queues = new Set<string>()
+      for (const row of selected) {
+        row.state = "ready"
+        row.retries = 0
+        row.scheduledAt = now
+        row.doneAt = null
+        queues.add(row.queue)
+      }
+      if (queues.size > 0) notify(queues)
+      return selected.length
+    })
+
+  const purge = (selection: Selection) =>
+    Effect.sync(() => {
+      const selected = select(selection).filter((row) => isFinished(row.state))
+      for (const row of selected) remove(row)
+      return selected.length
+    })
+
+  const wakeups = (queues: ReadonlyArray<string>) =>
+    Effect.acquireRelease(
+      Effect.sync(() => {
+        const flags = new Map<string, Deferred.Deferred<void>>()
+        for (const queue of queues) flags.set(queue, Deferred.makeUnsafe<void>())
+        subscribers.add(flags)
+        return flags
+      }),
+      (flags) => Effect.sync(() => subscribers.delete(flags))
+    ).pipe(
+      Effect.map((flags): Wakeups => ({
+        await: (queue) =>
+          Effect.suspend(() => {
+            const flag = flags.get(queue)
+            if (flag === undefined) return Effect.never
+            return Effect.andThen(Deferred.await(flag), Effect.sync(() => flags.set(queue, Deferred.makeUnsafe<void>())))
+          })
+      }))
+    )
+
+  return TaskStore.of({ insert, claim, settle, get, list, counts, cancel, retry, purge, wakeups })
+})
+
+/**
+ * A layer with a fresh in-memory store.
+ *
+ * @since 0.1.0
+ */
+export const layer: Layer.Layer<TaskStore> = Layer.effect(TaskStore, make)
