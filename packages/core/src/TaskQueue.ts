@@ -1,0 +1,262 @@
+/**
+ * The queue client: enqueue typed tasks. The payload is checked against the
+ * definition at compile time and encoded with its Schema at run time; an
+ * invalid payload is a typed error and nothing is stored.
+ *
+ * With the PostgreSQL store, an enqueue inside the application's
+ * `sql.withTransaction` joins that transaction: the task commits or rolls back
+ * with it.
+ *
+ * @example
+ * ```ts
+ * import { MemoryTaskStore, Task, TaskQueue } from "@backie/core"
+ * import { Effect, Layer, Schema } from "effect"
+ *
+ * const Greet = Task.make({ name: "greet", payload: Schema.Struct({ name: Schema.String }) })
+ *
+ * const program = Effect.gen(function*() {
+ *   const queue = yield* TaskQueue.TaskQueue
+ *   const { id } = yield* queue.enqueue(Greet, { name: "Ada" })
+ *   yield* queue.enqueue(Greet, { name: "Lin" }, { delay: "10 minutes", priority: 5 })
+ *   return id
+ * }).pipe(Effect.provide(TaskQueue.layer.pipe(Layer.provide(MemoryTaskStore.layer))))
+ * ```
+ *
+ * @since 0.1.0
+ */
+import { Clock, Context, DateTime, Duration, Effect, Exit, Layer, Metric, Schema } from "effect"
+import type * as Task from "./Task.ts"
+import * as TaskMetrics from "./TaskMetrics.ts"
+import type { NewTask, TaskRecord, TaskStoreError } from "./TaskStore.ts"
+import { TaskStore } from "./TaskStore.ts"
+
+/**
+ * When and how urgently to run an enqueued task.
+ *
+ * @since 0.1.0
+ */
+export interface EnqueueOptions {
+  /** Run no earlier than this time. */
+  readonly runAt?: Date | DateTime.DateTime | undefined
+  /** Run no earlier than this long from now (ignored when `runAt` is given). */
+  readonly delay?: Duration.Input | undefined
+  /** Overrides the definition's priority; higher runs first. */
+  readonly priority?: number | undefined
+}
+
+/**
+ * The result of one enqueue: `inserted: false` when the task is unique and
+ * an equal one already existed; `task` is then that existing task.
+ *
+ * @since 0.1.0
+ */
+export interface Enqueued {
+  readonly id: string
+  readonly inserted: boolean
+  readonly task: TaskRecord
+}
+
+/**
+ * A payload that its task's Schema rejected, or bad enqueue options. Nothing
+ * was stored.
+ *
+ * @since 0.1.0
+ */
+export class InvalidPayload extends Schema.TaggedError<InvalidPayload>()("InvalidPayload", {
+  taskName: Schema.String,
+  message: Schema.String
+}) {}
+
+/**
+ * The queue client service.
+ *
+ * @since 0.1.0
+ */
+export class TaskQueue extends Context.Service<TaskQueue, {
+  /** Enqueues one task. */
+  readonly enqueue: <T extends Task.Any>(
+    task: T,
+    payload: Task.Payload<T>,
+    options?: EnqueueOptions
+  ) => Effect.Effect<Enqueued, InvalidPayload | TaskStoreError>
+  /** Enqueues many tasks of one definition in one store call; results in input order. */
+  readonly enqueueMany: <T extends Task.Any>(
+    task: T,
+    payloads: Iterable<Task.Payload<T>>,
+    options?: EnqueueOptions
+  ) => Effect.Effect<ReadonlyArray<Enqueued>, InvalidPayload | TaskStoreError>
+  /** Enqueues one task to run at `at` (shorthand for `enqueue` with `runAt`). */
+  readonly schedule: <T extends Task.Any>(
+    task: T,
+    payload: Task.Payload<T>,
+    at: Date | DateTime.DateTime,
+    options?: Omit<EnqueueOptions, "runAt" | "delay">
+  ) => Effect.Effect<Enqueued, InvalidPayload | TaskStoreError>
+}>()("@backie/core/TaskQueue") {}
+
+const toMillis = (at: Date | DateTime.DateTime): number => at instanceof Date ? at.getTime() : DateTime.toEpochMillis(at)
+
+/**
+ * Builds the client on the current `TaskStore`.
+ *
+ * @since 0.1.0
+ */
+export const make: Effect.Effect<TaskQueue["Service"], never, TaskStore> = Effect.gen(function*() {
+  const store = yield* TaskStore
+
+  const prepare = Effect.fnUntraced(function*<T extends Task.Any>(
+    task: T,
+    payloads: Iterable<Task.Payload<T>>,
+    options: EnqueueOptions | undefined
+  ) {
+    const now = yield* Clock.currentTimeMillis
+    let runAt = now
+    if (options?.runAt !== undefined) {
+      runAt = toMillis(options.runAt)
+    } else if (options?.delay !== undefined) {
+      const delay = Duration.fromInput(options.delay)
+      if (delay._tag === "None" || !Duration.isFinite(delay.value)) {
+        return yield* new InvalidPayload({ taskName: task.name, message: `invalid delay: ${String(options.delay)}` })
+      }
+      runAt = now + Duration.toMillis(delay.value)
+    }
+    if (!Number.isFinite(runAt)) {
+      return yield* new InvalidPayload({ taskName: task.name, message: "invalid runAt: not a valid time" })
+    }
+    const priority = options?.priority ?? task.priority
+    if (!Number.isSafeInteger(priority) || Math.abs(priority) > 2 ** 31 - 1) {
+      return yield* new InvalidPayload({
+        taskName: task.name,
+        message: `priority must be an integer between -(2^31 - 1) and 2^31 - 1, got ${priority}`
+      })
+    }
+    const encode = Schema.encodeUnknownExit(task.codec)
+    const createdAt = new Date(now)
+    const scheduledAt = new Date(runAt)
+    const timeoutMs = Duration.toMillis(task.timeout)
+    const rows: Array<NewTask> = []
+    let index = 0
+    for (const payload of payloads) {
+      const encoded = encode(payload)
+      if (Exit.isFailure(encoded)) {
+        const error = encoded.cause.reasons[0]
+        const message = error !== undefined && error._tag === "Fail" ? String(error.error.message) : "encoding failed"
+        return yield* new InvalidPayload({
+          taskName: task.name,
+          message: `payload ${index} does not match the schema of ${task.name}: ${message}`
+        })
+      }
+      let uniqueKey: string | null = null
+      if (task.uniqueKey !== undefined) {
+        const key = task.uniqueKey(payload)
+        if (typeof key !== "string") {
+          return yield* new InvalidPayload({
+            taskName: task.name,
+            message: `uniqueKey of ${task.name} must return a string, got ${typeof key}`
+          })
+        }
+        uniqueKey = key
+      }
+      rows.push({
+        taskName: task.name,
+        queue: task.queue,
+        payload: encoded.value,
+        uniqueKey,
+        priority,
+        maxRetries: task.maxRetries,
+        timeoutMs,
+        now: createdAt,
+        scheduledAt
+      })
+      index++
+    }
+    return rows
+  })
+
+  const insert = Effect.fnUntraced(function*(queue: string, rows: ReadonlyArray<NewTask>) {
+    if (rows.length === 0) return []
+    const results = yield* store.insert(rows)
+    let inserted = 0
+    const enqueued = results.map((result): Enqueued => {
+      if (result.inserted) inserted++
+      return { id: result.task.id, inserted: result.inserted, task: result.task }
+    })
+    if (inserted > 0) yield* Metric.update(Metric.withAttributes(TaskMetrics.enqueued, { queue }), inserted)
+    return enqueued
+  })
+
+  const enqueueMany = <T extends Task.Any>(task: T, payloads: Iterable<Task.Payload<T>>, options?: EnqueueOptions) =>
+    prepare(task, payloads, options).pipe(
+      Effect.flatMap((rows) => insert(task.queue, rows)),
+      Effect.withSpan("TaskQueue.enqueueMany", { attributes: { "backie.task": task.name, "backie.queue": task.queue } })
+    )
+
+  const enqueue = <T extends Task.Any>(task: T, payload: Task.Payload<T>, options?: EnqueueOptions) =>
+    prepare(task, [payload], options).pipe(
+      Effect.flatMap((rows) => insert(task.queue, rows)),
+      Effect.map((results) => results[0]!),
+      Effect.withSpan("TaskQueue.enqueue", { attributes: { "backie.task": task.name, "backie.queue": task.queue } })
+    )
+
+  const schedule = <T extends Task.Any>(
+    task: T,
+    payload: Task.Payload<T>,
+    at: Date | DateTime.DateTime,
+    options?: Omit<EnqueueOptions, "runAt" | "delay">
+  ) => enqueue(task, payload, { ...options, runAt: at })
+
+  return TaskQueue.of({ enqueue, enqueueMany, schedule })
+})
+
+/**
+ * The client as a layer; it needs a `TaskStore`.
+ *
+ * @since 0.1.0
+ */
+export const layer: Layer.Layer<TaskQueue, never, TaskStore> = Layer.effect(TaskQueue, make)
+
+/**
+ * Enqueues one task with the `TaskQueue` in context.
+ *
+ * @example
+ * ```ts
+ * import { Task, TaskQueue } from "@backie/core"
+ * import { Schema } from "effect"
+ *
+ * const Ping = Task.make({ name: "ping", payload: Schema.Struct({ n: Schema.Number }) })
+ * const enqueued = TaskQueue.enqueue(Ping, { n: 1 })
+ * ```
+ *
+ * @since 0.1.0
+ */
+export const enqueue = <T extends Task.Any>(
+  task: T,
+  payload: Task.Payload<T>,
+  options?: EnqueueOptions
+): Effect.Effect<Enqueued, InvalidPayload | TaskStoreError, TaskQueue> =>
+  Effect.flatMap(TaskQueue, (queue) => queue.enqueue(task, payload, options))
+
+/**
+ * Enqueues many tasks of one definition with the `TaskQueue` in context.
+ *
+ * @since 0.1.0
+ */
+export const enqueueMany = <T extends Task.Any>(
+  task: T,
+  payloads: Iterable<Task.Payload<T>>,
+  options?: EnqueueOptions
+): Effect.Effect<ReadonlyArray<Enqueued>, InvalidPayload | TaskStoreError, TaskQueue> =>
+  Effect.flatMap(TaskQueue, (queue) => queue.enqueueMany(task, payloads, options))
+
+/**
+ * Enqueues one task to run at `at` with the `TaskQueue` in context.
+ *
+ * @since 0.1.0
+ */
+export const schedule = <T extends Task.Any>(
+  task: T,
+  payload: Task.Payload<T>,
+  at: Date | DateTime.DateTime,
+  options?: Omit<EnqueueOptions, "runAt" | "delay">
+): Effect.Effect<Enqueued, InvalidPayload | TaskStoreError, TaskQueue> =>
+  Effect.flatMap(TaskQueue, (queue) => queue.schedule(task, payload, at, options))

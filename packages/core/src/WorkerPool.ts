@@ -1,0 +1,629 @@
+/**
+ * The worker pool: runs handlers for the tasks stored in a `TaskStore`.
+ *
+ * Per queue, one claimer fiber claims as many runnable tasks as the queue has
+ * free slots, in one store call, and runs each in its own fiber under the
+ * task's timeout. Outcomes are settled in batches by one completer fiber
+ * (whatever accumulated while the previous batch was written), each guarded by
+ * its attempt fence. Closing the layer's scope stops claiming at once, lets
+ * running tasks finish (or, past the optional grace period, interrupts them and
+ * returns them to the queue without using an attempt), writes every outcome,
+ * then ends.
+ *
+ * @example
+ * ```ts
+ * import { MemoryTaskStore, Task, WorkerPool } from "@backie/core"
+ * import { Effect, Layer, Schema } from "effect"
+ *
+ * const Ping = Task.make({ name: "ping", payload: Schema.Struct({ n: Schema.Number }) })
+ *
+ * const Workers = WorkerPool.layer({
+ *   handlers: [Task.handler(Ping, ({ n }) => Effect.log(`ping ${n}`))],
+ *   queues: { default: { concurrency: 10 } }
+ * }).pipe(Layer.provide(MemoryTaskStore.layer))
+ * ```
+ *
+ * @since 0.1.0
+ */
+import {
+  Cause,
+  Clock,
+  Context,
+  Duration,
+  Effect,
+  Exit,
+  Fiber,
+  FiberSet,
+  Layer,
+  Metric,
+  Option,
+  Queue,
+  Schedule,
+  Schema
+} from "effect"
+import * as Backoff from "./Backoff.ts"
+import { describeDefect, describeError } from "./internal/describe.ts"
+import * as Signal from "./internal/signal.ts"
+import * as Retention from "./Retention.ts"
+import * as Task from "./Task.ts"
+import * as TaskMetrics from "./TaskMetrics.ts"
+import type { AttemptError, Settlement, TaskRecord, TaskStoreError } from "./TaskStore.ts"
+import { TaskStore } from "./TaskStore.ts"
+
+/**
+ * How one queue is worked (backie's `QueueConfig`).
+ *
+ * @since 0.1.0
+ */
+export interface QueueConfig {
+  /** How many tasks of this queue run at once in this process (default 10). */
+  readonly concurrency?: number | undefined
+  /** How often an idle claimer looks for due tasks without a wake-up (default 1 second). */
+  readonly pollInterval?: Duration.Input | undefined
+  /** What is kept of finished tasks (default `RemoveDone`). */
+  readonly retention?: Retention.Retention | undefined
+  /**
+   * How long past a task's timeout its claim lasts (default 30 seconds). A
+   * task whose worker stopped settling it is run again once
+   * `timeout + leaseMargin` has passed since it was claimed.
+   */
+  readonly leaseMargin?: Duration.Input | undefined
+}
+
+/**
+ * The configuration of a pool: its handlers, and one entry per queue they use.
+ *
+ * @since 0.1.0
+ */
+export interface Options<Handlers extends ReadonlyArray<Task.AnyHandler>> {
+  readonly handlers: Handlers
+  /** One entry per queue the handlers use; a missing one is a compile error when queue names are literal types. */
+  readonly queues:
+    & { readonly [Q in Task.HandlerQueue<Handlers[number]>]: QueueConfig }
+    & { readonly [queue: string]: QueueConfig }
+  /**
+   * How long shutdown waits for running tasks before interrupting them and
+   * returning them to their queue without using an attempt. Default: wait for
+   * them to finish, as backie does.
+   */
+  readonly shutdownGracePeriod?: Duration.Input | undefined
+}
+
+/**
+ * A handler names a queue that has no configuration (backie's
+ * `QueueNotConfigured`).
+ *
+ * @since 0.1.0
+ */
+export class QueueNotConfigured extends Schema.TaggedError<QueueNotConfigured>()("QueueNotConfigured", {
+  queue: Schema.String,
+  taskNames: Schema.Array(Schema.String),
+  message: Schema.String
+}) {}
+
+/**
+ * A pool configuration that cannot work: two handlers for one task name, or a
+ * queue setting out of range.
+ *
+ * @since 0.1.0
+ */
+export class InvalidWorkerPoolConfig
+  extends Schema.TaggedError<InvalidWorkerPoolConfig>()("InvalidWorkerPoolConfig", {
+    message: Schema.String
+  })
+{}
+
+/**
+ * Recorded when a stored task names no registered handler (backie's
+ * `TaskNotRegistered`). The attempt fails and is retried with the default
+ * backoff, so a task enqueued by a newer release waits for a worker that knows
+ * it during a rolling deploy.
+ *
+ * @since 0.1.0
+ */
+export class TaskNotRegistered extends Schema.TaggedError<TaskNotRegistered>()("TaskNotRegistered", {
+  taskName: Schema.String,
+  queue: Schema.String,
+  message: Schema.String
+}) {}
+
+/**
+ * Recorded when a stored payload no longer decodes with its task's Schema.
+ *
+ * @since 0.1.0
+ */
+export class PayloadDecodeError extends Schema.TaggedError<PayloadDecodeError>()("PayloadDecodeError", {
+  taskName: Schema.String,
+  message: Schema.String
+}) {}
+
+/**
+ * Recorded when an attempt ran past its task's timeout and was interrupted.
+ *
+ * @since 0.1.0
+ */
+export class TaskTimeout extends Schema.TaggedError<TaskTimeout>()("TaskTimeout", {
+  taskName: Schema.String,
+  timeoutMillis: Schema.Number,
+  message: Schema.String
+}) {}
+
+/**
+ * The running pool.
+ *
+ * @since 0.1.0
+ */
+export class WorkerPool extends Context.Service<WorkerPool, {
+  /**
+   * Completes once every queue has been seen idle since the call: a claim
+   * found no runnable task while none was running or waiting to be settled.
+   * Tasks scheduled in the future do not count; advance the clock (e.g.
+   * `TestClock.adjust`) and call it again.
+   */
+  readonly awaitIdle: Effect.Effect<void>
+  /** How many attempts are running or waiting to be settled, per queue. */
+  readonly inFlight: Effect.Effect<ReadonlyMap<string, number>>
+}>()("@backie/core/WorkerPool") {}
+
+interface QueueRuntime {
+  readonly name: string
+  readonly concurrency: number
+  readonly pollInterval: Duration.Duration
+  readonly retention: Retention.Retention
+  readonly leaseMarginMs: number
+  readonly signal: Signal.Signal
+  readonly attributes: { readonly queue: string }
+  free: number
+  inFlight: number
+  idleWaiters: Array<() => void>
+}
+
+interface Completion {
+  readonly queue: QueueRuntime
+  readonly settlement: Settlement
+}
+
+const positiveDuration = (input: Duration.Input, what: string, queue: string) => {
+  const duration = Duration.fromInput(input)
+  if (Option.isNone(duration) || !Duration.isFinite(duration.value) || Duration.toMillis(duration.value) <= 0) {
+    return Effect.fail(
+      new InvalidWorkerPoolConfig({ message: `${what} of queue "${queue}" must be a positive, finite duration` })
+    )
+  }
+  return Effect.succeed(duration.value)
+}
+
+const storeRetry = Schedule.exponential("50 millis").pipe(
+  Schedule.modifyDelay(({ duration }) => Effect.succeed(Duration.min(duration, Duration.seconds(5))))
+)
+
+const TimedOut = Symbol.for("@backie/core/WorkerPool/TimedOut")
+
+/**
+ * Builds and starts a pool in the current scope; closing the scope shuts it
+ * down gracefully. Most applications use {@link layer}.
+ *
+ * @since 0.1.0
+ */
+export const make = <const Handlers extends ReadonlyArray<Task.AnyHandler>>(
+  options: Options<Handlers>
+): Effect.Effect<
+  WorkerPool["Service"],
+  QueueNotConfigured | InvalidWorkerPoolConfig | TaskStoreError,
+  TaskStore | Task.HandlerServices<Handlers[number]> | import("effect").Scope.Scope
+> =>
+  Effect.gen(function*() {
+    const store = yield* TaskStore
+
+    // --- configuration ----------------------------------------------------
+    const handlers = new Map<string, Task.AnyHandler>()
+    const tasksByQueue = new Map<string, Array<string>>()
+    for (const handler of options.handlers) {
+      const name = handler.task.name
+      if (handlers.has(name)) {
+        return yield* new InvalidWorkerPoolConfig({ message: `two handlers are registered for the task "${name}"` })
+      }
+      handlers.set(name, handler)
+      const names = tasksByQueue.get(handler.task.queue) ?? []
+      names.push(name)
+      tasksByQueue.set(handler.task.queue, names)
+    }
+    const configs = options.queues as Record<string, QueueConfig | undefined>
+    for (const [queue, taskNames] of tasksByQueue) {
+      if (!Object.hasOwn(configs, queue) || configs[queue] === undefined) {
+        return yield* new QueueNotConfigured({
+          queue,
+          taskNames,
+          message: `queue "${queue}" is not configured; it is used by the tasks ${
+            taskNames.map((n) => `"${n}"`).join(", ")
+          }`
+        })
+      }
+    }
+    const queues: Array<QueueRuntime> = []
+    for (const queue of tasksByQueue.keys()) {
+      const config = configs[queue]!
+      const concurrency = config.concurrency ?? 10
+      if (!Number.isSafeInteger(concurrency) || concurrency < 1) {
+        return yield* new InvalidWorkerPoolConfig({
+          message: `concurrency of queue "${queue}" must be a positive integer, got ${concurrency}`
+        })
+      }
+      const pollInterval = yield* positiveDuration(config.pollInterval ?? "1 second", "pollInterval", queue)
+      const leaseMargin = Duration.fromInput(config.leaseMargin ?? "30 seconds")
+      if (Option.isNone(leaseMargin) || !Duration.isFinite(leaseMargin.value)) {
+        return yield* new InvalidWorkerPoolConfig({
+          message: `leaseMargin of queue "${queue}" must be a finite duration`
+        })
+      }
+      const retention = config.retention ?? Retention.defaultRetention
+      if (retention !== "KeepAll" && retention !== "RemoveAll" && retention !== "RemoveDone") {
+        return yield* new InvalidWorkerPoolConfig({
+          message: `retention of queue "${queue}" must be KeepAll, RemoveAll or RemoveDone, got ${String(retention)}`
+        })
+      }
+      queues.push({
+        name: queue,
+        concurrency,
+        pollInterval,
+        retention,
+        leaseMarginMs: Duration.toMillis(leaseMargin.value),
+        signal: Signal.make(),
+        attributes: { queue },
+        free: concurrency,
+        inFlight: 0,
+        idleWaiters: []
+      })
+    }
+    let grace: Duration.Duration | undefined
+    if (options.shutdownGracePeriod !== undefined) {
+      const parsed = Duration.fromInput(options.shutdownGracePeriod)
+      if (Option.isNone(parsed)) {
+        return yield* new InvalidWorkerPoolConfig({ message: "shutdownGracePeriod must be a duration" })
+      }
+      grace = parsed.value
+    }
+
+    // --- running ----------------------------------------------------------
+    const wakeups = yield* store.wakeups(queues.map((q) => q.name))
+    const completions = yield* Queue.unbounded<Completion>()
+    const running = yield* FiberSet.make<void, never>()
+    const flushed = Signal.make()
+
+    const count = (metric: Metric.Metric<number, unknown>, queue: QueueRuntime) =>
+      Metric.update(Metric.withAttributes(metric, queue.attributes), 1)
+
+    const attemptError = (row: TaskRecord, now: number, error: unknown): AttemptError => ({
+      attempt: row.attempt,
+      at: new Date(now),
+      ...describeError(error)
+    })
+
+    /** A failed attempt: retried after its backoff, or failed for good. */
+    const failure = Effect.fnUntraced(function*(
+      queue: QueueRuntime,
+      row: TaskRecord,
+      now: number,
+      error: AttemptError,
+      backoff: Backoff.Backoff
+    ) {
+      if (row.retries < row.maxRetries) {
+        const delay = yield* Backoff.delay(backoff, row.retries, now)
+        if (Option.isSome(delay)) {
+          yield* count(TaskMetrics.retried, queue)
+          yield* Effect.logDebug(`attempt ${row.attempt} failed, retrying in ${Duration.format(delay.value)}`)
+          return {
+            _tag: "Retry",
+            id: row.id,
+            attempt: row.attempt,
+            now: new Date(now),
+            runAt: new Date(now + Duration.toMillis(delay.value)),
+            error
+          } satisfies Settlement
+        }
+      }
+      yield* count(TaskMetrics.failed, queue)
+      yield* Effect.logWarning(`task failed for good after attempt ${row.attempt}: ${error.message}`)
+      return {
+        _tag: "Fail",
+        id: row.id,
+        attempt: row.attempt,
+        now: new Date(now),
+        error,
+        remove: Retention.removes(queue.retention, "failed")
+      } satisfies Settlement
+    })
+
+    /** Runs one attempt and decides its settlement; never fails. */
+    const execute = Effect.fnUntraced(function*(
+      queue: QueueRuntime,
+      row: TaskRecord,
+      restore: <A, E, R>(effect: Effect.Effect<A, E, R>) => Effect.Effect<A, E, R>
+    ) {
+      const handler = handlers.get(row.taskName)
+      if (handler === undefined) {
+        const now = yield* Clock.currentTimeMillis
+        const error = new TaskNotRegistered({
+          taskName: row.taskName,
+          queue: row.queue,
+          message: `no handler is registered for the task "${row.taskName}" in this worker pool`
+        })
+        return yield* failure(queue, row, now, attemptError(row, now, error), Backoff.defaultBackoff)
+      }
+      const task = handler.task
+      const decoded = Schema.decodeUnknownExit(task.codec)(row.payload)
+      if (Exit.isFailure(decoded)) {
+        const now = yield* Clock.currentTimeMillis
+        const reason = decoded.cause.reasons[0]
+        const error = new PayloadDecodeError({
+          taskName: row.taskName,
+          message: `the stored payload does not decode with the schema of "${row.taskName}": ${
+            reason !== undefined && reason._tag === "Fail" ? String(reason.error.message) : Cause.pretty(decoded.cause)
+          }`
+        })
+        return yield* failure(queue, row, now, attemptError(row, now, error), task.backoff)
+      }
+      const current: Task.CurrentTask = {
+        id: row.id,
+        name: row.taskName,
+        queue: row.queue,
+        attempt: row.attempt,
+        retries: row.retries,
+        maxRetries: row.maxRetries,
+        priority: row.priority,
+        createdAt: row.createdAt,
+        scheduledAt: row.scheduledAt
+      }
+      const timeoutMillis = Math.min(row.timeoutMs, Duration.toMillis(task.timeout))
+      yield* count(TaskMetrics.started, queue)
+      const startedAt = yield* Clock.currentTimeMillis
+      const exit = yield* restore(
+        Effect.suspend(() => handler.run(decoded.value, current)).pipe(
+          Effect.timeoutOrElse({ duration: timeoutMillis, orElse: () => Effect.fail(TimedOut) })
+        )
+      ).pipe(
+        Effect.withSpan(row.taskName, {
+          attributes: {
+            "backie.task_id": row.id,
+            "backie.task": row.taskName,
+            "backie.queue": row.queue,
+            "backie.attempt": row.attempt
+          }
+        }),
+        Effect.annotateLogs({ taskId: row.id, task: row.taskName, queue: row.queue, attempt: row.attempt }),
+        Effect.exit
+      )
+      const now = yield* Clock.currentTimeMillis
+      yield* Metric.update(
+        Metric.withAttributes(TaskMetrics.duration, queue.attributes),
+        Duration.millis(Math.max(0, now - startedAt))
+      )
+      if (Exit.isSuccess(exit)) {
+        yield* count(TaskMetrics.succeeded, queue)
+        return {
+          _tag: "Done",
+          id: row.id,
+          attempt: row.attempt,
+          now: new Date(now),
+          remove: Retention.removes(queue.retention, "done")
+        } satisfies Settlement
+      }
+      const cause = exit.cause
+      const failed = Cause.findError(cause)
+      if (failed._tag === "Success") {
+        const error: unknown = failed.success
+        if (error === TimedOut) {
+          const timeout = new TaskTimeout({
+            taskName: row.taskName,
+            timeoutMillis,
+            message: `the attempt ran past its timeout of ${Duration.format(Duration.millis(timeoutMillis))}`
+          })
+          return yield* failure(queue, row, now, attemptError(row, now, timeout), task.backoff)
+        }
+        if (error instanceof Task.Snooze) {
+          yield* count(TaskMetrics.snoozed, queue)
+          return {
+            _tag: "Snooze",
+            id: row.id,
+            attempt: row.attempt,
+            now: new Date(now),
+            runAt: new Date(now + Math.max(0, error.delayMillis))
+          } satisfies Settlement
+        }
+        if (error instanceof Task.Cancel) {
+          yield* count(TaskMetrics.cancelled, queue)
+          return {
+            _tag: "Cancel",
+            id: row.id,
+            attempt: row.attempt,
+            now: new Date(now),
+            error: { attempt: row.attempt, at: new Date(now), message: `cancelled: ${error.reason}`, tag: "Cancel", details: null },
+            remove: Retention.removes(queue.retention, "cancelled")
+          } satisfies Settlement
+        }
+        if (error instanceof Task.PermanentFailure) {
+          yield* count(TaskMetrics.failed, queue)
+          const recorded = attemptError(row, now, error.error)
+          yield* Effect.logWarning(`task failed permanently in attempt ${row.attempt}: ${recorded.message}`)
+          return {
+            _tag: "Fail",
+            id: row.id,
+            attempt: row.attempt,
+            now: new Date(now),
+            error: recorded,
+            remove: Retention.removes(queue.retention, "failed")
+          } satisfies Settlement
+        }
+        return yield* failure(queue, row, now, attemptError(row, now, error), task.backoff)
+      }
+      const defect = Cause.findDefect(cause)
+      if (defect._tag === "Success") {
+        const error: AttemptError = {
+          attempt: row.attempt,
+          at: new Date(now),
+          message: describeDefect(defect.success),
+          tag: "Defect",
+          details: null
+        }
+        return yield* failure(queue, row, now, error, task.backoff)
+      }
+      // Interrupted: only shutdown interrupts a running task. Return it to the queue.
+      yield* count(TaskMetrics.released, queue)
+      return { _tag: "Release", id: row.id, attempt: row.attempt, now: new Date(now) } satisfies Settlement
+    })
+
+    const runTask = (queue: QueueRuntime, row: TaskRecord) =>
+      Effect.uninterruptibleMask((restore) =>
+        execute(queue, row, restore).pipe(
+          Effect.flatMap((settlement) => Queue.offer(completions, { queue, settlement }))
+        )
+      ).pipe(Effect.asVoid)
+
+    const claimer = (queue: QueueRuntime) =>
+      Effect.gen(function*() {
+        const idle = Effect.raceAll([
+          queue.signal.await,
+          wakeups.await(queue.name),
+          Effect.sleep(queue.pollInterval)
+        ])
+        while (true) {
+          if (queue.free === 0) {
+            yield* queue.signal.await
+            continue
+          }
+          const limit = queue.free
+          const now = yield* Clock.currentTimeMillis
+          const rows = yield* store.claim({
+            queue: queue.name,
+            limit,
+            now: new Date(now),
+            leaseMarginMs: queue.leaseMarginMs
+          }).pipe(
+            Effect.tapError((error) => Effect.logWarning(`claiming from queue "${queue.name}" failed: ${error.message}`)),
+            Effect.retry(storeRetry)
+          )
+          queue.free -= rows.length
+          queue.inFlight += rows.length
+          for (const row of rows) {
+            yield* FiberSet.run(running, runTask(queue, row))
+          }
+          if (rows.length === 0 && queue.inFlight === 0 && queue.idleWaiters.length > 0) {
+            const waiters = queue.idleWaiters
+            queue.idleWaiters = []
+            for (const resume of waiters) resume()
+          }
+          if (rows.length < limit) yield* idle
+        }
+      }).pipe(Effect.annotateLogs({ queue: queue.name }))
+
+    const completer = Effect.gen(function*() {
+      while (true) {
+        const batch = yield* Queue.takeBetween(completions, 1, 1000)
+        const results = yield* store.settle(batch.map((c) => c.settlement)).pipe(
+          Effect.tapError((error) => Effect.logWarning(`settling ${batch.length} outcomes failed: ${error.message}`)),
+          Effect.retry(storeRetry)
+        )
+        for (let i = 0; i < batch.length; i++) {
+          const { queue, settlement } = batch[i]!
+          queue.inFlight -= 1
+          queue.free += 1
+          queue.signal.notify()
+          if (results[i]?.applied !== true) {
+            yield* count(TaskMetrics.refused, queue)
+            yield* Effect.logWarning(
+              `the outcome of attempt ${settlement.attempt} of task ${settlement.id} was refused: ` +
+                "the task was re-claimed after its lease lapsed, or cancelled"
+            )
+          }
+        }
+        flushed.notify()
+      }
+    })
+
+    const completerFiber = yield* Effect.forkScoped(completer)
+    const claimers = yield* Effect.forEach(queues, (queue) => Effect.forkScoped(claimer(queue)))
+
+    const totalInFlight = () => queues.reduce((sum, q) => sum + q.inFlight, 0)
+
+    // Registered last, so it runs first when the scope closes.
+    yield* Effect.addFinalizer(() =>
+      Effect.gen(function*() {
+        yield* Fiber.interruptAll(claimers)
+        const runningNow = yield* FiberSet.size(running)
+        if (runningNow > 0) {
+          yield* Effect.logInfo(`shutting down: waiting for ${runningNow} running tasks`)
+        }
+        if (grace === undefined) {
+          yield* FiberSet.awaitEmpty(running)
+        } else {
+          const finished = yield* Effect.timeoutOption(FiberSet.awaitEmpty(running), grace)
+          if (Option.isNone(finished)) {
+            const left = yield* FiberSet.size(running)
+            yield* Effect.logWarning(`shutdown grace period over: interrupting ${left} tasks and returning them to their queues`)
+            yield* FiberSet.clear(running)
+            yield* FiberSet.awaitEmpty(running)
+          }
+        }
+        while (totalInFlight() > 0) yield* flushed.await
+        yield* Fiber.interrupt(completerFiber)
+      })
+    )
+
+    const awaitIdle = Effect.forEach(queues, (queue) =>
+      Effect.callback<void>((resume) => {
+        queue.idleWaiters.push(() => resume(Effect.void))
+        queue.signal.notify()
+      }), { concurrency: "unbounded", discard: true })
+
+    const inFlight = Effect.sync(() => new Map(queues.map((q) => [q.name, q.inFlight] as const)))
+
+    return WorkerPool.of({ awaitIdle, inFlight })
+  }) as never
+
+/**
+ * The pool as a layer. It requires a `TaskStore` and every service its
+ * handlers need, so a pool whose handlers need a service cannot run until that
+ * service is provided. It fails to build with `QueueNotConfigured` when a
+ * handler's queue has no configuration.
+ *
+ * @example
+ * ```ts
+ * import { Task, WorkerPool } from "@backie/core"
+ * import { Context, Effect, Schema } from "effect"
+ *
+ * class Mailer extends Context.Service<Mailer, { send(to: string): Effect.Effect<void> }>()("app/Mailer") {}
+ * const Welcome = Task.make({ name: "welcome", queue: "mail", payload: Schema.Struct({ to: Schema.String }) })
+ *
+ * // Layer<WorkerPool, ..., TaskStore | Mailer>
+ * const Workers = WorkerPool.layer({
+ *   handlers: [Task.handler(Welcome, ({ to }) => Effect.flatMap(Mailer, (m) => m.send(to)))],
+ *   queues: { mail: { concurrency: 5, retention: "KeepAll" } },
+ *   shutdownGracePeriod: "30 seconds"
+ * })
+ * ```
+ *
+ * @since 0.1.0
+ */
+export const layer = <const Handlers extends ReadonlyArray<Task.AnyHandler>>(
+  options: Options<Handlers>
+): Layer.Layer<
+  WorkerPool,
+  QueueNotConfigured | InvalidWorkerPoolConfig | TaskStoreError,
+  TaskStore | Task.HandlerServices<Handlers[number]>
+> => Layer.effect(WorkerPool, make(options))
+
+/**
+ * Waits until the pool in context is idle (see `WorkerPool.awaitIdle`).
+ *
+ * @example
+ * ```ts
+ * import { TaskQueue, WorkerPool } from "@backie/core"
+ * import { Effect } from "effect"
+ *
+ * // in a test: enqueue, then let the pool run everything that is due
+ * const settle = Effect.andThen(Effect.void, WorkerPool.awaitIdle)
+ * ```
+ *
+ * @since 0.1.0
+ */
+export const awaitIdle: Effect.Effect<void, never, WorkerPool> = Effect.flatMap(WorkerPool, (pool) => pool.awaitIdle)
