@@ -250,10 +250,11 @@ export type HandlerQueue<H> = H extends Handler<infer T, infer _E, infer _R> ? T
  *
  * @since 0.1.0
  */
-export const handler = <T extends Any, E, R>(
+export const handler = <T extends Any, Eff extends Effect.Effect<void, unknown, unknown>>(
   task: T,
-  run: (payload: Payload<T>, task: CurrentTask) => Effect.Effect<void, E, R>
-): Handler<T, E, R> => ({ task, run })
+  run: (payload: Payload<T>, task: CurrentTask) => Eff
+): Handler<T, Effect.Error<Eff>, Effect.Services<Eff>> =>
+  ({ task, run: run as Handler<T, Effect.Error<Eff>, Effect.Services<Eff>>["run"] })
 
 // ---------------------------------------------------------------------------
 // Outcomes beyond success and failure

@@ -197,6 +197,8 @@ const storeRetry = Schedule.exponential("50 millis").pipe(
   Schedule.modifyDelay(({ duration }) => Effect.succeed(Duration.min(duration, Duration.seconds(5))))
 )
 
+const shutdownFlushTimeout = Duration.seconds(30)
+
 const TimedOut = Symbol.for("@backie/core/WorkerPool/TimedOut")
 
 /**
@@ -251,9 +253,11 @@ export const make = <const Handlers extends ReadonlyArray<Task.AnyHandler>>(
       }
       const pollInterval = yield* positiveDuration(config.pollInterval ?? "1 second", "pollInterval", queue)
       const leaseMargin = Duration.fromInput(config.leaseMargin ?? "30 seconds")
-      if (Option.isNone(leaseMargin) || !Duration.isFinite(leaseMargin.value)) {
+      if (
+        Option.isNone(leaseMargin) || !Duration.isFinite(leaseMargin.value) || Duration.toMillis(leaseMargin.value) < 0
+      ) {
         return yield* new InvalidWorkerPoolConfig({
-          message: `leaseMargin of queue "${queue}" must be a finite duration`
+          message: `leaseMargin of queue "${queue}" must be a finite, non-negative duration`
         })
       }
       const retention = config.retention ?? Retention.defaultRetention
@@ -374,7 +378,8 @@ export const make = <const Handlers extends ReadonlyArray<Task.AnyHandler>>(
         createdAt: row.createdAt,
         scheduledAt: row.scheduledAt
       }
-      const timeoutMillis = Math.min(row.timeoutMs, Duration.toMillis(task.timeout))
+      // The stored timeout, which the lease was computed from.
+      const timeoutMillis = row.timeoutMs
       yield* count(TaskMetrics.started, queue)
       const startedAt = yield* Clock.currentTimeMillis
       const exit = yield* restore(
@@ -492,27 +497,34 @@ export const make = <const Handlers extends ReadonlyArray<Task.AnyHandler>>(
             continue
           }
           const limit = queue.free
-          const now = yield* Clock.currentTimeMillis
-          const rows = yield* store.claim({
-            queue: queue.name,
-            limit,
-            now: new Date(now),
-            leaseMarginMs: queue.leaseMarginMs
-          }).pipe(
+          // A claim is never interrupted half-way (shutdown would strand the
+          // claimed rows until their leases lapse): claimed tasks are started.
+          const claimed = yield* Effect.uninterruptible(
+            Effect.gen(function*() {
+              const now = yield* Clock.currentTimeMillis
+              const rows = yield* store.claim({
+                queue: queue.name,
+                limit,
+                now: new Date(now),
+                leaseMarginMs: queue.leaseMarginMs
+              })
+              queue.free -= rows.length
+              queue.inFlight += rows.length
+              for (const row of rows) {
+                yield* FiberSet.run(running, runTask(queue, row))
+              }
+              return rows.length
+            })
+          ).pipe(
             Effect.tapError((error) => Effect.logWarning(`claiming from queue "${queue.name}" failed: ${error.message}`)),
             Effect.retry(storeRetry)
           )
-          queue.free -= rows.length
-          queue.inFlight += rows.length
-          for (const row of rows) {
-            yield* FiberSet.run(running, runTask(queue, row))
-          }
-          if (rows.length === 0 && queue.inFlight === 0 && queue.idleWaiters.length > 0) {
+          if (claimed === 0 && queue.inFlight === 0 && queue.idleWaiters.length > 0) {
             const waiters = queue.idleWaiters
             queue.idleWaiters = []
             for (const resume of waiters) resume()
           }
-          if (rows.length < limit) yield* idle
+          if (claimed < limit) yield* idle
         }
       }).pipe(Effect.annotateLogs({ queue: queue.name }))
 
@@ -564,7 +576,17 @@ export const make = <const Handlers extends ReadonlyArray<Task.AnyHandler>>(
             yield* FiberSet.awaitEmpty(running)
           }
         }
-        while (totalInFlight() > 0) yield* flushed.await
+        // Write every outcome. If the store stays unreachable, give up after a
+        // while: those tasks run again when their leases lapse.
+        const written = yield* Effect.timeoutOption(
+          Effect.whileLoop({ while: () => totalInFlight() > 0, body: () => flushed.await, step: () => {} }),
+          shutdownFlushTimeout
+        )
+        if (Option.isNone(written)) {
+          yield* Effect.logError(
+            `shutdown: ${totalInFlight()} outcomes could not be written; those tasks will run again once their leases lapse`
+          )
+        }
         yield* Fiber.interrupt(completerFiber)
       })
     )

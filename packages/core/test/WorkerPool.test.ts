@@ -1,0 +1,705 @@
+import { assert, describe, it } from "@effect/vitest"
+import { Context, Deferred, Effect, Exit, Fiber, Layer, Metric, References, Schema, Scope } from "effect"
+import { TestClock } from "effect/testing"
+import * as Backoff from "../src/Backoff.ts"
+import * as MemoryTaskStore from "../src/MemoryTaskStore.ts"
+import * as Task from "../src/Task.ts"
+import * as TaskMetrics from "../src/TaskMetrics.ts"
+import * as TaskQueue from "../src/TaskQueue.ts"
+import { TaskStore } from "../src/TaskStore.ts"
+import * as WorkerPool from "../src/WorkerPool.ts"
+import { harness, stored } from "./utils.ts"
+
+class MailerDown extends Schema.TaggedError<MailerDown>()("MailerDown", {
+  host: Schema.String,
+  message: Schema.String
+}) {}
+
+const Email = Task.make({
+  name: "email",
+  payload: Schema.Struct({ to: Schema.String })
+})
+
+const sec = (n: number) => n * 1000
+const at = (ms: number) => new Date(ms)
+
+/** Runs `body` with a pool (and queue client and in-memory store) in a scope of its own. */
+const withPool = <const Handlers extends ReadonlyArray<Task.AnyHandler>, A, E, R>(
+  options: WorkerPool.Options<Handlers>,
+  body: Effect.Effect<A, E, R>
+) => Effect.provide(body, harness(options))
+
+describe("WorkerPool", () => {
+  describe("outcomes", () => {
+    it.effect("a successful task is done, with its payload decoded", () =>
+      Effect.gen(function*() {
+        const seen: Array<string> = []
+        yield* withPool(
+          {
+            handlers: [Task.handler(Email, ({ to }, task) =>
+              Effect.sync(() => seen.push(`${to}#${task.attempt}/${task.retries}`)))],
+            queues: { default: { retention: "KeepAll" } }
+          },
+          Effect.gen(function*() {
+            const { id } = yield* TaskQueue.enqueue(Email, { to: "ada@example.com" })
+            yield* WorkerPool.awaitIdle
+            const task = yield* stored(id)
+            assert.strictEqual(task.state, "done")
+            assert.strictEqual(task.attempt, 1)
+            assert.strictEqual(task.retries, 0)
+            assert.deepStrictEqual(task.doneAt, at(0))
+          })
+        )
+        assert.deepStrictEqual(seen, ["ada@example.com#1/0"])
+      }))
+
+    it.effect("a typed error is stored with its attempt and retried after backie's backoff (2 s, 4 s)", () =>
+      Effect.gen(function*() {
+        const runs: Array<number> = []
+        yield* withPool(
+          {
+            handlers: [Task.handler(Email, (_, task) =>
+              Effect.gen(function*() {
+                runs.push(task.attempt)
+                if (task.attempt < 3) {
+                  return yield* new MailerDown({ host: "smtp.local", message: `down on attempt ${task.attempt}` })
+                }
+              }))],
+            queues: { default: { retention: "KeepAll", pollInterval: "100 millis" } }
+          },
+          Effect.gen(function*() {
+            const { id } = yield* TaskQueue.enqueue(Email, { to: "a@b.c" })
+            yield* WorkerPool.awaitIdle
+            let task = yield* stored(id)
+            assert.strictEqual(task.state, "ready")
+            assert.strictEqual(task.retries, 1)
+            assert.deepStrictEqual(task.scheduledAt, at(sec(2)))
+            assert.deepStrictEqual(task.errors, [{
+              attempt: 1,
+              at: at(0),
+              message: "MailerDown: down on attempt 1",
+              tag: "MailerDown",
+              details: { _tag: "MailerDown", host: "smtp.local", message: "down on attempt 1" }
+            }])
+
+            // Not a millisecond early.
+            yield* TestClock.adjust(sec(2) - 1)
+            yield* WorkerPool.awaitIdle
+            assert.deepStrictEqual(runs, [1])
+
+            yield* TestClock.adjust(1)
+            yield* WorkerPool.awaitIdle
+            task = yield* stored(id)
+            assert.deepStrictEqual(runs, [1, 2])
+            assert.strictEqual(task.retries, 2)
+            // The second retry waits 4 s from the second failure.
+            assert.deepStrictEqual(task.scheduledAt, at(sec(2) + sec(4)))
+            assert.deepStrictEqual(task.errors.map((e) => [e.attempt, e.message]), [
+              [1, "MailerDown: down on attempt 1"],
+              [2, "MailerDown: down on attempt 2"]
+            ])
+
+            yield* TestClock.adjust(sec(4))
+            yield* WorkerPool.awaitIdle
+            task = yield* stored(id)
+            assert.deepStrictEqual(runs, [1, 2, 3])
+            assert.strictEqual(task.state, "done")
+            assert.deepStrictEqual(task.lastError?.attempt, 2)
+          })
+        )
+      }))
+
+    it.effect("a task fails for good once maxRetries retries have failed", () =>
+      Effect.gen(function*() {
+        const Flaky = Task.make({
+          name: "flaky",
+          payload: Schema.Struct({}),
+          maxRetries: 2,
+          backoff: Backoff.none
+        })
+        let runs = 0
+        yield* withPool(
+          {
+            handlers: [Task.handler(Flaky, () => Effect.suspend(() => Effect.fail(`failure ${++runs}`)))],
+            queues: { default: {} }
+          },
+          Effect.gen(function*() {
+            const { id } = yield* TaskQueue.enqueue(Flaky, {})
+            for (let i = 0; i < 5; i++) yield* WorkerPool.awaitIdle
+            const task = yield* stored(id)
+            assert.strictEqual(runs, 3)
+            assert.strictEqual(task.state, "failed")
+            assert.strictEqual(task.retries, 3)
+            assert.deepStrictEqual(task.errors.map((e) => e.message), ["failure 1", "failure 2", "failure 3"])
+            assert.strictEqual(task.lastError?.message, "failure 3")
+            assert.deepStrictEqual(task.doneAt, at(0))
+          })
+        )
+      }))
+
+    it.effect("a permanent failure is recorded and not retried", () =>
+      Effect.gen(function*() {
+        let runs = 0
+        yield* withPool(
+          {
+            handlers: [Task.handler(Email, ({ to }) =>
+              Effect.suspend(() => {
+                runs++
+                return Task.failPermanently(new MailerDown({ host: "smtp.local", message: `no such user ${to}` }))
+              }))],
+            queues: { default: {} }
+          },
+          Effect.gen(function*() {
+            const { id } = yield* TaskQueue.enqueue(Email, { to: "ghost" })
+            yield* WorkerPool.awaitIdle
+            yield* TestClock.adjust("1 minute")
+            yield* WorkerPool.awaitIdle
+            const task = yield* stored(id)
+            assert.strictEqual(runs, 1)
+            assert.strictEqual(task.state, "failed")
+            assert.strictEqual(task.lastError?.message, "MailerDown: no such user ghost")
+            assert.strictEqual(task.lastError?.tag, "MailerDown")
+          })
+        )
+      }))
+
+    it.effect("snooze runs the task again after the delay without using an attempt", () =>
+      Effect.gen(function*() {
+        const Once = Task.make({ name: "snoozy", payload: Schema.Struct({}), maxRetries: 0 })
+        const runs: Array<[number, number]> = []
+        yield* withPool(
+          {
+            handlers: [Task.handler(Once, (_, task) =>
+              Effect.suspend(() => {
+                runs.push([task.attempt, task.retries])
+                return runs.length < 3 ? Task.snooze("10 seconds") : Effect.void
+              }))],
+            queues: { default: { retention: "KeepAll" } }
+          },
+          Effect.gen(function*() {
+            const { id } = yield* TaskQueue.enqueue(Once, {})
+            yield* WorkerPool.awaitIdle
+            let task = yield* stored(id)
+            assert.strictEqual(task.state, "ready")
+            assert.deepStrictEqual(task.scheduledAt, at(sec(10)))
+            assert.strictEqual(task.retries, 0)
+            assert.deepStrictEqual(task.errors, [])
+            yield* TestClock.adjust("10 seconds")
+            yield* WorkerPool.awaitIdle
+            yield* TestClock.adjust("10 seconds")
+            yield* WorkerPool.awaitIdle
+            task = yield* stored(id)
+            // maxRetries 0, yet it ran three times: snoozes are not failures.
+            assert.deepStrictEqual(runs, [[1, 0], [2, 0], [3, 0]])
+            assert.strictEqual(task.state, "done")
+          })
+        )
+      }))
+
+    it.effect("cancel ends the task in the cancelled state with its reason", () =>
+      Effect.gen(function*() {
+        yield* withPool(
+          {
+            handlers: [Task.handler(Email, () => Task.cancel("the user unsubscribed"))],
+            queues: { default: {} }
+          },
+          Effect.gen(function*() {
+            const { id } = yield* TaskQueue.enqueue(Email, { to: "x" })
+            yield* WorkerPool.awaitIdle
+            const task = yield* stored(id)
+            assert.strictEqual(task.state, "cancelled")
+            assert.strictEqual(task.lastError?.message, "cancelled: the user unsubscribed")
+          })
+        )
+      }))
+
+    it.effect("defects and thrown exceptions are recorded as panics and retried", () =>
+      Effect.gen(function*() {
+        const Boom = Task.make({ name: "boom", payload: Schema.Struct({ how: Schema.String }), backoff: Backoff.none })
+        yield* withPool(
+          {
+            handlers: [Task.handler(Boom, ({ how }) =>
+              how === "die"
+                ? Effect.die(new Error("invariant broken"))
+                : Effect.sync(() => {
+                  throw new TypeError("cannot read properties of undefined")
+                }))],
+            queues: { default: {} }
+          },
+          Effect.gen(function*() {
+            const died = yield* TaskQueue.enqueue(Boom, { how: "die" })
+            const threw = yield* TaskQueue.enqueue(Boom, { how: "throw" })
+            yield* WorkerPool.awaitIdle
+            const a = yield* stored(died.id)
+            const b = yield* stored(threw.id)
+            assert.strictEqual(a.errors[0]?.message, "panicked: invariant broken")
+            assert.strictEqual(b.errors[0]?.message, "panicked: cannot read properties of undefined")
+            assert.strictEqual(a.errors[0]?.tag, "Defect")
+            // Retried like failures: 3 retries, 4 attempts, then failed.
+            assert.strictEqual(a.state, "failed")
+            assert.strictEqual(a.errors.length, 4)
+            assert.strictEqual(b.errors.length, 4)
+          })
+        )
+      }))
+
+    it.effect("an attempt over its timeout is interrupted and counts as a failed attempt", () =>
+      Effect.gen(function*() {
+        const Slow = Task.make({ name: "slow", payload: Schema.Struct({}), timeout: "5 seconds" })
+        const started = yield* Deferred.make<void>()
+        let interrupted = false
+        yield* withPool(
+          {
+            handlers: [Task.handler(Slow, () =>
+              Deferred.succeed(started, undefined).pipe(
+                Effect.andThen(Effect.never),
+                Effect.onInterrupt(() => Effect.sync(() => interrupted = true))
+              ))],
+            queues: { default: {} }
+          },
+          Effect.gen(function*() {
+            const { id } = yield* TaskQueue.enqueue(Slow, {})
+            yield* Deferred.await(started)
+            yield* TestClock.adjust("5 seconds")
+            yield* WorkerPool.awaitIdle
+            const task = yield* stored(id)
+            assert.isTrue(interrupted)
+            assert.strictEqual(task.state, "ready")
+            assert.strictEqual(task.retries, 1)
+            assert.strictEqual(task.lastError?.tag, "TaskTimeout")
+            assert.strictEqual(task.lastError?.message, "TaskTimeout: the attempt ran past its timeout of 5s")
+            assert.deepStrictEqual(task.scheduledAt, at(sec(5) + sec(2)))
+          })
+        )
+      }))
+  })
+
+  describe("stored tasks the pool cannot run", () => {
+    it.effect("an unknown task name is recorded as TaskNotRegistered and the pool goes on", () =>
+      Effect.gen(function*() {
+        const done: Array<string> = []
+        yield* withPool(
+          {
+            handlers: [Task.handler(Email, ({ to }) => Effect.sync(() => done.push(to)))],
+            queues: { default: {} }
+          },
+          Effect.gen(function*() {
+            const store = yield* TaskStore
+            const [ghost] = yield* store.insert([{
+              taskName: "ghost",
+              queue: "default",
+              payload: {},
+              uniqueKey: null,
+              priority: 10,
+              maxRetries: 0,
+              timeoutMs: 1000,
+              now: at(0),
+              scheduledAt: at(0)
+            }])
+            yield* TaskQueue.enqueue(Email, { to: "still served" })
+            yield* WorkerPool.awaitIdle
+            const task = yield* stored(ghost!.task.id)
+            assert.strictEqual(task.state, "failed")
+            assert.strictEqual(task.lastError?.tag, "TaskNotRegistered")
+            assert.strictEqual(
+              task.lastError?.message,
+              "TaskNotRegistered: no handler is registered for the task \"ghost\" in this worker pool"
+            )
+            assert.deepStrictEqual(done, ["still served"])
+          })
+        )
+      }))
+
+    it.effect("a payload that no longer decodes is recorded as PayloadDecodeError and the pool goes on", () =>
+      Effect.gen(function*() {
+        const done: Array<string> = []
+        yield* withPool(
+          {
+            handlers: [Task.handler(Email, ({ to }) => Effect.sync(() => done.push(to)))],
+            queues: { default: {} }
+          },
+          Effect.gen(function*() {
+            const store = yield* TaskStore
+            const [bad] = yield* store.insert([{
+              taskName: "email",
+              queue: "default",
+              payload: { to: 42 },
+              uniqueKey: null,
+              priority: 10,
+              maxRetries: 0,
+              timeoutMs: 1000,
+              now: at(0),
+              scheduledAt: at(0)
+            }])
+            yield* TaskQueue.enqueue(Email, { to: "fine" })
+            yield* WorkerPool.awaitIdle
+            const task = yield* stored(bad!.task.id)
+            assert.strictEqual(task.state, "failed")
+            assert.strictEqual(task.lastError?.tag, "PayloadDecodeError")
+            assert.match(task.lastError!.message, /does not decode with the schema of "email"/)
+            assert.deepStrictEqual(done, ["fine"])
+          })
+        )
+      }))
+  })
+
+  describe("order", () => {
+    it.effect("runs higher priority first, then earlier run-at, then older", () =>
+      Effect.gen(function*() {
+        const order: Array<string> = []
+        const store = yield* MemoryTaskStore.make
+        const queue = yield* TaskQueue.make.pipe(Effect.provideService(TaskStore, store))
+        yield* queue.enqueue(Email, { to: "late" }, { runAt: at(8) })
+        yield* TestClock.adjust(5)
+        yield* queue.enqueue(Email, { to: "old" })
+        yield* TestClock.adjust(5)
+        yield* queue.enqueue(Email, { to: "new" })
+        yield* queue.enqueue(Email, { to: "high" }, { priority: 5 })
+        yield* queue.enqueue(Email, { to: "future" }, { priority: 9, delay: "1 minute" })
+        yield* Effect.gen(function*() {
+          yield* WorkerPool.awaitIdle
+          assert.deepStrictEqual(order, ["high", "old", "late", "new"])
+          yield* TestClock.adjust("1 minute")
+          yield* WorkerPool.awaitIdle
+          assert.deepStrictEqual(order, ["high", "old", "late", "new", "future"])
+        }).pipe(
+          Effect.provide(WorkerPool.layer({
+            handlers: [Task.handler(Email, ({ to }) => Effect.sync(() => order.push(to)))],
+            queues: { default: { concurrency: 1 } }
+          })),
+          Effect.provideService(TaskStore, store)
+        )
+      }))
+  })
+
+  describe("leases and the attempt fence", () => {
+    it.effect("a task whose worker died runs again once its lease expires", () =>
+      Effect.gen(function*() {
+        const Job = Task.make({ name: "job", payload: Schema.Struct({}), timeout: "10 seconds" })
+        const runs: Array<[number, number]> = []
+        const store = yield* MemoryTaskStore.make
+        const queue = yield* TaskQueue.make.pipe(Effect.provideService(TaskStore, store))
+        const { id } = yield* queue.enqueue(Job, {})
+        // A worker in another process claims it, then dies.
+        const [claimed] = yield* store.claim({ queue: "default", limit: 1, now: at(0), leaseMarginMs: 5000 })
+        assert.strictEqual(claimed?.id, id)
+
+        yield* Effect.gen(function*() {
+          yield* WorkerPool.awaitIdle
+          assert.deepStrictEqual(runs, [])
+          yield* TestClock.adjust(sec(15) - 1)
+          yield* WorkerPool.awaitIdle
+          assert.deepStrictEqual(runs, [])
+          yield* TestClock.adjust(1)
+          yield* WorkerPool.awaitIdle
+          assert.deepStrictEqual(runs, [[2, 1]])
+          const task = yield* stored(id)
+          assert.strictEqual(task.state, "done")
+          assert.strictEqual(task.errors[0]?.tag, "LeaseExpired")
+          assert.strictEqual(task.errors[0]?.attempt, 1)
+          // The dead worker's late outcome is refused by the fence.
+          const [late] = yield* store.settle([{ _tag: "Done", id, attempt: 1, now: at(sec(20)), remove: false }])
+          assert.isFalse(late!.applied)
+        }).pipe(
+          Effect.provide(WorkerPool.layer({
+            handlers: [Task.handler(Job, (_, task) => Effect.sync(() => runs.push([task.attempt, task.retries])))],
+            queues: { default: { retention: "KeepAll", leaseMargin: "5 seconds" } }
+          })),
+          Effect.provideService(TaskStore, store)
+        )
+      }))
+
+    it.effect("a worker whose lease lapsed cannot settle the task another worker re-claimed", () =>
+      Effect.gen(function*() {
+        const Job = Task.make({ name: "job", payload: Schema.Struct({}), timeout: "10 seconds", backoff: Backoff.none })
+        const store = yield* MemoryTaskStore.make
+        const queue = yield* TaskQueue.make.pipe(Effect.provideService(TaskStore, store))
+        const stalled = yield* Deferred.make<void>()
+        const resume = yield* Deferred.make<void>()
+                const { id } = yield* queue.enqueue(Job, {})
+
+        // Worker A: its handler stalls without yielding to interruption (a paused process).
+        const poolA = WorkerPool.layer({
+          handlers: [Task.handler(Job, () =>
+            Effect.uninterruptible(Deferred.succeed(stalled, undefined).pipe(Effect.andThen(Deferred.await(resume)))))],
+          // One slot, held by the stalled attempt: A cannot re-claim the task itself.
+          queues: { default: { retention: "KeepAll", leaseMargin: "1 second", concurrency: 1 } }
+        })
+        const scopeA = yield* Scope.make()
+        yield* Layer.buildWithScope(poolA, scopeA).pipe(Effect.provideService(TaskStore, store))
+        yield* Deferred.await(stalled)
+
+        // Its lease lapses; worker B re-claims the task and finishes it.
+        yield* TestClock.adjust(sec(11))
+        yield* Effect.gen(function*() {
+          yield* WorkerPool.awaitIdle
+        }).pipe(
+          Effect.provide(WorkerPool.layer({
+            handlers: [Task.handler(Job, () => Effect.void)],
+            queues: { default: { retention: "KeepAll", leaseMargin: "1 second" } }
+          })),
+          Effect.provideService(TaskStore, store)
+        )
+        let task = yield* stored(id).pipe(Effect.provideService(TaskStore, store))
+        assert.strictEqual(task.state, "done")
+        assert.strictEqual(task.attempt, 2)
+
+        // A wakes up and tries to settle attempt 1: refused, the task stays done.
+        yield* Deferred.succeed(resume, undefined)
+        yield* Scope.close(scopeA, Exit.void)
+        task = yield* stored(id).pipe(Effect.provideService(TaskStore, store))
+        assert.strictEqual(task.state, "done")
+        assert.strictEqual(task.attempt, 2)
+        const refused = yield* Metric.value(Metric.withAttributes(TaskMetrics.refused, { queue: "default" }))
+        assert.strictEqual(refused.count, 1)
+      }).pipe(Effect.provideService(Metric.MetricRegistry, new Map() as never)))
+  })
+
+  describe("retention", () => {
+    const Mixed = Task.make({ name: "mixed", payload: Schema.Struct({ outcome: Schema.String }), maxRetries: 0 })
+    const mixed = Task.handler(Mixed, ({ outcome }) =>
+      outcome === "ok" ? Effect.void : outcome === "cancel" ? Task.cancel("no") : Effect.fail("bad"))
+    const outcomes = (retention: "KeepAll" | "RemoveAll" | "RemoveDone") =>
+      withPool(
+        { handlers: [mixed], queues: { default: { retention } } },
+        Effect.gen(function*() {
+          const ids = yield* TaskQueue.enqueueMany(Mixed, [{ outcome: "ok" }, { outcome: "fail" }, {
+            outcome: "cancel"
+          }])
+          yield* WorkerPool.awaitIdle
+          const store = yield* TaskStore
+          const states: Array<string> = []
+          for (const { id } of ids) states.push((yield* store.get(id))?.state ?? "removed")
+          return states
+        })
+      )
+
+    it.effect("RemoveDone deletes done tasks and keeps failed and cancelled ones", () =>
+      Effect.map(outcomes("RemoveDone"), (states) => assert.deepStrictEqual(states, ["removed", "failed", "cancelled"])))
+    it.effect("KeepAll keeps every task", () =>
+      Effect.map(outcomes("KeepAll"), (states) => assert.deepStrictEqual(states, ["done", "failed", "cancelled"])))
+    it.effect("RemoveAll deletes every finished task", () =>
+      Effect.map(outcomes("RemoveAll"), (states) => assert.deepStrictEqual(states, ["removed", "removed", "removed"])))
+  })
+
+  describe("configuration", () => {
+    it.effect("a handler whose queue is not configured fails the layer with QueueNotConfigured", () =>
+      Effect.gen(function*() {
+        const queueName: string = "reports"
+        const Report = Task.make({ name: "report", queue: queueName, payload: Schema.Struct({}) })
+        const Summary = Task.make({ name: "summary", queue: queueName, payload: Schema.Struct({}) })
+        const exit = yield* Effect.exit(
+          Layer.build(WorkerPool.layer({
+            handlers: [
+              Task.handler(Email, () => Effect.void),
+              Task.handler(Report, () => Effect.void),
+              Task.handler(Summary, () => Effect.void)
+            ],
+            queues: { default: {} }
+          })).pipe(Effect.provide(MemoryTaskStore.layer), Effect.scoped)
+        )
+        assert.isTrue(Exit.isFailure(exit))
+        const error = Exit.isFailure(exit) ? exit.cause.reasons[0] : undefined
+        assert.strictEqual(error?._tag, "Fail")
+        const failure = (error as { error: WorkerPool.QueueNotConfigured }).error
+        assert.instanceOf(failure, WorkerPool.QueueNotConfigured)
+        assert.strictEqual(failure.queue, "reports")
+        assert.deepStrictEqual(failure.taskNames, ["report", "summary"])
+        assert.strictEqual(
+          failure.message,
+          "queue \"reports\" is not configured; it is used by the tasks \"report\", \"summary\""
+        )
+      }))
+
+    it.effect("two handlers for one task name, or a bad queue setting, fail with InvalidWorkerPoolConfig", () =>
+      Effect.gen(function*() {
+        const build = (options: WorkerPool.Options<ReadonlyArray<Task.AnyHandler>>) =>
+          Layer.build(WorkerPool.layer(options)).pipe(
+            Effect.provide(MemoryTaskStore.layer),
+            Effect.scoped,
+            Effect.flip
+          )
+        const duplicate = yield* build({
+          handlers: [Task.handler(Email, () => Effect.void), Task.handler(Email, () => Effect.void)],
+          queues: { default: {} }
+        })
+        assert.strictEqual(duplicate._tag, "InvalidWorkerPoolConfig")
+        assert.strictEqual(duplicate.message, "two handlers are registered for the task \"email\"")
+        const zero = yield* build({ handlers: [Task.handler(Email, () => Effect.void)], queues: { default: { concurrency: 0 } } })
+        assert.strictEqual(zero.message, "concurrency of queue \"default\" must be a positive integer, got 0")
+      }))
+  })
+
+  describe("application services", () => {
+    class Outbox extends Context.Service<Outbox, { readonly sent: Array<string> }>()("test/Outbox") {}
+
+    it.effect("a handler reaches the application's own services", () =>
+      Effect.gen(function*() {
+        const outbox = { sent: [] as Array<string> }
+        yield* Effect.gen(function*() {
+          yield* TaskQueue.enqueueMany(Email, [{ to: "a" }, { to: "b" }])
+          yield* WorkerPool.awaitIdle
+        }).pipe(
+          Effect.provide(
+            harness({
+              handlers: [Task.handler(Email, ({ to }) => Effect.map(Outbox, (o) => void o.sent.push(to)))],
+              queues: { default: {} }
+            }).pipe(Layer.provide(Layer.succeed(Outbox, outbox)))
+          )
+        )
+        assert.deepStrictEqual(outbox.sent.sort(), ["a", "b"])
+      }))
+  })
+
+  describe("graceful shutdown", () => {
+    // backie's `tasks_only_stop_running_when_finished`: a ping-pong task keeps
+    // running after shutdown starts, and shutdown ends only once it finishes.
+    it.effect("waits for running tasks to finish and stops claiming at once", () =>
+      Effect.gen(function*() {
+        const ping = yield* Deferred.make<void>()
+        const pong = yield* Deferred.make<void>()
+        const PingPong = Task.make({ name: "ping_pong", payload: Schema.Struct({ n: Schema.Number }) })
+        const ran: Array<number> = []
+        const store = yield* MemoryTaskStore.make
+        const queue = yield* TaskQueue.make.pipe(Effect.provideService(TaskStore, store))
+        const scope = yield* Scope.make()
+        yield* Layer.buildWithScope(
+          WorkerPool.layer({
+            handlers: [Task.handler(PingPong, ({ n }) =>
+              Effect.gen(function*() {
+                ran.push(n)
+                yield* Deferred.succeed(ping, undefined)
+                yield* Deferred.await(pong)
+              }))],
+            queues: { default: { retention: "KeepAll" } }
+          }),
+          scope
+        ).pipe(Effect.provideService(TaskStore, store))
+
+        const first = yield* queue.enqueue(PingPong, { n: 1 })
+        yield* Deferred.await(ping)
+        const shutdown = yield* Effect.forkChild(Scope.close(scope, Exit.void))
+        yield* TestClock.adjust("10 seconds")
+        assert.isUndefined(shutdown.pollUnsafe(), "shutdown must wait for the running task")
+        // Claiming has stopped: a task enqueued now stays in the queue.
+        const second = yield* queue.enqueue(PingPong, { n: 2 })
+        yield* TestClock.adjust("10 seconds")
+        assert.strictEqual((yield* store.get(first.id))?.state, "running")
+
+        yield* Deferred.succeed(pong, undefined)
+        yield* Fiber.join(shutdown)
+        assert.strictEqual((yield* store.get(first.id))?.state, "done")
+        assert.strictEqual((yield* store.get(second.id))?.state, "ready")
+        assert.deepStrictEqual(ran, [1])
+      }))
+
+    it.effect("after the grace period, interrupts running tasks and returns them to the queue without using an attempt", () =>
+      Effect.gen(function*() {
+        const started = yield* Deferred.make<void>()
+        const Forever = Task.make({ name: "forever", payload: Schema.Struct({}), maxRetries: 0 })
+        const store = yield* MemoryTaskStore.make
+        const queue = yield* TaskQueue.make.pipe(Effect.provideService(TaskStore, store))
+        const scope = yield* Scope.make()
+        yield* Layer.buildWithScope(
+          WorkerPool.layer({
+            handlers: [Task.handler(Forever, () => Deferred.succeed(started, undefined).pipe(Effect.andThen(Effect.never)))],
+            queues: { default: {} },
+            shutdownGracePeriod: "10 seconds"
+          }),
+          scope
+        ).pipe(Effect.provideService(TaskStore, store))
+        const { id } = yield* queue.enqueue(Forever, {})
+        yield* Deferred.await(started)
+        const shutdown = yield* Effect.forkChild(Scope.close(scope, Exit.void))
+        yield* TestClock.adjust(sec(10) - 1)
+        assert.isUndefined(shutdown.pollUnsafe())
+        yield* TestClock.adjust(1)
+        yield* Fiber.join(shutdown)
+        const task = yield* store.get(id)
+        assert.strictEqual(task?.state, "ready")
+        assert.strictEqual(task?.retries, 0)
+        assert.strictEqual(task?.attempt, 1)
+        assert.deepStrictEqual(task?.scheduledAt, at(sec(10)))
+        assert.deepStrictEqual(task?.errors, [])
+      }))
+  })
+
+  describe("observability", () => {
+    it.effect("each run is a span named after the task, with logs annotated the same way", () =>
+      Effect.gen(function*() {
+        const seen: Array<unknown> = []
+        let taskId = ""
+        yield* withPool(
+          {
+            handlers: [Task.handler(Email, () =>
+              Effect.gen(function*() {
+                const span = yield* Effect.currentSpan
+                const annotations = yield* References.CurrentLogAnnotations
+                seen.push({
+                  span: span.name,
+                  attributes: Object.fromEntries(span.attributes),
+                  logs: annotations
+                })
+              }))],
+            queues: { default: {} }
+          },
+          Effect.gen(function*() {
+            taskId = (yield* TaskQueue.enqueue(Email, { to: "x" })).id
+            yield* WorkerPool.awaitIdle
+          })
+        )
+        assert.deepStrictEqual(seen, [{
+          span: "email",
+          attributes: {
+            "backie.task_id": taskId,
+            "backie.task": "email",
+            "backie.queue": "default",
+            "backie.attempt": 1
+          },
+          logs: { taskId, task: "email", queue: "default", attempt: 1 }
+        }])
+      }))
+
+    it.effect("metrics count started, succeeded, retried, failed and snoozed attempts per queue", () =>
+      Effect.gen(function*() {
+        const Mixed = Task.make({
+          name: "metered",
+          queue: "metered",
+          payload: Schema.Struct({ outcome: Schema.String }),
+          maxRetries: 1,
+          backoff: Backoff.none
+        })
+        let snoozedOnce = false
+        yield* withPool(
+          {
+            handlers: [Task.handler(Mixed, ({ outcome }) => {
+              if (outcome === "fail") return Effect.fail("nope")
+              if (outcome === "snooze" && !snoozedOnce) {
+                snoozedOnce = true
+                return Task.snooze("1 second")
+              }
+              return Effect.void
+            })],
+            queues: { metered: {} }
+          },
+          Effect.gen(function*() {
+            yield* TaskQueue.enqueueMany(Mixed, [{ outcome: "ok" }, { outcome: "fail" }, { outcome: "snooze" }])
+            yield* WorkerPool.awaitIdle
+            yield* TestClock.adjust("1 second")
+            yield* WorkerPool.awaitIdle
+          })
+        )
+        const value = (metric: Metric.Metric<number, Metric.CounterState<number>>) =>
+          Metric.value(Metric.withAttributes(metric, { queue: "metered" })).pipe(Effect.map((s) => s.count))
+        assert.strictEqual(yield* value(TaskMetrics.enqueued), 3)
+        // ok 1, fail 2 (one retry), snooze 2
+        assert.strictEqual(yield* value(TaskMetrics.started), 5)
+        assert.strictEqual(yield* value(TaskMetrics.succeeded), 2)
+        assert.strictEqual(yield* value(TaskMetrics.retried), 1)
+        assert.strictEqual(yield* value(TaskMetrics.failed), 1)
+        assert.strictEqual(yield* value(TaskMetrics.snoozed), 1)
+        const duration = yield* Metric.value(Metric.withAttributes(TaskMetrics.duration, { queue: "metered" }))
+        assert.strictEqual(duration.count, 5)
+      }).pipe(Effect.provideService(Metric.MetricRegistry, new Map() as never)))
+  })
+})
