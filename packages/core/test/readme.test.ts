@@ -1,0 +1,23 @@
+import { assert, describe, it } from "@effect/vitest"
+import { Effect } from "effect"
+import { TestConsole } from "effect/testing"
+import { readFileSync } from "node:fs"
+import { program } from "../../../examples/quickstart.ts"
+
+const readme = readFileSync(new URL("../../../README.md", import.meta.url), "utf8")
+const example = readFileSync(new URL("../../../examples/quickstart.ts", import.meta.url), "utf8")
+
+describe("README", () => {
+  it("shows examples/quickstart.ts exactly as it is", () => {
+    const block = /```ts\n([\s\S]*?)```/.exec(readme)?.[1]
+    assert.strictEqual(block, example)
+  })
+
+  it.effect("its example enqueues a task and the pool runs it with the application's service", () =>
+    Effect.gen(function*() {
+      yield* program
+      const lines = (yield* TestConsole.logLines).map(String)
+      assert.isTrue(lines.some((line) => line.includes("mail to ada@example.com: Welcome!")), lines.join("\n"))
+      assert.isTrue(lines.some((line) => line.includes("welcomed ada@example.com on attempt 1")), lines.join("\n"))
+    }))
+})
