@@ -199,6 +199,13 @@ const storeRetry = Schedule.exponential("50 millis").pipe(
 
 const shutdownFlushTimeout = Duration.seconds(30)
 
+/** The latest run time stored: 9999-12-31, far inside both JavaScript's and PostgreSQL's ranges. */
+const latestRunAt = Date.UTC(9999, 11, 31)
+
+/** `now + delay`, clamped so that huge backoffs and snoozes still give a valid time. */
+const runAfter = (now: number, delayMillis: number): Date =>
+  new Date(Math.min(latestRunAt, now + Math.max(0, Number.isNaN(delayMillis) ? 0 : delayMillis)))
+
 const TimedOut = Symbol.for("@backie/core/WorkerPool/TimedOut")
 
 /**
@@ -321,7 +328,7 @@ export const make = <const Handlers extends ReadonlyArray<Task.AnyHandler>>(
             id: row.id,
             attempt: row.attempt,
             now: new Date(now),
-            runAt: new Date(now + Duration.toMillis(delay.value)),
+            runAt: runAfter(now, Duration.toMillis(delay.value)),
             error
           } satisfies Settlement
         }
@@ -432,7 +439,7 @@ export const make = <const Handlers extends ReadonlyArray<Task.AnyHandler>>(
             id: row.id,
             attempt: row.attempt,
             now: new Date(now),
-            runAt: new Date(now + Math.max(0, error.delayMillis))
+            runAt: runAfter(now, error.delayMillis)
           } satisfies Settlement
         }
         if (error instanceof Task.Cancel) {
