@@ -28,11 +28,10 @@
  *
  * @example
  * ```ts
- * // a database store: `EmptySchema` is the test's own layer that creates a
- * // fresh schema, migrates it and provides the SQL client bound to it
- * storeContract("PgTaskStore", PgTaskStore.layer.pipe(Layer.provide(EmptySchema)), {
- *   wakeupWaitMs: 10_000
- * })
+ * // a database store: `TestDatabase.store()` is the test's own layer that,
+ * // each time it is built, creates a store in a fresh schema of its own and
+ * // drops that schema when released
+ * storeContract("PgTaskStore", TestDatabase.store(), { wakeupWaitMs: 10_000 })
  * ```
  *
  * @since 0.1.0
@@ -1253,6 +1252,14 @@ export const storeContract = (
           assert.isTrue(yield* woke(first.await("a"), wakeupWaitMs), "first subscriber, queue a")
           assert.isTrue(yield* woke(first.await("b"), wakeupWaitMs), "first subscriber, queue b")
           assert.isTrue(yield* woke(second.await("a"), wakeupWaitMs), "second subscriber, queue a")
+        }))
+
+      liveTest("once await has returned, the next await waits for a new insert", (store) =>
+        Effect.gen(function*() {
+          const wakeups = yield* store.wakeups(["mail"])
+          yield* insertOne(store, { queue: "mail" })
+          assert.isTrue(yield* woke(wakeups.await("mail"), wakeupWaitMs))
+          assert.isFalse(yield* woke(wakeups.await("mail"), quietWaitMs), "await returned without a new insert")
         }))
 
       liveTest("await can be woken again by a later insert", (store) =>

@@ -219,7 +219,7 @@ export interface QueueCount {
  * @since 0.1.0
  */
 export interface Selection {
-  /** One task by id; with it the other fields are ignored. */
+  /** One task by id; with it `queue` and `finishedBefore` are ignored (`states` still applies). */
   readonly id?: string | undefined
   readonly queue?: string | undefined
   readonly states: ReadonlyArray<TaskState>
