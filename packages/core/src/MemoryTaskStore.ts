@@ -36,14 +36,10 @@ type Row = Omit<Mutable<TaskRecord>, "errors"> & { errors: Array<AttemptError> }
 
 const isFinished = (state: TaskState) => state === "done" || state === "failed" || state === "cancelled"
 
+// Rows live in a Map, which iterates in insertion order, and sorting is
+// stable: ties keep insertion order (first in, first out).
 const byClaimOrder = (a: Row, b: Row): number =>
-  b.priority - a.priority ||
-  a.scheduledAt.getTime() - b.scheduledAt.getTime() ||
-  a.createdAt.getTime() - b.createdAt.getTime() ||
-  (a.id < b.id ? -1 : a.id > b.id ? 1 : 0)
-
-const byAge = (a: Row, b: Row): number =>
-  a.createdAt.getTime() - b.createdAt.getTime() || (a.id < b.id ? -1 : a.id > b.id ? 1 : 0)
+  b.priority - a.priority || a.scheduledAt.getTime() - b.scheduledAt.getTime()
 
 /** Copies so that callers never share mutable state with the store. */
 const snapshot = (row: Row): TaskRecord => ({ ...row, errors: [...row.errors] })
@@ -238,7 +234,6 @@ export const make: Effect.Effect<TaskStore["Service"]> = Effect.sync(() => {
         if (filter.taskName !== undefined && row.taskName !== filter.taskName) continue
         matching.push(row)
       }
-      matching.sort(byAge)
       const offset = filter.offset ?? 0
       return matching.slice(offset, offset + filter.limit).map(snapshot)
     })

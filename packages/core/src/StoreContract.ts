@@ -453,7 +453,7 @@ export const storeContract = (
           assert.deepStrictEqual(idsOf(yield* claimAll(store, at(1), "other")), [other.id])
         }))
 
-      test("orders by priority (higher first), then scheduledAt, then createdAt", (store) =>
+      test("orders by priority (higher first), then scheduledAt, then insertion order", (store) =>
         Effect.gen(function*() {
           const a = yield* insertOne(store, { priority: 0, scheduledAt: at(-3), now: at(-10) })
           const b = yield* insertOne(store, { priority: 5, scheduledAt: at(-1), now: at(-20) })
@@ -465,7 +465,16 @@ export const storeContract = (
           yield* insertOne(store, { priority: 10, queue: "other", scheduledAt: at(-100) })
 
           const claimed = yield* claimAll(store, T0)
-          assert.deepStrictEqual(idsOf(claimed), [d.id, c.id, b.id, e.id, a.id, f.id])
+          // c and d tie on priority and scheduledAt: c was inserted first (its
+          // createdAt is later, which does not matter); likewise a before e.
+          assert.deepStrictEqual(idsOf(claimed), [c.id, d.id, b.id, a.id, e.id, f.id])
+        }))
+
+      test("claims a batch first in, first out when priority and scheduledAt tie", (store) =>
+        Effect.gen(function*() {
+          const batch = yield* store.insert(Array.from({ length: 20 }, () => newTask({ now: T0 })))
+          const claimed = yield* claimAll(store, T0)
+          assert.deepStrictEqual(idsOf(claimed), batch.map((result) => result.task.id))
         }))
 
       test("returns at most limit tasks, in claim order", (store) =>
@@ -973,15 +982,14 @@ export const storeContract = (
           assert.isUndefined(yield* store.get(missingId()))
         }))
 
-      test("list orders by createdAt, then id", (store) =>
+      test("list returns tasks in insertion order, also within one batch", (store) =>
         Effect.gen(function*() {
           const t3 = yield* insertOne(store, { now: at(3) })
           const t1 = yield* insertOne(store, { now: at(1) })
-          const sameTime = yield* store.insert(Array.from({ length: 5 }, () => newTask({ now: T0 })))
+          const batch = yield* store.insert(Array.from({ length: 5 }, () => newTask({ now: T0 })))
           const t2 = yield* insertOne(store, { now: at(2) })
-          const tied = sameTime.map((result) => result.task.id).sort(byId)
           const listed = yield* everything(store)
-          assert.deepStrictEqual(idsOf(listed), [...tied, t1.id, t2.id, t3.id])
+          assert.deepStrictEqual(idsOf(listed), [t3.id, t1.id, ...batch.map((result) => result.task.id), t2.id])
           for (const record of listed) assert.deepStrictEqual(record, yield* mustGet(store, record.id))
         }))
 

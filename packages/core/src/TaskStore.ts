@@ -188,7 +188,7 @@ export interface SettleResult {
 }
 
 /**
- * A filter for listing tasks. Results are ordered by creation time, then id.
+ * A filter for listing tasks. Results are in insertion order.
  *
  * @since 0.1.0
  */
@@ -257,7 +257,8 @@ export class TaskStoreError extends Schema.TaggedError<TaskStoreError>()("TaskSt
  * **Claiming** returns up to `limit` tasks of the queue that are either
  * `ready` with `scheduledAt <= now`, or `running` with
  * `leaseExpiresAt <= now` (their worker stopped settling them), in the order
- * priority (higher first), `scheduledAt`, `createdAt`, id. Each claimed task
+ * priority (higher first), `scheduledAt`, then insertion order (first in,
+ * first out, also within one `insert` batch). Each claimed task
  * becomes `running` with `attempt + 1`, `runningAt = now` and
  * `leaseExpiresAt = now + timeoutMs + leaseMarginMs`. A task whose lease
  * lapsed counts that lost attempt as failed: `retries + 1` and an attempt error
@@ -276,7 +277,7 @@ export class TaskStore extends Context.Service<TaskStore, {
   readonly settle: (settlements: ReadonlyArray<Settlement>) => Effect.Effect<ReadonlyArray<SettleResult>, TaskStoreError>
   /** One task by id. */
   readonly get: (id: string) => Effect.Effect<TaskRecord | undefined, TaskStoreError>
-  /** Tasks matching a filter, oldest first. */
+  /** Tasks matching a filter, in insertion order. */
   readonly list: (filter: ListFilter) => Effect.Effect<ReadonlyArray<TaskRecord>, TaskStoreError>
   /** Task counts per queue and state (only pairs with at least one task). */
   readonly counts: Effect.Effect<ReadonlyArray<QueueCount>, TaskStoreError>

@@ -1,0 +1,321 @@
+/**
+ * The PostgreSQL `TaskStore`: one table, one statement per operation, wake-ups
+ * over LISTEN/NOTIFY. Any number of processes can share one database.
+ *
+ * It honours the same contract as the in-memory store (the shared store
+ * contract suite runs against both). Every time comes from the caller, never
+ * from the database's `now()`, so `TestClock` drives it as well.
+ *
+ * Statements run on the caller's transaction when there is one: an `insert`
+ * inside `sql.withTransaction` commits or rolls back with the caller's own
+ * writes, and its wake-up is only delivered on commit.
+ *
+ * @example
+ * ```ts
+ * import { PgTaskStore } from "@backie/sql-pg"
+ * import { PgClient } from "@effect/sql-pg"
+ * import { Layer, Redacted } from "effect"
+ *
+ * const StoreLive = PgTaskStore.layer({ schema: "backie" }).pipe(
+ *   Layer.provide(PgClient.layer({ url: Redacted.make("postgres://localhost/app") }))
+ * )
+ * ```
+ *
+ * @since 0.1.0
+ */
+import { PgClient } from "@effect/sql-pg/PgClient"
+import { Effect, Layer } from "effect"
+import * as crypto from "node:crypto"
+import { SqlClient } from "effect/sql"
+import type { SqlError } from "effect/sql/SqlError"
+import type {
+  ClaimRequest,
+  InsertResult,
+  ListFilter,
+  NewTask,
+  QueueCount,
+  Selection,
+  Settlement,
+  SettleResult,
+  TaskRecord,
+  TaskState
+} from "@backie/core/TaskStore"
+import { TaskStore, TaskStoreError } from "@backie/core/TaskStore"
+import * as Errors from "./internal/errors.ts"
+import * as Listener from "./internal/listener.ts"
+import * as Names from "./internal/names.ts"
+import { encodeAttemptError, toTaskRecord } from "./internal/rows.ts"
+import type { TaskRow } from "./internal/rows.ts"
+import * as Statements from "./internal/statements.ts"
+import * as Migrations from "./Migrations.ts"
+
+/**
+ * Options of the PostgreSQL store.
+ *
+ * @since 0.1.0
+ */
+export interface Options {
+  /**
+   * The schema holding backie's tables, default `"backie"`. Lowercase letters,
+   * digits and underscores, at most 57 characters. Stores in different
+   * schemas of one database are fully independent.
+   */
+  readonly schema?: string | undefined
+  /**
+   * Whether to apply pending migrations when the store starts (default
+   * `true`). Turn it off when migrations run separately (see
+   * `Migrations.run`), e.g. under a role that cannot create tables.
+   */
+  readonly migrate?: boolean | undefined
+  /** How wake-up subscriptions behave when their connection is lost. */
+  readonly reconnect?: Partial<Listener.ReconnectOptions> | undefined
+}
+
+const finishedStates: ReadonlySet<TaskState> = new Set<TaskState>(["done", "failed", "cancelled"])
+
+/** The canonical text form of a uuid; other ids cannot name a stored task. */
+const uuidPattern = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i
+const isUuid = (id: string): boolean => uuidPattern.test(id)
+
+/** Surfaces a database failure as the port's error, naming the operation. */
+const failedWith: (operation: string) => (error: SqlError) => TaskStoreError = Errors.storeError
+
+/** Runs a synchronous step (encoding or decoding) whose failure is the operation's failure. */
+const attempt = <A>(operation: string, f: () => A): Effect.Effect<A, TaskStoreError> =>
+  Effect.try({ try: f, catch: Errors.storeError(operation) })
+
+const toRecords = (operation: string, rows: ReadonlyArray<TaskRow>) =>
+  attempt(operation, () => rows.map(toTaskRecord))
+
+const uniqueSlot = (taskName: string, uniqueKey: string) => `${taskName}\u0000${uniqueKey}`
+
+/** How often an insert retries when a duplicate's existing task vanished before it could be read. */
+const maxInsertRounds = 5
+
+/**
+ * Builds the store: validates the schema name, applies pending migrations
+ * (unless `migrate: false`) and returns the `TaskStore` service.
+ *
+ * @since 0.1.0
+ */
+export const make = Effect.fn("PgTaskStore.make")(
+  function*(options?: Options): Effect.fn.Return<TaskStore["Service"], TaskStoreError, PgClient> {
+    const names = yield* Names.make(options?.schema)
+    const pg = yield* PgClient
+    // Row and column names are this store's own: never run them through the
+    // application's name transforms.
+    const sql = pg.withoutTransforms()
+    if (options?.migrate !== false) {
+      yield* Migrations.run({ schema: names.schema }).pipe(Effect.provideService(SqlClient.SqlClient, pg))
+    }
+    const statements = Statements.make(sql, names)
+    const reconnect: Listener.ReconnectOptions = { ...Listener.defaultReconnectOptions, ...options?.reconnect }
+
+    const encodeInsert = (tasks: ReadonlyArray<NewTask>): Statements.InsertColumns => ({
+      ids: tasks.map(() => crypto.randomUUID()),
+      taskNames: tasks.map((task) => task.taskName),
+      queues: tasks.map((task) => task.queue),
+      uniqueKeys: tasks.map((task) => task.uniqueKey),
+      payloads: tasks.map((task) => JSON.stringify(task.payload) ?? "null"),
+      priorities: tasks.map((task) => task.priority),
+      maxRetries: tasks.map((task) => task.maxRetries),
+      timeoutsMs: tasks.map((task) => task.timeoutMs),
+      createdAt: tasks.map((task) => task.now),
+      scheduledAt: tasks.map((task) => task.scheduledAt)
+    })
+
+    const insert = Effect.fnUntraced(function*(tasks: ReadonlyArray<NewTask>) {
+      const results: Array<InsertResult | undefined> = new Array(tasks.length)
+      // A repeated unique key within the batch resolves to its first occurrence.
+      const firstOfSlot = new Map<string, number>()
+      const duplicateOf = new Map<number, number>()
+      let pending: Array<number> = []
+      for (let index = 0; index < tasks.length; index++) {
+        const task = tasks[index]!
+        if (task.uniqueKey !== null) {
+          const slot = uniqueSlot(task.taskName, task.uniqueKey)
+          const first = firstOfSlot.get(slot)
+          if (first !== undefined) {
+            duplicateOf.set(index, first)
+            continue
+          }
+          firstOfSlot.set(slot, index)
+        }
+        pending.push(index)
+      }
+
+      for (let round = 1; pending.length > 0; round++) {
+        if (round > maxInsertRounds) {
+          return yield* new TaskStoreError({
+            operation: "insert",
+            message: `insert failed: the unique keys of ${pending.length} task(s) stayed taken by tasks that ` +
+              `vanished before they could be read, ${maxInsertRounds} times in a row`
+          })
+        }
+        const batch = pending.map((index) => tasks[index]!)
+        const columns = yield* attempt("insert", () => encodeInsert(batch))
+        const inserted = yield* statements.insertTasks(columns).pipe(Effect.mapError(failedWith("insert")))
+        const byId = new Map<string, TaskRecord>()
+        for (const record of yield* toRecords("insert", inserted)) byId.set(record.id, record)
+        const conflicted: Array<number> = []
+        pending.forEach((index, position) => {
+          const record = byId.get(columns.ids[position]!)
+          if (record === undefined) conflicted.push(index)
+          else results[index] = { task: record, inserted: true }
+        })
+        if (conflicted.length === 0) break
+
+        // Duplicates of tasks that already exist: read them (a separate statement
+        // sees rows committed while the insert waited on their key).
+        const existing = yield* statements.selectTasksByUniqueKey(
+          conflicted.map((index) => tasks[index]!.taskName),
+          conflicted.map((index) => tasks[index]!.uniqueKey!)
+        ).pipe(Effect.mapError(failedWith("insert")))
+        const bySlot = new Map<string, TaskRecord>()
+        for (const record of yield* toRecords("insert", existing)) {
+          bySlot.set(uniqueSlot(record.taskName, record.uniqueKey!), record)
+        }
+        pending = []
+        for (const index of conflicted) {
+          const task = tasks[index]!
+          const record = bySlot.get(uniqueSlot(task.taskName, task.uniqueKey!))
+          if (record === undefined) pending.push(index)
+          else results[index] = { task: record, inserted: false }
+        }
+      }
+
+      for (const [index, first] of duplicateOf) results[index] = { task: results[first]!.task, inserted: false }
+      return results as ReadonlyArray<InsertResult>
+    })
+
+    const claim = Effect.fnUntraced(function*(request: ClaimRequest) {
+      const rows = yield* statements.claimTasks(
+        request.queue,
+        Math.max(1, Math.trunc(request.limit)),
+        request.now,
+        request.leaseMarginMs
+      ).pipe(Effect.mapError(failedWith("claim")))
+      return yield* toRecords("claim", rows)
+    })
+
+    const encodeSettle = (settlements: ReadonlyArray<Settlement>): Statements.SettleColumns => ({
+      ids: settlements.map((s) => s.id),
+      attempts: settlements.map((s) => s.attempt),
+      kinds: settlements.map((s) => s._tag),
+      settledAt: settlements.map((s) => s.now),
+      runAt: settlements.map((s) =>
+        s._tag === "Retry" || s._tag === "Snooze" ? s.runAt : s._tag === "Release" ? s.now : null
+      ),
+      errors: settlements.map((s) =>
+        s._tag === "Retry" || s._tag === "Fail" || (s._tag === "Cancel" && s.error !== null)
+          ? encodeAttemptError(s.error!)
+          : null
+      ),
+      remove: settlements.map((s) => (s._tag === "Done" || s._tag === "Fail" || s._tag === "Cancel") && s.remove)
+    })
+
+    const settle = Effect.fnUntraced(function*(settlements: ReadonlyArray<Settlement>) {
+      // Each settlement leaves `running`, so at most one per task can apply:
+      // a repeated (id, attempt) is refused like a second settlement would be.
+      const key = (id: string, attempt: number) => `${id}\u0000${attempt}`
+      const seen = new Set<string>()
+      const sent: Array<Settlement> = []
+      const isSent: Array<boolean> = settlements.map((s) => {
+        const k = key(s.id, s.attempt)
+        if (seen.has(k) || !isUuid(s.id)) return false
+        seen.add(k)
+        sent.push(s)
+        return true
+      })
+      const applied = new Set<string>()
+      if (sent.length > 0) {
+        const columns = yield* attempt("settle", () => encodeSettle(sent))
+        const rows = yield* statements.settleTasks(columns).pipe(Effect.mapError(failedWith("settle")))
+        for (const row of rows) applied.add(key(row.id, row.attempt))
+      }
+      return settlements.map((s, index): SettleResult => ({
+        id: s.id,
+        attempt: s.attempt,
+        applied: isSent[index]! && applied.has(key(s.id, s.attempt))
+      }))
+    })
+
+    const get = Effect.fn("PgTaskStore.get")(function*(id: string) {
+      if (!isUuid(id)) return undefined
+      const rows = yield* statements.selectTask(id).pipe(Effect.mapError(failedWith("get")))
+      const records = yield* toRecords("get", rows)
+      return records[0]
+    })
+
+    const list = Effect.fn("PgTaskStore.list")(function*(filter: ListFilter) {
+      const rows = yield* statements.listTasks({
+        queue: filter.queue,
+        state: filter.state,
+        taskName: filter.taskName,
+        limit: filter.limit,
+        offset: filter.offset ?? 0
+      }).pipe(Effect.mapError(failedWith("list")))
+      return yield* toRecords("list", rows)
+    })
+
+    const counts = statements.countTasks().pipe(
+      Effect.mapError(failedWith("counts")),
+      Effect.map((rows) =>
+        rows.map((row): QueueCount => ({
+          queue: row.queue_name,
+          state: row.state as TaskState,
+          count: Number(row.count),
+          oldestScheduledAt: row.oldest_scheduled_at
+        }))
+      ),
+      Effect.withSpan("PgTaskStore.counts")
+    )
+
+    const cancel = Effect.fn("PgTaskStore.cancel")(function*(id: string, now: Date) {
+      if (!isUuid(id)) return undefined
+      const rows = yield* statements.cancelTask(id, now).pipe(Effect.mapError(failedWith("cancel")))
+      const [cancelled] = yield* toRecords("cancel", rows)
+      if (cancelled !== undefined) return cancelled
+      // Not cancellable (finished already) or absent: report it as it is.
+      const current = yield* statements.selectTask(id).pipe(Effect.mapError(failedWith("cancel")))
+      const [record] = yield* toRecords("cancel", current)
+      return record
+    })
+
+    /** The finished tasks a selection names, or `undefined` when it cannot name any. */
+    const selectionFilter = (selection: Selection): Statements.SelectionFilter | undefined => {
+      const states = selection.states.filter((state) => finishedStates.has(state))
+      if (states.length === 0) return undefined
+      if (selection.id !== undefined) return isUuid(selection.id) ? { _tag: "ById", id: selection.id, states } : undefined
+      return { _tag: "ByFilter", states, queue: selection.queue, finishedBefore: selection.finishedBefore }
+    }
+
+    const retry = Effect.fn("PgTaskStore.retry")(function*(selection: Selection, now: Date) {
+      const filter = selectionFilter(selection)
+      if (filter === undefined) return 0
+      const rows = yield* statements.retryTasks(filter, now).pipe(Effect.mapError(failedWith("retry")))
+      return Number(rows[0]?.count ?? 0)
+    })
+
+    const purge = Effect.fn("PgTaskStore.purge")(function*(selection: Selection) {
+      const filter = selectionFilter(selection)
+      if (filter === undefined) return 0
+      const rows = yield* statements.purgeTasks(filter).pipe(Effect.mapError(failedWith("purge")))
+      return Number(rows[0]?.count ?? 0)
+    })
+
+    const wakeups = (queues: ReadonlyArray<string>) => Listener.subscribe(pg, names.channel, queues, reconnect)
+
+    return TaskStore.of({ insert, claim, settle, get, list, counts, cancel, retry, purge, wakeups })
+  }
+)
+
+/**
+ * A layer providing the PostgreSQL `TaskStore`. It validates the schema name
+ * and applies pending migrations when built; it needs a `PgClient` (which
+ * `PgClient.layer` provides along with `SqlClient`).
+ *
+ * @since 0.1.0
+ */
+export const layer = (options?: Options): Layer.Layer<TaskStore, TaskStoreError, PgClient> =>
+  Layer.effect(TaskStore, make(options))

@@ -1,0 +1,56 @@
+/**
+ * The database names one store uses, all derived from its schema name.
+ *
+ * The schema name is the only piece of configuration that reaches SQL text,
+ * so it is validated here, once, before anything else runs; every statement
+ * then refers to it through `sql(identifier)`.
+ */
+import { Effect } from "effect"
+import { TaskStoreError } from "@backie/core/TaskStore"
+
+/** The schema used when none is configured. */
+export const defaultSchema = "backie"
+
+/**
+ * The names derived from one schema.
+ */
+export interface Names {
+  /** The schema, e.g. `backie`. */
+  readonly schema: string
+  /** The tasks table, qualified: `backie.tasks`. */
+  readonly tasks: string
+  /** The table the migrator records applied migrations in. */
+  readonly migrations: string
+  /** The LISTEN/NOTIFY channel whose payloads are queue names: `backie_tasks`. */
+  readonly channel: string
+}
+
+/**
+ * Lowercase letters, digits and underscores, not starting with a digit, at
+ * most 57 characters so that the channel name (`<schema>_tasks`) stays within
+ * PostgreSQL's 63-byte identifier limit.
+ */
+const schemaPattern = /^[a-z_][a-z0-9_]{0,56}$/
+
+/**
+ * Validates a schema name and derives the other names from it; fails with a
+ * `TaskStoreError` (operation `"configure"`) for a name that is not a plain
+ * lowercase identifier.
+ */
+export const make = (schema: string = defaultSchema): Effect.Effect<Names, TaskStoreError> => {
+  if (!schemaPattern.test(schema) || schema.startsWith("pg_")) {
+    return Effect.fail(
+      new TaskStoreError({
+        operation: "configure",
+        message: `Invalid schema name ${JSON.stringify(schema)}: use 1 to 57 lowercase letters, digits or ` +
+          `underscores, starting with a letter or underscore and not with "pg_"`
+      })
+    )
+  }
+  return Effect.succeed({
+    schema,
+    tasks: `${schema}.tasks`,
+    migrations: `${schema}.migrations`,
+    channel: `${schema}_tasks`
+  })
+}

@@ -1,0 +1,446 @@
+/**
+ * What only the PostgreSQL store has to show: migrations that tolerate
+ * concurrent starts, claims and unique keys that hold across processes (each
+ * store here has its own connection pool, as separate processes would),
+ * enqueues that join the caller's transaction, wake-ups that survive a lost
+ * connection, and database failures reported as `TaskStoreError`.
+ */
+import { assert, describe, it } from "@effect/vitest"
+import { PgClient } from "@effect/sql-pg"
+import { Cause, Context, Effect, Exit, Fiber, Layer, Option, Schedule } from "effect"
+import type { Scope } from "effect"
+import { SqlClient } from "effect/sql"
+import * as crypto from "node:crypto"
+import type { NewTask, TaskRecord } from "@backie/core/TaskStore"
+import { TaskStore, TaskStoreError } from "@backie/core/TaskStore"
+import * as Names from "../src/internal/names.ts"
+import * as Statements from "../src/internal/statements.ts"
+import * as Migrations from "../src/Migrations.ts"
+import * as PgTaskStore from "../src/PgTaskStore.ts"
+import * as TestDatabase from "./utils/TestDatabase.ts"
+
+const T0 = new Date("2030-01-01T00:00:00.000Z")
+const at = (ms: number): Date => new Date(T0.getTime() + ms)
+
+const newTask = (fields: Partial<NewTask> = {}): NewTask => ({
+  taskName: "send-email",
+  queue: "default",
+  payload: { to: "ada@example.com" },
+  uniqueKey: null,
+  priority: 0,
+  maxRetries: 3,
+  timeoutMs: 30_000,
+  now: T0,
+  scheduledAt: T0,
+  ...fields
+})
+
+type Store = TaskStore["Service"]
+
+/** How long a test waits for a notification that must come, and watches for one that must not. */
+const wakeupWaitMs = 10_000
+const quietWaitMs = 300
+
+const woke = (wait: Effect.Effect<void>, ms: number) => wait.pipe(Effect.timeoutOption(ms), Effect.map(Option.isSome))
+
+interface Fixture {
+  readonly store: Store
+  readonly sql: PgClient.PgClient
+  readonly schema: string
+}
+
+/** Runs `body` with a store and its client in a fresh schema (dropped afterwards). */
+const withStore = <A, E>(
+  body: (fixture: Fixture) => Effect.Effect<A, E, Scope.Scope>,
+  options?: PgTaskStore.Options
+) => {
+  const schema = options?.schema ?? TestDatabase.randomSchema()
+  return Effect.gen(function*() {
+    const store = yield* TaskStore
+    const sql = yield* PgClient.PgClient
+    return yield* Effect.scoped(body({ store, sql, schema }))
+  }).pipe(Effect.provide(TestDatabase.storeWithClient(schema, options), { local: true }))
+}
+
+/** Starts another store in `schema` on a pool of its own, as another process would; closed with the scope. */
+const startStore = (schema: string, options?: Omit<PgTaskStore.Options, "schema">) =>
+  Layer.build(PgTaskStore.layer({ ...options, schema }).pipe(Layer.provide(TestDatabase.client()))).pipe(
+    Effect.map((context) => Context.get(context, TaskStore))
+  )
+
+/** Runs `body` with a client of its own, closing its scope before the client. */
+const withClient = <A, E>(body: Effect.Effect<A, E, Scope.Scope | PgClient.PgClient | SqlClient.SqlClient>) =>
+  Effect.scoped(body).pipe(Effect.provide(TestDatabase.client(), { local: true }))
+
+/** Drops `schema` when the scope closes. */
+const dropLater = (sql: PgClient.PgClient, schema: string) =>
+  Effect.addFinalizer(() => Effect.ignore(sql`DROP SCHEMA IF EXISTS ${sql(schema)} CASCADE`))
+
+/** Runs `effect` and returns its `TaskStoreError`, checking the operation it names. */
+const storeError = <A, R>(effect: Effect.Effect<A, TaskStoreError, R>, operation: string) =>
+  Effect.gen(function*() {
+    const exit = yield* Effect.exit(effect)
+    if (Exit.isSuccess(exit)) return assert.fail(`${operation} should have failed`)
+    const error = Cause.findErrorOption(exit.cause)
+    if (Option.isNone(error)) return assert.fail(`${operation} should fail with a typed error, got ${exit.cause}`)
+    assert.instanceOf(error.value, TaskStoreError)
+    assert.strictEqual(error.value.operation, operation)
+    return error.value
+  })
+
+/** The error a layer fails to build with. */
+const layerError = <A, E>(layer: Layer.Layer<A, E>) =>
+  Effect.gen(function*() {
+    const exit = yield* Effect.exit(Effect.scoped(Layer.build(layer)))
+    if (Exit.isSuccess(exit)) return assert.fail("the layer should not build")
+    return Option.getOrThrow(Cause.findErrorOption(exit.cause))
+  })
+
+const claimOne = (store: Store, queue = "default", now = T0) =>
+  store.claim({ queue, limit: 1, now, leaseMarginMs: 0 })
+
+describe("PgTaskStore on PostgreSQL", () => {
+  describe("migrations", () => {
+    it.effect("create the schema, apply once, and apply nothing when run again", () =>
+      withClient(Effect.gen(function*() {
+        const schema = TestDatabase.randomSchema()
+        const sql = yield* PgClient.PgClient
+        yield* dropLater(sql, schema)
+        assert.deepStrictEqual(yield* Migrations.run({ schema }), [[1, "create_tasks"]])
+        assert.deepStrictEqual(yield* Migrations.run({ schema }), [])
+        const applied = yield* sql<{ migration_id: number }>`SELECT migration_id FROM ${sql(`${schema}.migrations`)}`
+        assert.deepStrictEqual(applied.map((row) => row.migration_id), [1])
+        const indexes = yield* sql<{ indexname: string }>`
+          SELECT indexname FROM pg_indexes WHERE schemaname = ${schema} AND tablename = 'tasks' ORDER BY indexname`
+        assert.deepStrictEqual(indexes.map((row) => row.indexname), [
+          "tasks_lease_idx",
+          "tasks_pkey",
+          "tasks_ready_idx",
+          "tasks_unique_key_idx"
+        ])
+      })))
+
+    it.effect("are safe when six stores with pools of their own start at once on one schema", () =>
+      withClient(Effect.gen(function*() {
+        const schema = TestDatabase.randomSchema()
+        const sql = yield* PgClient.PgClient
+        yield* dropLater(sql, schema)
+        const stores = yield* Effect.all(Array.from({ length: 6 }, () => startStore(schema)), {
+          concurrency: "unbounded"
+        })
+        const applied = yield* sql<{ migration_id: number }>`SELECT migration_id FROM ${sql(`${schema}.migrations`)}`
+        assert.deepStrictEqual(applied.map((row) => row.migration_id), [1])
+        const [inserted] = yield* stores[0]!.insert([newTask()])
+        for (const store of stores) assert.deepStrictEqual(yield* store.get(inserted!.task.id), inserted!.task)
+      })))
+
+    it.effect("a migration that fails reports the server's reason and leaves nothing applied", () =>
+      withClient(Effect.gen(function*() {
+        const schema = TestDatabase.randomSchema()
+        const sql = yield* PgClient.PgClient
+        yield* dropLater(sql, schema)
+        yield* sql`CREATE SCHEMA ${sql(schema)}`
+        yield* sql`CREATE TABLE ${sql(`${schema}.tasks`)} (id int)`
+        const error = yield* storeError(Migrations.run({ schema }), "migrate")
+        assert.include(error.message, `migrate failed: schema "${schema}"`)
+        assert.include(error.message, "relation \"tasks\" already exists [SQLSTATE 42P07]")
+        const recorded = yield* sql`SELECT 1 FROM pg_tables WHERE schemaname = ${schema} AND tablename = 'migrations'`
+        assert.lengthOf(recorded, 0)
+      })))
+
+    it.effect("stores in two schemas of one database are independent", () =>
+      withStore(({ sql, store }) =>
+        Effect.gen(function*() {
+          const otherSchema = TestDatabase.randomSchema()
+          yield* dropLater(sql, otherSchema)
+          const other = yield* startStore(otherSchema)
+          yield* store.insert([newTask()])
+          assert.deepStrictEqual(yield* claimOne(other), [])
+          assert.lengthOf(yield* claimOne(store), 1)
+          assert.deepStrictEqual(yield* other.counts, [])
+        })
+      ))
+  })
+
+  describe("configuration", () => {
+    it.effect("an invalid schema name fails the layer with a TaskStoreError naming the name", () =>
+      withClient(Effect.gen(function*() {
+        const invalid = ["", "Backie", "1tasks", "pg_backie", "back-ie", "back ie", "x\"; DROP TABLE t; --", "a".repeat(58)]
+        for (const schema of invalid) {
+          const error = yield* layerError(PgTaskStore.layer({ schema }).pipe(Layer.provide(TestDatabase.client())))
+          assert.instanceOf(error, TaskStoreError)
+          assert.strictEqual(error.operation, "configure")
+          assert.include(error.message, `Invalid schema name ${JSON.stringify(schema)}`)
+        }
+        const migrate = yield* storeError(Migrations.run({ schema: "Nope" }), "configure")
+        assert.include(migrate.message, "Invalid schema name \"Nope\"")
+      })))
+
+    it.live("the longest valid schema name (57 characters) works, wake-up channel included", () =>
+      withStore(({ store }) =>
+        Effect.gen(function*() {
+          const wakeups = yield* store.wakeups(["default"])
+          yield* store.insert([newTask()])
+          assert.isTrue(yield* woke(wakeups.await("default"), wakeupWaitMs))
+          assert.lengthOf(yield* store.list({ limit: 10 }), 1)
+        }), { schema: `backie_test_${crypto.randomBytes(23).toString("hex").slice(0, 45)}` }))
+
+    it.effect("the application's name transforms do not reach the store's SQL", () => {
+      const schema = TestDatabase.randomSchema()
+      const camel = (name: string) => name.replace(/_([a-z])/g, (_, c: string) => c.toUpperCase())
+      const snake = (name: string) => name.replace(/[A-Z]/g, (c) => `_${c.toLowerCase()}`)
+      const layer = PgTaskStore.layer({ schema }).pipe(
+        Layer.provideMerge(TestDatabase.dropSchemaOnRelease(schema)),
+        Layer.provide(TestDatabase.client({ transforms: { result: camel, query: snake } }))
+      )
+      return Effect.gen(function*() {
+        const store = yield* TaskStore
+        const [result] = yield* store.insert([newTask({ uniqueKey: "k" })])
+        const [duplicate] = yield* store.insert([newTask({ uniqueKey: "k" })])
+        assert.deepStrictEqual(duplicate, { task: result!.task, inserted: false })
+        const [claimed] = yield* claimOne(store)
+        assert.strictEqual(claimed!.id, result!.task.id)
+        assert.strictEqual(claimed!.taskName, "send-email")
+        assert.strictEqual(claimed!.maxRetries, 3)
+      }).pipe(Effect.provide(layer, { local: true }))
+    })
+  })
+
+  describe("errors", () => {
+    it.effect("with migrate: false on an unmigrated schema, each operation fails naming itself", () =>
+      Effect.scoped(Effect.gen(function*() {
+        const store = yield* startStore(TestDatabase.randomSchema(), { migrate: false })
+        const missing = yield* storeError(store.insert([newTask()]), "insert")
+        assert.match(missing.message, /^insert failed: .*relation "backie_test_\w+\.tasks" does not exist \[SQLSTATE 42P01\]$/)
+        assert.isDefined(missing.cause)
+        const id = crypto.randomUUID()
+        yield* storeError(claimOne(store), "claim")
+        yield* storeError(store.settle([{ _tag: "Done", id, attempt: 1, now: T0, remove: false }]), "settle")
+        yield* storeError(store.get(id), "get")
+        yield* storeError(store.list({ limit: 10 }), "list")
+        yield* storeError(store.counts, "counts")
+        yield* storeError(store.cancel(id, T0), "cancel")
+        yield* storeError(store.retry({ states: ["failed"] }, T0), "retry")
+        yield* storeError(store.purge({ states: ["done"] }), "purge")
+      })))
+
+    it.effect("values the table refuses fail the operation, and the batch inserts nothing", () =>
+      withStore(({ store }) =>
+        Effect.gen(function*() {
+          const outOfRange = yield* storeError(store.insert([newTask(), newTask({ priority: 2 ** 40 })]), "insert")
+          assert.match(outOfRange.message, /^insert failed: /)
+          const invalidDate = yield* storeError(store.insert([newTask({ scheduledAt: new Date(Number.NaN) })]), "insert")
+          assert.match(invalidDate.message, /^insert failed: /)
+          const bigint = yield* storeError(store.insert([newTask({ payload: { n: BigInt(1) } })]), "insert")
+          assert.match(bigint.message, /^insert failed: .*BigInt/)
+          assert.deepStrictEqual(yield* store.list({ limit: 10 }), [])
+        })
+      ))
+
+    it.effect("ids that are not uuids name no task", () =>
+      withStore(({ store }) =>
+        Effect.gen(function*() {
+          assert.isUndefined(yield* store.get("not-a-uuid"))
+          assert.isUndefined(yield* store.cancel("not-a-uuid", T0))
+          assert.strictEqual(yield* store.retry({ id: "42", states: ["failed"] }, T0), 0)
+          assert.strictEqual(yield* store.purge({ id: "42", states: ["done"] }), 0)
+          assert.deepStrictEqual(yield* store.settle([{ _tag: "Done", id: "x", attempt: 1, now: T0, remove: true }]), [
+            { id: "x", attempt: 1, applied: false }
+          ])
+        })
+      ))
+  })
+
+  describe("statements", () => {
+    it.effect("the claim reads the two partial indexes, not the table", () =>
+      withStore(({ schema, sql }) =>
+        Effect.gen(function*() {
+          const names = yield* Names.make(schema)
+          const [text, params] = Statements.make(sql, names).claimTasks("default", 10, T0, 5_000).compile()
+          const plan = yield* sql.withTransaction(
+            Effect.gen(function*() {
+              yield* sql`SET LOCAL enable_seqscan = off`
+              yield* sql`SET LOCAL enable_bitmapscan = off`
+              return yield* sql.unsafe<{ "QUERY PLAN": string }>(`EXPLAIN ${text}`, params)
+            })
+          ).pipe(Effect.map((rows) => rows.map((row) => row["QUERY PLAN"]).join("\n")))
+          assert.include(plan, "tasks_ready_idx")
+          assert.include(plan, "tasks_lease_idx")
+        })
+      ))
+
+    it.effect("a batch that settles one attempt twice applies the first settlement only", () =>
+      withStore(({ store }) =>
+        Effect.gen(function*() {
+          yield* store.insert([newTask(), newTask()])
+          const [a, b] = yield* store.claim({ queue: "default", limit: 2, now: T0, leaseMarginMs: 0 })
+          const error = { attempt: 1, at: at(1), message: "boom", tag: "Boom", details: { n: 1 } }
+          const results = yield* store.settle([
+            { _tag: "Done", id: a!.id, attempt: 1, now: at(1), remove: false },
+            { _tag: "Fail", id: a!.id, attempt: 1, now: at(1), remove: true, error },
+            { _tag: "Snooze", id: b!.id, attempt: 1, now: at(1), runAt: at(10) },
+            { _tag: "Snooze", id: b!.id, attempt: 1, now: at(1), runAt: at(20) }
+          ])
+          assert.deepStrictEqual(results.map((result) => result.applied), [true, false, true, false])
+          const doneA = yield* store.get(a!.id)
+          assert.strictEqual(doneA?.state, "done")
+          assert.deepStrictEqual(doneA?.errors, [])
+          assert.deepStrictEqual((yield* store.get(b!.id))?.scheduledAt, at(10))
+        })
+      ))
+
+    it.effect("timeouts beyond 32 bits are stored and leased exactly", () =>
+      withStore(({ store }) =>
+        Effect.gen(function*() {
+          const thirtyDays = 30 * 24 * 3_600_000
+          const [result] = yield* store.insert([newTask({ timeoutMs: thirtyDays })])
+          assert.strictEqual(result!.task.timeoutMs, thirtyDays)
+          const [claimed] = yield* store.claim({ queue: "default", limit: 1, now: T0, leaseMarginMs: 1_500 })
+          assert.deepStrictEqual(claimed!.leaseExpiresAt, at(thirtyDays + 1_500))
+        })
+      ))
+  })
+
+  describe("across processes", () => {
+    it.effect("concurrent claims from two stores are disjoint and together drain the queue", () =>
+      withStore(({ schema, store }) =>
+        Effect.gen(function*() {
+          const total = 300
+          yield* store.insert(Array.from({ length: total }, (_, i) => newTask({ payload: { i }, priority: i % 4 })))
+          const other = yield* startStore(schema)
+          const drain = (claimer: Store) =>
+            Effect.gen(function*() {
+              const claimed: Array<TaskRecord> = []
+              while (true) {
+                const batch = yield* claimer.claim({ queue: "default", limit: 7, now: T0, leaseMarginMs: 60_000 })
+                if (batch.length === 0) return claimed
+                claimed.push(...batch)
+                const settled = yield* claimer.settle(
+                  batch.map((task) => ({ _tag: "Done", id: task.id, attempt: task.attempt, now: T0, remove: false }))
+                )
+                assert.isTrue(settled.every((result) => result.applied))
+              }
+            })
+          const drained = yield* Effect.all([drain(store), drain(other), drain(store), drain(other)], {
+            concurrency: "unbounded"
+          })
+          const ids = drained.flat().map((task) => task.id)
+          assert.strictEqual(ids.length, total)
+          assert.strictEqual(new Set(ids).size, total)
+          assert.deepStrictEqual(
+            (yield* store.counts).map((count) => [count.state, count.count]),
+            [["done", total]]
+          )
+        })
+      ))
+
+    it.effect("50 concurrent inserts of one unique key from four pools insert exactly one row", () =>
+      withStore(({ schema, sql, store }) =>
+        Effect.gen(function*() {
+          const others = yield* Effect.all([startStore(schema), startStore(schema), startStore(schema)])
+          const stores = [store, ...others]
+          const results = yield* Effect.forEach(
+            Array.from({ length: 50 }, (_, i) => i),
+            (i) => stores[i % stores.length]!.insert([newTask({ uniqueKey: "welcome:ada", payload: { i } })]),
+            { concurrency: "unbounded" }
+          )
+          const flat = results.map((batch) => batch[0]!)
+          assert.strictEqual(flat.filter((result) => result.inserted).length, 1)
+          assert.strictEqual(new Set(flat.map((result) => result.task.id)).size, 1)
+          const rows = yield* sql<{ count: number }>`
+            SELECT count(*)::int AS count FROM ${sql(`${schema}.tasks`)} WHERE uniq_key = 'welcome:ada'`
+          assert.strictEqual(rows[0]!.count, 1)
+        })
+      ))
+  })
+
+  describe("transactions", () => {
+    it.live("an insert inside the caller's transaction commits with it; the wake-up comes on commit", () =>
+      withStore(({ sql, store }) =>
+        Effect.gen(function*() {
+          const wakeups = yield* store.wakeups(["mail"])
+          const [result] = yield* sql.withTransaction(
+            Effect.gen(function*() {
+              const inserted = yield* store.insert([newTask({ queue: "mail" })])
+              assert.isDefined(yield* store.get(inserted[0]!.task.id), "visible inside the transaction")
+              assert.isFalse(yield* woke(wakeups.await("mail"), quietWaitMs), "woken before the commit")
+              return inserted
+            })
+          )
+          assert.isTrue(yield* woke(wakeups.await("mail"), wakeupWaitMs), "not woken after the commit")
+          assert.deepStrictEqual(yield* store.get(result!.task.id), result!.task)
+        })
+      ))
+
+    it.live("an insert inside a transaction that fails rolls back with it: no row and no wake-up", () =>
+      withStore(({ sql, store }) =>
+        Effect.gen(function*() {
+          const wakeups = yield* store.wakeups(["mail"])
+          const inserted: Array<string> = []
+          const exit = yield* Effect.exit(sql.withTransaction(
+            Effect.gen(function*() {
+              const [result] = yield* store.insert([newTask({ queue: "mail", uniqueKey: "only-once" })])
+              inserted.push(result!.task.id)
+              return yield* Effect.fail("the caller's own failure")
+            })
+          ))
+          assert.isTrue(Exit.isFailure(exit))
+          assert.lengthOf(inserted, 1)
+          assert.isUndefined(yield* store.get(inserted[0]!))
+          assert.deepStrictEqual(yield* store.list({ limit: 10 }), [])
+          assert.isFalse(yield* woke(wakeups.await("mail"), quietWaitMs), "woken by a rolled-back insert")
+          // The unique key was never taken.
+          const [again] = yield* store.insert([newTask({ queue: "mail", uniqueKey: "only-once" })])
+          assert.isTrue(again!.inserted)
+          assert.isTrue(yield* woke(wakeups.await("mail"), wakeupWaitMs))
+        })
+      ))
+  })
+
+  describe("wake-ups", () => {
+    it.live("retry wakes the queues of the tasks it makes ready", () =>
+      withStore(({ store }) =>
+        Effect.gen(function*() {
+          const [result] = yield* store.insert([newTask({ queue: "mail" })])
+          const [claimed] = yield* claimOne(store, "mail")
+          const error = { attempt: 1, at: at(1), message: "boom", tag: null, details: null }
+          yield* store.settle([{ _tag: "Fail", id: claimed!.id, attempt: 1, now: at(1), remove: false, error }])
+          const wakeups = yield* store.wakeups(["mail"])
+          assert.isFalse(yield* woke(wakeups.await("mail"), quietWaitMs))
+          assert.strictEqual(yield* store.retry({ id: result!.task.id, states: ["failed"] }, at(2)), 1)
+          assert.isTrue(yield* woke(wakeups.await("mail"), wakeupWaitMs))
+        })
+      ))
+
+    it.live("a lost LISTEN connection wakes waiters, polls meanwhile, then listens again", () =>
+      withStore(
+        ({ schema, sql, store }) =>
+          Effect.gen(function*() {
+            const listen = `LISTEN "${schema}_tasks"`
+            const listeners = sql<{ pid: number }>`
+              SELECT pid FROM pg_stat_activity WHERE query = ${listen} AND pid <> pg_backend_pid()`
+            const wakeups = yield* store.wakeups(["mail"])
+            const waiting = yield* Effect.forkChild(woke(wakeups.await("mail"), wakeupWaitMs))
+            const [listener] = yield* listeners
+            assert.isDefined(listener, "no connection is listening")
+            yield* sql`SELECT pg_terminate_backend(${listener!.pid})`
+            assert.isTrue(yield* Fiber.join(waiting), "the waiter was not woken when the connection dropped")
+
+            // Listening again, on another connection.
+            yield* listeners.pipe(
+              Effect.filterOrFail((rows) => rows.length === 1 && rows[0]!.pid !== listener!.pid),
+              Effect.retry({ schedule: Schedule.spaced("20 millis"), times: 500 })
+            )
+            // Drain the wake-ups of the outage, then only a notification wakes the waiter.
+            let spurious = 0
+            while (yield* woke(wakeups.await("mail"), quietWaitMs)) {
+              assert.isBelow(++spurious, 20, "still polling after listening again")
+            }
+            const late = yield* Effect.forkChild(woke(wakeups.await("mail"), wakeupWaitMs))
+            yield* store.insert([newTask({ queue: "mail" })])
+            assert.isTrue(yield* Fiber.join(late), "not woken by an insert after listening again")
+          }),
+        { reconnect: { initialBackoff: "20 millis", degradedPoll: "50 millis" } }
+      ))
+  })
+})

@@ -1,0 +1,8 @@
+/**
+ * The store contract suite against the PostgreSQL store: every test gets a
+ * fresh schema, migrated by the store's layer and dropped afterwards.
+ */
+import { storeContract } from "@backie/core/StoreContract"
+import * as TestDatabase from "./utils/TestDatabase.ts"
+
+storeContract("PgTaskStore", TestDatabase.store(), { wakeupWaitMs: 10_000 })
