@@ -6,3 +6,4 @@
  */
 export * as Migrations from "./Migrations.ts"
 export * as PgTaskStore from "./PgTaskStore.ts"
+export * as EmbeddedPostgres from "./EmbeddedPostgres.ts"
