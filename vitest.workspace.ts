@@ -5,5 +5,6 @@
  */
 export const projects = [
   "packages/core",
-  "packages/sql-pg"
+  "packages/sql-pg",
+  "packages/cli"
 ]
