@@ -6,7 +6,7 @@ import * as MemoryTaskStore from "../src/MemoryTaskStore.ts"
 import * as Task from "../src/Task.ts"
 import * as TaskMetrics from "../src/TaskMetrics.ts"
 import * as TaskQueue from "../src/TaskQueue.ts"
-import { TaskStore } from "../src/TaskStore.ts"
+import { TaskStore, TaskStoreError } from "../src/TaskStore.ts"
 import * as WorkerPool from "../src/WorkerPool.ts"
 import { harness, stored } from "./utils.ts"
 
@@ -453,6 +453,49 @@ describe("WorkerPool", () => {
         const refused = yield* Metric.value(Metric.withAttributes(TaskMetrics.refused, { queue: "default" }))
         assert.strictEqual(refused.count, 1)
       }).pipe(Effect.provideService(Metric.MetricRegistry, new Map() as never)))
+  })
+
+  describe("store failures", () => {
+    it.effect("claims and settlements that fail are retried with backoff; nothing is lost", () =>
+      Effect.gen(function*() {
+        const memory = yield* MemoryTaskStore.make
+        let claimFailures = 2
+        let settleFailures = 3
+        const flaky = TaskStore.of({
+          ...memory,
+          claim: (request) =>
+            Effect.suspend(() =>
+              claimFailures-- > 0
+                ? Effect.fail(new TaskStoreError({ operation: "claim", message: "connection lost" }))
+                : memory.claim(request)
+            ),
+          settle: (settlements) =>
+            Effect.suspend(() =>
+              settleFailures-- > 0
+                ? Effect.fail(new TaskStoreError({ operation: "settle", message: "connection lost" }))
+                : memory.settle(settlements)
+            )
+        })
+        const queue = yield* TaskQueue.make.pipe(Effect.provideService(TaskStore, flaky))
+        const ids = (yield* queue.enqueueMany(Email, [{ to: "a" }, { to: "b" }, { to: "c" }])).map((e) => e.id)
+        const ran: Array<string> = []
+        yield* Effect.gen(function*() {
+          const idle = yield* Effect.forkChild(WorkerPool.awaitIdle)
+          // The retries back off (50 ms, 100 ms, ...): let the clock run.
+          for (let i = 0; i < 100 && idle.pollUnsafe() === undefined; i++) yield* TestClock.adjust("100 millis")
+          yield* Fiber.join(idle)
+        }).pipe(
+          Effect.provide(WorkerPool.layer({
+            handlers: [Task.handler(Email, ({ to }) => Effect.sync(() => ran.push(to)))],
+            queues: { default: { retention: "KeepAll" } }
+          })),
+          Effect.provideService(TaskStore, flaky)
+        )
+        assert.strictEqual(claimFailures, -1)
+        assert.strictEqual(settleFailures, -1)
+        assert.deepStrictEqual(ran.sort(), ["a", "b", "c"])
+        for (const id of ids) assert.strictEqual((yield* memory.get(id))?.state, "done")
+      }))
   })
 
   describe("retention", () => {
