@@ -156,7 +156,8 @@ export class TaskTimeout extends Schema.TaggedError<TaskTimeout>()("TaskTimeout"
 export class WorkerPool extends Context.Service<WorkerPool, {
   /**
    * Completes once every queue has been seen idle since the call: a claim
-   * found no runnable task while none was running or waiting to be settled.
+   * that started after the call found no runnable task while none was running
+   * or waiting to be settled.
    * Tasks scheduled in the future do not count; advance the clock (e.g.
    * `TestClock.adjust`) and call it again.
    */
@@ -175,7 +176,9 @@ interface QueueRuntime {
   readonly attributes: { readonly queue: string }
   free: number
   inFlight: number
-  idleWaiters: Array<() => void>
+  /** How many claims have started; an idle waiter is resumed only by a claim that started after it. */
+  claims: number
+  idleWaiters: Array<{ readonly after: number; readonly resume: () => void }>
 }
 
 interface Completion {
@@ -283,6 +286,7 @@ export const make = <const Handlers extends ReadonlyArray<Task.AnyHandler>>(
         attributes: { queue },
         free: concurrency,
         inFlight: 0,
+        claims: 0,
         idleWaiters: []
       })
     }
@@ -506,8 +510,10 @@ export const make = <const Handlers extends ReadonlyArray<Task.AnyHandler>>(
           const limit = queue.free
           // A claim is never interrupted half-way (shutdown would strand the
           // claimed rows until their leases lapse): claimed tasks are started.
+          let started = 0
           const claimed = yield* Effect.uninterruptible(
             Effect.gen(function*() {
+              started = ++queue.claims
               const now = yield* Clock.currentTimeMillis
               const rows = yield* store.claim({
                 queue: queue.name,
@@ -528,8 +534,8 @@ export const make = <const Handlers extends ReadonlyArray<Task.AnyHandler>>(
           )
           if (claimed === 0 && queue.inFlight === 0 && queue.idleWaiters.length > 0) {
             const waiters = queue.idleWaiters
-            queue.idleWaiters = []
-            for (const resume of waiters) resume()
+            queue.idleWaiters = waiters.filter((waiter) => waiter.after >= started)
+            for (const waiter of waiters) if (waiter.after < started) waiter.resume()
           }
           if (claimed < limit) yield* idle
         }
@@ -600,7 +606,7 @@ export const make = <const Handlers extends ReadonlyArray<Task.AnyHandler>>(
 
     const awaitIdle = Effect.forEach(queues, (queue) =>
       Effect.callback<void>((resume) => {
-        queue.idleWaiters.push(() => resume(Effect.void))
+        queue.idleWaiters.push({ after: queue.claims, resume: () => resume(Effect.void) })
         queue.signal.notify()
       }), { concurrency: "unbounded", discard: true })
 
