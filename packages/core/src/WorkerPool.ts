@@ -164,6 +164,13 @@ export class WorkerPool extends Context.Service<WorkerPool, {
   readonly awaitIdle: Effect.Effect<void>
   /** How many attempts are running or waiting to be settled, per queue. */
   readonly inFlight: Effect.Effect<ReadonlyMap<string, number>>
+  /**
+   * Interrupts every running attempt; each returns to its queue without using
+   * an attempt, as after the shutdown grace period. Meant for a second Ctrl-C
+   * during a graceful shutdown; outside one, the claimers pick the tasks up
+   * again.
+   */
+  readonly interruptRunning: Effect.Effect<void>
 }>()("@backie/core/WorkerPool") {}
 
 interface QueueRuntime {
@@ -612,7 +619,9 @@ export const make = <const Handlers extends ReadonlyArray<Task.AnyHandler>>(
 
     const inFlight = Effect.sync(() => new Map(queues.map((q) => [q.name, q.inFlight] as const)))
 
-    return WorkerPool.of({ awaitIdle, inFlight })
+    const interruptRunning = FiberSet.clear(running)
+
+    return WorkerPool.of({ awaitIdle, inFlight, interruptRunning })
   }) as never
 
 /**

@@ -666,6 +666,32 @@ describe("WorkerPool", () => {
         assert.deepStrictEqual(task?.scheduledAt, at(sec(10)))
         assert.deepStrictEqual(task?.errors, [])
       }))
+    it.effect("interruptRunning during shutdown (a second Ctrl-C) returns running tasks to the queue at once", () =>
+      Effect.gen(function*() {
+        const started = yield* Deferred.make<void>()
+        const Forever = Task.make({ name: "forever", payload: Schema.Struct({}) })
+        const store = yield* MemoryTaskStore.make
+        const queue = yield* TaskQueue.make.pipe(Effect.provideService(TaskStore, store))
+        const scope = yield* Scope.make()
+        const context = yield* Layer.buildWithScope(
+          WorkerPool.layer({
+            handlers: [Task.handler(Forever, () => Deferred.succeed(started, undefined).pipe(Effect.andThen(Effect.never)))],
+            queues: { default: {} }
+          }),
+          scope
+        ).pipe(Effect.provideService(TaskStore, store))
+        const pool = Context.get(context, WorkerPool.WorkerPool)
+        const { id } = yield* queue.enqueue(Forever, {})
+        yield* Deferred.await(started)
+        const shutdown = yield* Effect.forkChild(Scope.close(scope, Exit.void))
+        yield* TestClock.adjust("10 seconds")
+        assert.isUndefined(shutdown.pollUnsafe(), "without a grace period, shutdown waits")
+        yield* pool.interruptRunning
+        yield* Fiber.join(shutdown)
+        const task = yield* store.get(id)
+        assert.strictEqual(task?.state, "ready")
+        assert.strictEqual(task?.retries, 0)
+      }))
   })
 
   describe("observability", () => {
