@@ -6,5 +6,6 @@
 export const projects = [
   "packages/core",
   "packages/sql-pg",
-  "packages/cli"
+  "packages/cli",
+  "examples"
 ]

@@ -413,7 +413,6 @@ export const make = <const Handlers extends ReadonlyArray<Task.AnyHandler>>(
             "backie.attempt": row.attempt
           }
         }),
-        Effect.annotateLogs({ taskId: row.id, task: row.taskName, queue: row.queue, attempt: row.attempt }),
         Effect.exit
       )
       const now = yield* Clock.currentTimeMillis
@@ -498,7 +497,8 @@ export const make = <const Handlers extends ReadonlyArray<Task.AnyHandler>>(
     const runTask = (queue: QueueRuntime, row: TaskRecord) =>
       Effect.uninterruptibleMask((restore) =>
         execute(queue, row, restore).pipe(
-          Effect.flatMap((settlement) => Queue.offer(completions, { queue, settlement }))
+          Effect.flatMap((settlement) => Queue.offer(completions, { queue, settlement })),
+          Effect.annotateLogs({ taskId: row.id, task: row.taskName, queue: row.queue, attempt: row.attempt })
         )
       ).pipe(Effect.asVoid)
 

@@ -37,6 +37,9 @@ export const client = (options?: {
     PgClient.layer({
       url: Redacted.make(url()),
       maxConnections: options?.maxConnections ?? 10,
+      // Tests move TestClock by minutes while connections are being opened:
+      // the connect timeout reads the same clock, so keep it out of reach.
+      connectTimeout: "1 day",
       applicationName: "backie-sql-pg-tests",
       ...(options?.transforms === undefined ? {} : {
         transformResultNames: options.transforms.result,

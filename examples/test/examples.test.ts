@@ -1,0 +1,153 @@
+/**
+ * Every example runs here, on a real PostgreSQL (DATABASE_URL, or the
+ * embedded server of the test run), each in a schema of its own; `npm start`
+ * also runs as a user would start it, in a child process.
+ */
+import { TaskQueue } from "@backie/core"
+import { PgTaskStore } from "@backie/sql-pg"
+import { assert, describe, it } from "@effect/vitest"
+import { PgClient } from "@effect/sql-pg"
+import { Effect, Fiber, Layer, Metric, Redacted } from "effect"
+import { TestClock } from "effect/testing"
+import { execFile } from "node:child_process"
+import * as crypto from "node:crypto"
+import * as path from "node:path"
+import { inject } from "vitest"
+import * as SimpleWorker from "../simple_worker.ts"
+import * as Transactional from "../transactional.ts"
+import * as TypedErrors from "../typed_errors.ts"
+
+const url = (): string => {
+  const fromEnv = process.env.DATABASE_URL
+  return fromEnv !== undefined && fromEnv !== "" ? fromEnv : inject("databaseUrl")
+}
+
+/** A client whose connections work in a fresh schema (dropped afterwards), and a store in it. */
+const database = () =>
+  Layer.unwrap(Effect.sync(() => {
+    const schema = `examples_${crypto.randomBytes(6).toString("hex")}`
+    // The examples run under TestClock, which the connect timeout also reads:
+    // keep it out of reach of the clock these tests move.
+    const client = PgClient.layer({ url: Redacted.make(url()), maxConnections: 6, connectTimeout: "1 day" })
+    const dropped = Layer.effectDiscard(Effect.gen(function*() {
+      const sql = yield* PgClient.PgClient
+      yield* sql`CREATE SCHEMA IF NOT EXISTS ${sql(schema)}`
+      yield* Effect.addFinalizer(() => Effect.ignore(sql`DROP SCHEMA IF EXISTS ${sql(schema)} CASCADE`))
+    }))
+    return PgTaskStore.layer({ schema }).pipe(Layer.provideMerge(dropped), Layer.provideMerge(client))
+  }))
+
+/** Runs `effect` under TestClock, moving the clock until it is done (the database works in real time). */
+const driveClock = <A, E, R>(effect: Effect.Effect<A, E, R>) =>
+  Effect.gen(function*() {
+    const fiber = yield* Effect.forkChild(effect)
+    while (fiber.pollUnsafe() === undefined) {
+      yield* Effect.promise(() => new Promise((resolve) => setImmediate(resolve)))
+      yield* TestClock.adjust("50 millis")
+    }
+    return yield* Fiber.join(fiber)
+  })
+
+const spawn = (script: string, env: Record<string, string>) =>
+  new Promise<{ code: number | null; stdout: string; stderr: string }>((resolve) => {
+    execFile(process.execPath, [path.join(import.meta.dirname, "..", script)], {
+      env: { ...process.env, ...env },
+      timeout: 60_000
+    }, (error, stdout, stderr) => resolve({ code: error === null ? 0 : (error.code as number | null) ?? 1, stdout, stderr }))
+  })
+
+describe("examples", () => {
+  it.effect("simple_worker: runs every task, retries the flaky ones, fails the broken ones", () =>
+    Effect.gen(function*() {
+      const summary = yield* driveClock(SimpleWorker.run({ tasks: 300, progress: false })).pipe(
+        Effect.provide(SimpleWorker.AppLayer.pipe(Layer.provideMerge(database())))
+      )
+      assert.strictEqual(summary.tasks, 330)
+      assert.strictEqual(summary.succeeded, 325)
+      assert.strictEqual(summary.failed, 5)
+      // 20 flaky tasks fail twice each; 5 broken ones are retried twice each.
+      assert.strictEqual(summary.retries, 20 * 2 + 5 * 2)
+      assert.deepStrictEqual(summary.greeted, [
+        "Hello, Ada!",
+        "Hello, Barbara!",
+        "Hello, Frances!",
+        "Hello, Grace!",
+        "Hello, Radia!"
+      ])
+      assert.strictEqual(summary.lastError, "Flaky: task 0 never works")
+    }).pipe(Effect.provideService(Metric.MetricRegistry, new Map())))
+
+  it.effect("transactional: only committed orders get their confirmation email", () =>
+    Effect.gen(function*() {
+      const result = yield* Transactional.run.pipe(Effect.provide(TaskQueue.layer.pipe(Layer.provideMerge(database()))))
+      assert.deepStrictEqual(result, { kept: [1, 2, 4, 5], declined: [3, 6], sent: [1, 2, 4, 5] })
+    }))
+
+  it.effect("typed_errors: each outcome shows in the stored history", () =>
+    Effect.gen(function*() {
+      const history = yield* driveClock(TypedErrors.run).pipe(
+        Effect.provide(TaskQueue.layer.pipe(Layer.provideMerge(database())))
+      )
+      assert.deepStrictEqual(history, [
+        {
+          parcel: "retried",
+          state: "done",
+          attempts: 3,
+          errors: [
+            "attempt 1: CarrierUnavailable: timeout on attempt 1",
+            "attempt 2: CarrierUnavailable: timeout on attempt 2"
+          ]
+        },
+        {
+          parcel: "invalid",
+          state: "failed",
+          attempts: 1,
+          errors: ["attempt 1: InvalidAddress: 1 Nowhere Lane does not exist"]
+        },
+        { parcel: "snoozed", state: "done", attempts: 2, errors: [] },
+        {
+          parcel: "exhausted",
+          state: "failed",
+          attempts: 3,
+          errors: [
+            "attempt 1: CarrierUnavailable: still down",
+            "attempt 2: CarrierUnavailable: still down",
+            "attempt 3: CarrierUnavailable: still down"
+          ]
+        },
+        {
+          parcel: "lost",
+          state: "failed",
+          attempts: 3,
+          errors: [
+            "attempt 1: panicked: no route for parcel lost",
+            "attempt 2: panicked: no route for parcel lost",
+            "attempt 3: panicked: no route for parcel lost"
+          ]
+        }
+      ])
+    }))
+
+  it("npm start: the main example runs to its summary and exits 0", async () => {
+    const { code, stdout, stderr } = await spawn("simple_worker.ts", { DATABASE_URL: url(), TASKS: "200" })
+    assert.strictEqual(code, 0, stderr)
+    assert.include(stdout, "225 of 230 tasks done and 5 failed for good, after 50 retries")
+    assert.include(stdout, "greeted: Hello, Ada! Hello, Barbara! Hello, Frances! Hello, Grace! Hello, Radia!")
+  })
+
+  it("npm start: a bad DATABASE_URL or an unreachable server gives one clear line and exit code 1", async () => {
+    for (
+      const [databaseUrl, expected] of [
+        ["not a url", "Invalid connection URL"],
+        ["postgres://postgres@127.0.0.1:1/nothing", "ECONNREFUSED"]
+      ] as const
+    ) {
+      const { code, stderr } = await spawn("simple_worker.ts", { DATABASE_URL: databaseUrl })
+      assert.strictEqual(code, 1)
+      const lines = stderr.trim().split("\n")
+      assert.lengthOf(lines, 1, stderr)
+      assert.match(lines[0]!, /^simple_worker: /)
+      assert.include(lines[0], expected)
+    }
+  })
+})
