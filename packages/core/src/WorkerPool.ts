@@ -180,12 +180,40 @@ interface QueueRuntime {
   readonly retention: Retention.Retention
   readonly leaseMarginMs: number
   readonly signal: Signal.Signal
-  readonly attributes: { readonly queue: string }
+  /** This queue's metrics (built once: `withAttributes` allocates). */
+  readonly metrics: QueueMetrics
   free: number
   inFlight: number
   /** How many claims have started; an idle waiter is resumed only by a claim that started after it. */
   claims: number
   idleWaiters: Array<{ readonly after: number; readonly resume: () => void }>
+}
+
+interface QueueMetrics {
+  readonly started: Metric.Metric<number, unknown>
+  readonly succeeded: Metric.Metric<number, unknown>
+  readonly retried: Metric.Metric<number, unknown>
+  readonly failed: Metric.Metric<number, unknown>
+  readonly snoozed: Metric.Metric<number, unknown>
+  readonly cancelled: Metric.Metric<number, unknown>
+  readonly released: Metric.Metric<number, unknown>
+  readonly refused: Metric.Metric<number, unknown>
+  readonly duration: Metric.Metric<Duration.Duration, unknown>
+}
+
+const queueMetrics = (queue: string): QueueMetrics => {
+  const attributes = { queue }
+  return {
+    started: Metric.withAttributes(TaskMetrics.started, attributes),
+    succeeded: Metric.withAttributes(TaskMetrics.succeeded, attributes),
+    retried: Metric.withAttributes(TaskMetrics.retried, attributes),
+    failed: Metric.withAttributes(TaskMetrics.failed, attributes),
+    snoozed: Metric.withAttributes(TaskMetrics.snoozed, attributes),
+    cancelled: Metric.withAttributes(TaskMetrics.cancelled, attributes),
+    released: Metric.withAttributes(TaskMetrics.released, attributes),
+    refused: Metric.withAttributes(TaskMetrics.refused, attributes),
+    duration: Metric.withAttributes(TaskMetrics.duration, attributes)
+  }
 }
 
 interface Completion {
@@ -290,7 +318,7 @@ export const make = <const Handlers extends ReadonlyArray<Task.AnyHandler>>(
         retention,
         leaseMarginMs: Duration.toMillis(leaseMargin.value),
         signal: Signal.make(),
-        attributes: { queue },
+        metrics: queueMetrics(queue),
         free: concurrency,
         inFlight: 0,
         claims: 0,
@@ -312,8 +340,7 @@ export const make = <const Handlers extends ReadonlyArray<Task.AnyHandler>>(
     const running = yield* FiberSet.make<void, never>()
     const flushed = Signal.make()
 
-    const count = (metric: Metric.Metric<number, unknown>, queue: QueueRuntime) =>
-      Metric.update(Metric.withAttributes(metric, queue.attributes), 1)
+    const count = (metric: Metric.Metric<number, unknown>) => Metric.update(metric, 1)
 
     const attemptError = (row: TaskRecord, now: number, error: unknown): AttemptError => ({
       attempt: row.attempt,
@@ -332,7 +359,7 @@ export const make = <const Handlers extends ReadonlyArray<Task.AnyHandler>>(
       if (row.retries < row.maxRetries) {
         const delay = yield* Backoff.delay(backoff, row.retries, now)
         if (Option.isSome(delay)) {
-          yield* count(TaskMetrics.retried, queue)
+          yield* count(queue.metrics.retried)
           yield* Effect.logDebug(`attempt ${row.attempt} failed, retrying in ${Duration.format(delay.value)}`)
           return {
             _tag: "Retry",
@@ -344,7 +371,7 @@ export const make = <const Handlers extends ReadonlyArray<Task.AnyHandler>>(
           } satisfies Settlement
         }
       }
-      yield* count(TaskMetrics.failed, queue)
+      yield* count(queue.metrics.failed)
       yield* Effect.logWarning(`task failed for good after attempt ${row.attempt}: ${error.message}`)
       return {
         _tag: "Fail",
@@ -398,7 +425,7 @@ export const make = <const Handlers extends ReadonlyArray<Task.AnyHandler>>(
       }
       // The stored timeout, which the lease was computed from.
       const timeoutMillis = row.timeoutMs
-      yield* count(TaskMetrics.started, queue)
+      yield* count(queue.metrics.started)
       const startedAt = yield* Clock.currentTimeMillis
       const exit = yield* restore(
         Effect.suspend(() => handler.run(decoded.value, current)).pipe(
@@ -417,11 +444,11 @@ export const make = <const Handlers extends ReadonlyArray<Task.AnyHandler>>(
       )
       const now = yield* Clock.currentTimeMillis
       yield* Metric.update(
-        Metric.withAttributes(TaskMetrics.duration, queue.attributes),
+        queue.metrics.duration,
         Duration.millis(Math.max(0, now - startedAt))
       )
       if (Exit.isSuccess(exit)) {
-        yield* count(TaskMetrics.succeeded, queue)
+        yield* count(queue.metrics.succeeded)
         return {
           _tag: "Done",
           id: row.id,
@@ -443,7 +470,7 @@ export const make = <const Handlers extends ReadonlyArray<Task.AnyHandler>>(
           return yield* failure(queue, row, now, attemptError(row, now, timeout), task.backoff)
         }
         if (error instanceof Task.Snooze) {
-          yield* count(TaskMetrics.snoozed, queue)
+          yield* count(queue.metrics.snoozed)
           return {
             _tag: "Snooze",
             id: row.id,
@@ -453,7 +480,7 @@ export const make = <const Handlers extends ReadonlyArray<Task.AnyHandler>>(
           } satisfies Settlement
         }
         if (error instanceof Task.Cancel) {
-          yield* count(TaskMetrics.cancelled, queue)
+          yield* count(queue.metrics.cancelled)
           return {
             _tag: "Cancel",
             id: row.id,
@@ -464,7 +491,7 @@ export const make = <const Handlers extends ReadonlyArray<Task.AnyHandler>>(
           } satisfies Settlement
         }
         if (error instanceof Task.PermanentFailure) {
-          yield* count(TaskMetrics.failed, queue)
+          yield* count(queue.metrics.failed)
           const recorded = attemptError(row, now, error.error)
           yield* Effect.logWarning(`task failed permanently in attempt ${row.attempt}: ${recorded.message}`)
           return {
@@ -490,7 +517,7 @@ export const make = <const Handlers extends ReadonlyArray<Task.AnyHandler>>(
         return yield* failure(queue, row, now, error, task.backoff)
       }
       // Interrupted: only shutdown interrupts a running task. Return it to the queue.
-      yield* count(TaskMetrics.released, queue)
+      yield* count(queue.metrics.released)
       return { _tag: "Release", id: row.id, attempt: row.attempt, now: new Date(now) } satisfies Settlement
     })
 
@@ -561,7 +588,7 @@ export const make = <const Handlers extends ReadonlyArray<Task.AnyHandler>>(
           queue.free += 1
           queue.signal.notify()
           if (results[i]?.applied !== true) {
-            yield* count(TaskMetrics.refused, queue)
+            yield* count(queue.metrics.refused)
             yield* Effect.logWarning(
               `the outcome of attempt ${settlement.attempt} of task ${settlement.id} was refused: ` +
                 "the task was re-claimed after its lease lapsed, or cancelled"
