@@ -1,0 +1,423 @@
+/**
+ * Every command, run in process against a real database in fresh schemas:
+ * the text and JSON output, the one-line errors and the exit codes.
+ */
+import { Effect } from "effect"
+import { afterAll, beforeAll, describe, expect, it } from "vitest"
+import { ExitCode } from "../src/Errors.ts"
+import {
+  ago,
+  claimAll,
+  dropSchema,
+  getTask,
+  insert,
+  isOneLine,
+  randomSchema,
+  runCli,
+  runOn,
+  settleAll,
+  withStore
+} from "./utils/Harness.ts"
+
+const schemas: Array<string> = []
+/** A fresh schema, dropped after the file. */
+const fresh = () => {
+  const schema = randomSchema()
+  schemas.push(schema)
+  return schema
+}
+afterAll(() => Promise.all(schemas.map(dropSchema)))
+
+const minute = 60_000
+
+describe("migrate", () => {
+  it("creates the schema, then finds nothing to do", async () => {
+    const schema = fresh()
+    const first = await runOn(schema, ["migrate"])
+    expect(first).toMatchObject({ code: 0, stderr: "" })
+    expect(first.stdout).toBe(`applied migration 0001_create_tasks to schema "${schema}"`)
+
+    const again = await runOn(schema, ["migrate"])
+    expect(again.code).toBe(0)
+    expect(again.stdout).toBe(`schema "${schema}" is up to date: no migration to apply`)
+
+    const json = await runOn(schema, ["migrate", "--json"])
+    expect(json.code).toBe(0)
+    expect(JSON.parse(json.stdout)).toEqual({ schema, applied: [] })
+  })
+
+  it("reports what it applied as JSON", async () => {
+    const schema = fresh()
+    const result = await runOn(schema, ["--json", "migrate"])
+    expect(result.code).toBe(0)
+    expect(JSON.parse(result.stdout)).toEqual({ schema, applied: [{ id: 1, name: "create_tasks" }] })
+  })
+})
+
+describe("a schema that was never migrated", () => {
+  it.each([
+    ["status"],
+    ["list"],
+    ["show", "00000000-0000-0000-0000-000000000000"],
+    ["retry", "--failed"],
+    ["cancel", "00000000-0000-0000-0000-000000000000"],
+    ["purge", "--done", "--older-than", "1d"]
+  ])("%s exits with 4 and says to run backie migrate", async (...args) => {
+    const schema = fresh()
+    const result = await runOn(schema, args)
+    expect(result.code).toBe(ExitCode.SchemaNotMigrated)
+    expect(result.stdout).toBe("")
+    expect(isOneLine(result.stderr)).toBe(true)
+    expect(result.stderr).toBe(
+      `backie: the database has no backie tables in schema "${schema}": run backie migrate --schema ${schema}`
+    )
+  })
+})
+
+describe("reading", () => {
+  const schema = randomSchema()
+  const ids: Record<string, ReadonlyArray<string>> = {}
+
+  beforeAll(async () => {
+    schemas.push(schema)
+    await withStore(
+      schema,
+      Effect.gen(function*() {
+        // mail: three tasks due for 5 minutes, one scheduled an hour from now
+        ids.mail = yield* insert([1, 2, 3].map((n) => ({
+          taskName: "welcome_email",
+          queue: "mail",
+          payload: { to: `user${n}@example.com` },
+          at: ago(5 * minute)
+        })))
+        ids.later = yield* insert([{ taskName: "welcome_email", queue: "mail", scheduledAt: new Date(Date.now() + 60 * minute) }])
+        // later: only a task scheduled in an hour
+        yield* insert([{ taskName: "digest", queue: "later", scheduledAt: new Date(Date.now() + 60 * minute) }])
+        // images: two failed tasks, with their error
+        ids.images = yield* insert([1, 2].map((n) => ({
+          taskName: "resize",
+          queue: "images",
+          payload: { url: `https://example.com/${n}.png` },
+          maxRetries: 0,
+          at: ago(10 * minute)
+        })))
+        yield* settleAll("images", ago(2 * minute), { _tag: "Fail", message: "ResizeError: too big", details: { size: 9000 } })
+        // reports: one done, one running
+        ids.reports = yield* insert([{ taskName: "report", queue: "reports", at: ago(10 * minute) }])
+        yield* settleAll("reports", ago(minute), { _tag: "Done" })
+        ids.running = yield* insert([{ taskName: "report", queue: "reports", at: ago(minute) }])
+        yield* claimAll("reports", new Date())
+      })
+    )
+  })
+
+  it("status counts tasks per queue and state, with the age of the oldest waiting task", async () => {
+    const result = await runOn(schema, ["status"])
+    expect(result.code).toBe(0)
+    expect(result.stderr).toBe("")
+    const lines = result.stdout.split("\n")
+    expect(lines[0]).toMatch(/^QUEUE\s+READY\s+RUNNING\s+DONE\s+FAILED\s+CANCELLED\s+OLDEST WAITING$/)
+    expect(lines.slice(1).map((line) => line.split(/\s+/).slice(0, 6))).toEqual([
+      ["images", "0", "0", "0", "2", "0"],
+      ["later", "1", "0", "0", "0", "0"],
+      ["mail", "4", "0", "0", "0", "0"],
+      ["reports", "0", "1", "1", "0", "0"]
+    ])
+    expect(lines.find((line) => line.startsWith("mail"))).toMatch(/ 5m( \d+s)?$/)
+    expect(lines.find((line) => line.startsWith("later"))).toMatch(/ -$/)
+  })
+
+  it("status --json", async () => {
+    const result = await runOn(schema, ["status", "--json"])
+    expect(result.code).toBe(0)
+    const status = JSON.parse(result.stdout)
+    expect(status.schema).toBe(schema)
+    const mail = status.queues.find((q: { queue: string }) => q.queue === "mail")
+    expect(mail).toMatchObject({ counts: { ready: 4, running: 0, done: 0, failed: 0, cancelled: 0 }, total: 4 })
+    expect(mail.oldestWaitingMs).toBeGreaterThanOrEqual(5 * minute)
+    expect(new Date(mail.oldestWaitingSince).getTime()).toBeLessThanOrEqual(Date.now() - 5 * minute)
+    expect(status.queues.find((q: { queue: string }) => q.queue === "later")).toMatchObject({
+      oldestWaitingSince: null,
+      oldestWaitingMs: null
+    })
+  })
+
+  it("list shows every task in insertion order", async () => {
+    const result = await runOn(schema, ["list"])
+    expect(result.code).toBe(0)
+    const lines = result.stdout.split("\n")
+    expect(lines[0]).toMatch(/^ID\s+TASK\s+QUEUE\s+STATE\s+ATTEMPT\s+RETRIES\s+SCHEDULED\s+LAST ERROR$/)
+    expect(lines).toHaveLength(1 + 9 + 1)
+    expect(lines.at(-1)).toBe("tasks 1-9")
+    expect(lines[1]).toContain(ids.mail![0]!)
+    const failed = lines.find((line) => line.startsWith(ids.images![0]!))
+    expect(failed).toMatch(/resize\s+images\s+failed\s+1\s+1\/0\s+\S+ \S+Z\s+ResizeError: too big$/)
+  })
+
+  it("list filters by queue, state and task name", async () => {
+    const byQueue = await runOn(schema, ["list", "--queue", "mail", "--json"])
+    expect(JSON.parse(byQueue.stdout).tasks.map((t: { id: string }) => t.id)).toEqual([...ids.mail!, ...ids.later!])
+
+    const byState = await runOn(schema, ["list", "--state", "failed", "--json"])
+    expect(JSON.parse(byState.stdout).tasks.map((t: { id: string }) => t.id)).toEqual(ids.images)
+
+    const byTask = await runOn(schema, ["ls", "--task", "report", "--state", "running", "--json"])
+    expect(JSON.parse(byTask.stdout).tasks.map((t: { id: string }) => t.id)).toEqual(ids.running)
+
+    const none = await runOn(schema, ["list", "--queue", "nope"])
+    expect(none).toMatchObject({ code: 0, stdout: "no tasks" })
+  })
+
+  it("list pages with --limit and --offset", async () => {
+    const first = await runOn(schema, ["list", "--queue", "mail", "--limit", "2"])
+    expect(first.stdout.split("\n").at(-1)).toBe("tasks 1-2; more with --offset 2")
+    const second = await runOn(schema, ["list", "--queue", "mail", "--limit", "2", "--offset", "2", "--json"])
+    const page = JSON.parse(second.stdout)
+    expect(page).toMatchObject({ limit: 2, offset: 2, hasMore: false })
+    expect(page.tasks.map((t: { id: string }) => t.id)).toEqual([ids.mail![2], ids.later![0]])
+    const past = await runOn(schema, ["list", "--queue", "mail", "--offset", "10"])
+    expect(past.stdout).toBe("no tasks at offset 10")
+  })
+
+  it("list --json prints whole task records", async () => {
+    const result = await runOn(schema, ["list", "--state", "failed", "--limit", "1", "--json"])
+    const page = JSON.parse(result.stdout)
+    expect(page).toMatchObject({ limit: 1, offset: 0, hasMore: true })
+    expect(page.tasks[0]).toMatchObject({
+      id: ids.images![0],
+      taskName: "resize",
+      queue: "images",
+      state: "failed",
+      payload: { url: "https://example.com/1.png" },
+      attempt: 1,
+      retries: 1,
+      maxRetries: 0,
+      lastError: { attempt: 1, message: "ResizeError: too big", tag: "ResizeError", details: { size: 9000 } }
+    })
+  })
+
+  it("show prints a task with its error history", async () => {
+    const id = ids.images![1]!
+    const result = await runOn(schema, ["show", id])
+    expect(result.code).toBe(0)
+    const text = result.stdout
+    expect(text).toMatch(new RegExp(`^id\\s+${id}$`, "m"))
+    expect(text).toMatch(/^task\s+resize$/m)
+    expect(text).toMatch(/^queue\s+images$/m)
+    expect(text).toMatch(/^state\s+failed$/m)
+    expect(text).toMatch(/^attempts\s+1$/m)
+    expect(text).toMatch(/^retries\s+1 of 0$/m)
+    expect(text).toMatch(/^created\s+\S+ \S+Z \(10m( \d+s)? ago\)$/m)
+    expect(text).toMatch(/^scheduled\s+\S+ \S+Z \(10m( \d+s)? ago\)$/m)
+    expect(text).toMatch(/^done\s+\S+ \S+Z \(2m( \d+s)? ago\)$/m)
+    expect(text).toContain("payload\n  {\n    \"url\": \"https://example.com/2.png\"\n  }")
+    expect(text).toMatch(/^errors \(1, oldest first\)\n  attempt 1  \S+ \S+Z  ResizeError: too big\n      \{"size":9000\}$/m)
+  })
+
+  it("show --json prints the record", async () => {
+    const id = ids.reports![0]!
+    const result = await runOn(schema, ["show", id, "--json"])
+    expect(result.code).toBe(0)
+    const task = JSON.parse(result.stdout)
+    expect(task).toMatchObject({ id, taskName: "report", state: "done", errors: [], lastError: null })
+    expect(new Date(task.doneAt).getTime()).toBeLessThan(Date.now() - 30_000)
+  })
+
+  it("show exits with 1 for an unknown task", async () => {
+    for (const id of ["00000000-0000-0000-0000-000000000000", "not-a-uuid"]) {
+      const result = await runOn(schema, ["show", id, "--json"])
+      expect(result).toEqual({ code: ExitCode.NotFound, stdout: "", stderr: `backie: no task with id ${id}` })
+    }
+  })
+})
+
+describe("retry", () => {
+  const seed = (schema: string) =>
+    withStore(
+      schema,
+      Effect.gen(function*() {
+        const mail = yield* insert([1, 2].map(() => ({ taskName: "send", queue: "mail", maxRetries: 0, at: ago(minute) })))
+        yield* settleAll("mail", new Date(), { _tag: "Fail", message: "SmtpError: down" })
+        const images = yield* insert([{ taskName: "resize", queue: "images", maxRetries: 0, at: ago(minute) }])
+        yield* settleAll("images", new Date(), { _tag: "Fail", message: "ResizeError: too big" })
+        const ready = yield* insert([{ taskName: "send", queue: "mail" }])
+        return { mail, images, ready }
+      })
+    )
+
+  it("makes one failed task ready again, keeping its errors", async () => {
+    const schema = fresh()
+    const { mail } = await seed(schema)
+    const id = mail[0]!
+    const result = await runOn(schema, ["retry", id])
+    expect(result).toEqual({ code: 0, stdout: `task ${id} is ready to run again`, stderr: "" })
+    const task = await withStore(schema, getTask(id))
+    expect(task).toMatchObject({ state: "ready", retries: 0, errors: [{ message: "SmtpError: down" }] })
+
+    const again = await runOn(schema, ["retry", id])
+    expect(again).toEqual({
+      code: ExitCode.NotFound,
+      stdout: "",
+      stderr: `backie: task ${id} is ready: only failed or cancelled tasks can be retried`
+    })
+  })
+
+  it("retries a cancelled task by id, with --json", async () => {
+    const schema = fresh()
+    const { ready } = await seed(schema)
+    const id = ready[0]!
+    expect((await runOn(schema, ["cancel", id])).code).toBe(0)
+    const result = await runOn(schema, ["retry", id, "--json"])
+    expect(result.code).toBe(0)
+    expect(JSON.parse(result.stdout)).toMatchObject({ retried: 1, task: { id, state: "ready" } })
+  })
+
+  it("retries every failed task, or those of one queue", async () => {
+    const schema = fresh()
+    const { images, mail } = await seed(schema)
+    const ofMail = await runOn(schema, ["retry", "--failed", "--queue", "mail"])
+    expect(ofMail).toEqual({ code: 0, stdout: "2 failed tasks of queue \"mail\" ready to run again", stderr: "" })
+    expect((await withStore(schema, getTask(mail[1]!)))?.state).toBe("ready")
+    expect((await withStore(schema, getTask(images[0]!)))?.state).toBe("failed")
+
+    const all = await runOn(schema, ["retry", "--failed", "--json"])
+    expect(JSON.parse(all.stdout)).toEqual({ retried: 1, queue: null })
+    const none = await runOn(schema, ["retry", "--failed"])
+    expect(none).toEqual({ code: 0, stdout: "no failed tasks to retry", stderr: "" })
+  })
+
+  it("exits with 1 for an unknown task and with 2 for a wrong command line", async () => {
+    const schema = fresh()
+    await seed(schema)
+    const unknown = await runOn(schema, ["retry", "00000000-0000-0000-0000-000000000000"])
+    expect(unknown.code).toBe(ExitCode.NotFound)
+    expect(unknown.stderr).toBe("backie: no task with id 00000000-0000-0000-0000-000000000000")
+
+    const neither = await runOn(schema, ["retry"])
+    expect(neither).toEqual({ code: ExitCode.Usage, stdout: "", stderr: "backie: retry takes either a task id or --failed" })
+    const both = await runOn(schema, ["retry", "00000000-0000-0000-0000-000000000000", "--failed"])
+    expect(both.code).toBe(ExitCode.Usage)
+    const queueAlone = await runOn(schema, ["retry", "00000000-0000-0000-0000-000000000000", "--queue", "mail"])
+    expect(queueAlone).toMatchObject({ code: ExitCode.Usage, stderr: "backie: --queue goes with --failed" })
+  })
+})
+
+describe("cancel", () => {
+  it("cancels a ready task once; a finished or unknown task exits with 1", async () => {
+    const schema = fresh()
+    const [ready, running] = await withStore(
+      schema,
+      Effect.gen(function*() {
+        const [ready] = yield* insert([{ taskName: "send", queue: "mail" }])
+        const [running] = yield* insert([{ taskName: "send", queue: "busy" }])
+        yield* claimAll("busy", new Date())
+        return [ready!, running!] as const
+      })
+    )
+    const result = await runOn(schema, ["cancel", ready])
+    expect(result).toEqual({ code: 0, stdout: `task ${ready} cancelled`, stderr: "" })
+    expect((await withStore(schema, getTask(ready)))?.state).toBe("cancelled")
+
+    const again = await runOn(schema, ["cancel", ready])
+    expect(again).toEqual({
+      code: ExitCode.NotFound,
+      stdout: "",
+      stderr: `backie: task ${ready} is already cancelled: nothing to cancel`
+    })
+
+    const busy = await runOn(schema, ["cancel", running, "--json"])
+    expect(busy.code).toBe(0)
+    expect(JSON.parse(busy.stdout)).toMatchObject({ cancelled: true, task: { id: running, state: "cancelled" } })
+
+    const unknown = await runOn(schema, ["cancel", "00000000-0000-0000-0000-000000000000"])
+    expect(unknown).toMatchObject({ code: ExitCode.NotFound, stdout: "" })
+    expect(isOneLine(unknown.stderr)).toBe(true)
+  })
+})
+
+describe("purge", () => {
+  const seed = (schema: string) =>
+    withStore(
+      schema,
+      Effect.gen(function*() {
+        const oldDone = yield* insert([1, 2].map(() => ({ taskName: "t", queue: "a", at: ago(10 * minute) })))
+        yield* settleAll("a", ago(8 * minute), { _tag: "Done" })
+        const recentDone = yield* insert([{ taskName: "t", queue: "a", at: ago(2 * minute) }])
+        yield* settleAll("a", ago(minute), { _tag: "Done" })
+        const oldFailed = yield* insert([{ taskName: "t", queue: "b", maxRetries: 0, at: ago(10 * minute) }])
+        yield* settleAll("b", ago(8 * minute), { _tag: "Fail", message: "E: x" })
+        const ready = yield* insert([{ taskName: "t", queue: "a", at: ago(10 * minute) }])
+        return { oldDone, recentDone, oldFailed, ready }
+      })
+    )
+
+  it("deletes finished tasks older than the age, in the chosen states only", async () => {
+    const schema = fresh()
+    const { oldDone, recentDone, oldFailed, ready } = await seed(schema)
+    const result = await runOn(schema, ["purge", "--done", "--older-than", "5 minutes"])
+    expect(result).toEqual({ code: 0, stdout: "purged 2 done tasks that finished more than 5m ago", stderr: "" })
+    const remaining = await withStore(
+      schema,
+      Effect.forEach([...oldDone, ...recentDone, ...oldFailed, ...ready], getTask)
+    )
+    expect(remaining.map((task) => task?.state)).toEqual([undefined, undefined, "done", "failed", "ready"])
+
+    const json = await runOn(schema, ["purge", "--done", "--failed", "--cancelled", "--older-than", "30s", "--json"])
+    expect(JSON.parse(json.stdout)).toEqual({
+      purged: 2,
+      states: ["done", "failed", "cancelled"],
+      queue: null,
+      olderThanMs: 30_000
+    })
+    expect(await withStore(schema, getTask(ready[0]!))).toMatchObject({ state: "ready" })
+  })
+
+  it("filters by queue and accepts short ages", async () => {
+    const schema = fresh()
+    await seed(schema)
+    const result = await runOn(schema, ["purge", "--failed", "--done", "--older-than", "7m", "--queue", "b"])
+    expect(result.stdout).toBe("purged 1 done/failed task of queue \"b\" that finished more than 7m ago")
+    const nothing = await runOn(schema, ["purge", "--done", "--older-than", "7 days"])
+    expect(nothing).toMatchObject({ code: 0, stdout: "purged 0 done tasks that finished more than 7d ago" })
+  })
+
+  it("refuses a command line without a state or with a bad age (exit code 2)", async () => {
+    const schema = fresh()
+    const noState = await runOn(schema, ["purge", "--older-than", "1d"])
+    expect(noState).toEqual({
+      code: ExitCode.Usage,
+      stdout: "",
+      stderr: "backie: purge needs at least one of --done, --failed, --cancelled"
+    })
+    const badAge = await runOn(schema, ["purge", "--done", "--older-than", "soon"])
+    expect(badAge.code).toBe(ExitCode.Usage)
+    expect(isOneLine(badAge.stderr)).toBe(true)
+    expect(badAge.stderr).toContain("--older-than")
+    const noAge = await runOn(schema, ["purge", "--done"])
+    expect(noAge.code).toBe(ExitCode.Usage)
+    expect(noAge.stderr).toContain("--older-than")
+  })
+})
+
+describe("bad arguments", () => {
+  it.each([
+    [["list", "--limit", "0"], "--limit"],
+    [["list", "--state", "sleeping"], "--state"],
+    [["list", "--bogus"], "--bogus"],
+    [["show"], "id"],
+    [["frobnicate"], "frobnicate"],
+    [["status", "--schema", "Bad-Name"], "--schema"]
+  ])("%j exits with 2 and one line naming %s", async (args, name) => {
+    const result = await runCli(args)
+    expect(result.code).toBe(ExitCode.Usage)
+    expect(result.stdout).toBe("")
+    expect(isOneLine(result.stderr)).toBe(true)
+    expect(result.stderr).toContain(name)
+  })
+
+  it("--help is not an error", async () => {
+    const result = await runCli(["list", "--help"])
+    expect(result.code).toBe(0)
+    expect(result.stdout).toContain("--offset")
+  })
+})
