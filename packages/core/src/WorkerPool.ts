@@ -246,6 +246,36 @@ const runAfter = (now: number, delayMillis: number): Date =>
 
 const TimedOut = Symbol.for("@backie/core/WorkerPool/TimedOut")
 
+/** How long a timed-out or shut-down attempt may take to finish its interruption before it is left behind. */
+const interruptionWait = Duration.seconds(1)
+
+/**
+ * Runs one attempt in a fiber of its own, failing with `TimedOut` past
+ * `timeoutMillis`. On a timeout, or when the pool interrupts it at shutdown,
+ * the attempt is interrupted and given `interruptionWait` to finish; a
+ * handler that ignores interruption is then left behind, so it can hold
+ * neither its slot nor the shutdown. (Its task may run again elsewhere:
+ * execution is at least once.)
+ */
+const runAttempt = <A, E, R>(
+  attempt: Effect.Effect<A, E, R>,
+  timeoutMillis: number
+): Effect.Effect<A, E | typeof TimedOut, R> =>
+  Effect.uninterruptibleMask((restore) =>
+    Effect.gen(function*() {
+      const fiber = yield* Effect.forkDetach(restore(attempt))
+      const stop = Effect.timeoutOption(Fiber.interrupt(fiber), interruptionWait)
+      const exit = yield* restore(Effect.timeoutOption(Fiber.await(fiber), timeoutMillis)).pipe(
+        Effect.onInterrupt(() => stop)
+      )
+      if (Option.isNone(exit)) {
+        yield* stop
+        return yield* Effect.fail(TimedOut)
+      }
+      return yield* exit.value
+    })
+  )
+
 /**
  * Builds and starts a pool in the current scope; closing the scope shuts it
  * down gracefully. Most applications use {@link layer}.
@@ -428,20 +458,20 @@ export const make = <const Handlers extends ReadonlyArray<Task.AnyHandler>>(
       yield* count(queue.metrics.started)
       const startedAt = yield* Clock.currentTimeMillis
       const exit = yield* restore(
-        Effect.suspend(() => handler.run(decoded.value, current)).pipe(
-          Effect.timeoutOrElse({ duration: timeoutMillis, orElse: () => Effect.fail(TimedOut) })
+        runAttempt(
+          Effect.suspend(() => handler.run(decoded.value, current)).pipe(
+            Effect.withSpan(row.taskName, {
+              attributes: {
+                "backie.task_id": row.id,
+                "backie.task": row.taskName,
+                "backie.queue": row.queue,
+                "backie.attempt": row.attempt
+              }
+            })
+          ),
+          timeoutMillis
         )
-      ).pipe(
-        Effect.withSpan(row.taskName, {
-          attributes: {
-            "backie.task_id": row.id,
-            "backie.task": row.taskName,
-            "backie.queue": row.queue,
-            "backie.attempt": row.attempt
-          }
-        }),
-        Effect.exit
-      )
+      ).pipe(Effect.exit)
       const now = yield* Clock.currentTimeMillis
       yield* Metric.update(
         queue.metrics.duration,

@@ -414,26 +414,34 @@ describe("WorkerPool", () => {
         const Job = Task.make({ name: "job", payload: Schema.Struct({}), timeout: "10 seconds", backoff: Backoff.none })
         const store = yield* MemoryTaskStore.make
         const queue = yield* TaskQueue.make.pipe(Effect.provideService(TaskStore, store))
-        const stalled = yield* Deferred.make<void>()
-        const resume = yield* Deferred.make<void>()
-                const { id } = yield* queue.enqueue(Job, {})
+        const { id } = yield* queue.enqueue(Job, {})
 
-        // Worker A: its handler stalls without yielding to interruption (a paused process).
-        const poolA = WorkerPool.layer({
-          handlers: [Task.handler(Job, () =>
-            Effect.uninterruptible(Deferred.succeed(stalled, undefined).pipe(Effect.andThen(Deferred.await(resume)))))],
-          // One slot, held by the stalled attempt: A cannot re-claim the task itself.
-          queues: { default: { retention: "KeepAll", leaseMargin: "1 second", concurrency: 1 } }
+        // Worker A runs the task, but writing its outcome stalls (a paused
+        // process, a stuck connection) until its lease has lapsed.
+        const settling = yield* Deferred.make<void>()
+        const unstall = yield* Deferred.make<void>()
+        const stalledStore = TaskStore.of({
+          ...store,
+          settle: (settlements) =>
+            Deferred.succeed(settling, undefined).pipe(
+              Effect.andThen(Deferred.await(unstall)),
+              Effect.andThen(store.settle(settlements))
+            )
         })
         const scopeA = yield* Scope.make()
-        yield* Layer.buildWithScope(poolA, scopeA).pipe(Effect.provideService(TaskStore, store))
-        yield* Deferred.await(stalled)
+        yield* Layer.buildWithScope(
+          WorkerPool.layer({
+            handlers: [Task.handler(Job, () => Effect.void)],
+            // One slot, held until the outcome is written: A cannot re-claim the task itself.
+            queues: { default: { retention: "KeepAll", leaseMargin: "1 second", concurrency: 1 } }
+          }),
+          scopeA
+        ).pipe(Effect.provideService(TaskStore, stalledStore))
+        yield* Deferred.await(settling)
 
         // Its lease lapses; worker B re-claims the task and finishes it.
         yield* TestClock.adjust(sec(11))
-        yield* Effect.gen(function*() {
-          yield* WorkerPool.awaitIdle
-        }).pipe(
+        yield* WorkerPool.awaitIdle.pipe(
           Effect.provide(WorkerPool.layer({
             handlers: [Task.handler(Job, () => Effect.void)],
             queues: { default: { retention: "KeepAll", leaseMargin: "1 second" } }
@@ -443,9 +451,10 @@ describe("WorkerPool", () => {
         let task = yield* stored(id).pipe(Effect.provideService(TaskStore, store))
         assert.strictEqual(task.state, "done")
         assert.strictEqual(task.attempt, 2)
+        assert.strictEqual(task.errors[0]?.tag, "LeaseExpired")
 
-        // A wakes up and tries to settle attempt 1: refused, the task stays done.
-        yield* Deferred.succeed(resume, undefined)
+        // A's outcome for attempt 1 finally arrives: refused, the task stays as B left it.
+        yield* Deferred.succeed(unstall, undefined)
         yield* Scope.close(scopeA, Exit.void)
         task = yield* stored(id).pipe(Effect.provideService(TaskStore, store))
         assert.strictEqual(task.state, "done")
@@ -453,6 +462,39 @@ describe("WorkerPool", () => {
         const refused = yield* Metric.value(Metric.withAttributes(TaskMetrics.refused, { queue: "default" }))
         assert.strictEqual(refused.count, 1)
       }).pipe(Effect.provideService(Metric.MetricRegistry, new Map() as never)))
+
+    it.effect("an attempt that ignores interruption is left behind at its timeout and frees its slot", () =>
+      Effect.gen(function*() {
+        const Stubborn = Task.make({
+          name: "stubborn",
+          payload: Schema.Struct({ n: Schema.Number }),
+          timeout: "5 seconds",
+          maxRetries: 0
+        })
+        const never = yield* Deferred.make<void>()
+        const ran: Array<number> = []
+        yield* withPool(
+          {
+            handlers: [Task.handler(Stubborn, ({ n }) =>
+              n === 1 ? Effect.uninterruptible(Deferred.await(never)) : Effect.sync(() => ran.push(n)))],
+            queues: { default: { concurrency: 1, retention: "KeepAll" } }
+          },
+          Effect.gen(function*() {
+            const stuck = yield* TaskQueue.enqueue(Stubborn, { n: 1 })
+            yield* TestClock.adjust("1 second")
+            assert.strictEqual((yield* stored(stuck.id)).state, "running")
+            const next = yield* TaskQueue.enqueue(Stubborn, { n: 2 })
+            // The timeout (5 s) plus the wait for the interruption (1 s).
+            yield* TestClock.adjust("5 seconds")
+            yield* WorkerPool.awaitIdle
+            const task = yield* stored(stuck.id)
+            assert.strictEqual(task.state, "failed")
+            assert.strictEqual(task.lastError?.tag, "TaskTimeout")
+            assert.strictEqual((yield* stored(next.id)).state, "done")
+            assert.deepStrictEqual(ran, [2])
+          })
+        )
+      }))
   })
 
   describe("store failures", () => {
