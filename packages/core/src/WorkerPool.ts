@@ -33,7 +33,6 @@ import {
   Effect,
   Exit,
   Fiber,
-  FiberSet,
   Layer,
   Metric,
   Option,
@@ -58,6 +57,15 @@ import { TaskStore } from "./TaskStore.ts"
 export interface QueueConfig {
   /** How many tasks of this queue run at once in this process (default 10). */
   readonly concurrency?: number | undefined
+  /**
+   * How many tasks of this queue this process holds at once: running, waiting
+   * for a free slot, or waiting for their outcome to be written (default: twice
+   * the concurrency, at least `concurrency`). Holding more than `concurrency`
+   * lets one claim fetch many tasks and keeps the slots busy while outcomes are
+   * written. A task that waited for a slot longer than `leaseMargin` is
+   * returned to its queue unrun, so its lease still covers a whole attempt.
+   */
+  readonly prefetch?: number | undefined
   /** How often an idle claimer looks for due tasks without a wake-up (default 1 second). */
   readonly pollInterval?: Duration.Input | undefined
   /** What is kept of finished tasks (default `RemoveDone`). */
@@ -176,13 +184,17 @@ export class WorkerPool extends Context.Service<WorkerPool, {
 interface QueueRuntime {
   readonly name: string
   readonly concurrency: number
+  readonly prefetch: number
+  /** Claimed tasks waiting for a worker. */
+  readonly local: Queue.Queue<TaskRecord>
   readonly pollInterval: Duration.Duration
   readonly retention: Retention.Retention
   readonly leaseMarginMs: number
   readonly signal: Signal.Signal
   /** This queue's metrics (built once: `withAttributes` allocates). */
   readonly metrics: QueueMetrics
-  free: number
+  /** Attempts running now. */
+  running: number
   inFlight: number
   /** How many claims have started; an idle waiter is resumed only by a claim that started after it. */
   claims: number
@@ -259,11 +271,14 @@ const interruptionWait = Duration.seconds(1)
  */
 const runAttempt = <A, E, R>(
   attempt: Effect.Effect<A, E, R>,
-  timeoutMillis: number
+  timeoutMillis: number,
+  running: Set<Fiber.Fiber<unknown, unknown>>
 ): Effect.Effect<A, E | typeof TimedOut, R> =>
   Effect.uninterruptibleMask((restore) =>
     Effect.gen(function*() {
       const fiber = yield* Effect.forkDetach(restore(attempt))
+      running.add(fiber)
+      fiber.addObserver(() => running.delete(fiber))
       const stop = Effect.timeoutOption(Fiber.interrupt(fiber), interruptionWait)
       const exit = yield* restore(Effect.timeoutOption(Fiber.await(fiber), timeoutMillis)).pipe(
         Effect.onInterrupt(() => stop)
@@ -326,6 +341,12 @@ export const make = <const Handlers extends ReadonlyArray<Task.AnyHandler>>(
           message: `concurrency of queue "${queue}" must be a positive integer, got ${concurrency}`
         })
       }
+      const prefetch = config.prefetch ?? concurrency * 2
+      if (!Number.isSafeInteger(prefetch) || prefetch < concurrency) {
+        return yield* new InvalidWorkerPoolConfig({
+          message: `prefetch of queue "${queue}" must be an integer of at least its concurrency (${concurrency}), got ${prefetch}`
+        })
+      }
       const pollInterval = yield* positiveDuration(config.pollInterval ?? "1 second", "pollInterval", queue)
       const leaseMargin = Duration.fromInput(config.leaseMargin ?? "30 seconds")
       if (
@@ -349,7 +370,9 @@ export const make = <const Handlers extends ReadonlyArray<Task.AnyHandler>>(
         leaseMarginMs: Duration.toMillis(leaseMargin.value),
         signal: Signal.make(),
         metrics: queueMetrics(queue),
-        free: concurrency,
+        prefetch,
+        local: yield* Queue.unbounded<TaskRecord>(),
+        running: 0,
         inFlight: 0,
         claims: 0,
         idleWaiters: []
@@ -367,8 +390,10 @@ export const make = <const Handlers extends ReadonlyArray<Task.AnyHandler>>(
     // --- running ----------------------------------------------------------
     const wakeups = yield* store.wakeups(queues.map((q) => q.name))
     const completions = yield* Queue.unbounded<Completion>()
-    const running = yield* FiberSet.make<void, never>()
-    const flushed = Signal.make()
+    /** Notified whenever attempts end or outcomes are written: shutdown waits on it. */
+    const progressed = Signal.make()
+    /** The fibers of running attempts, for `interruptRunning` and the grace period. */
+    const attempts = new Set<Fiber.Fiber<unknown, unknown>>()
 
     const count = (metric: Metric.Metric<number, unknown>) => Metric.update(metric, 1)
 
@@ -469,7 +494,8 @@ export const make = <const Handlers extends ReadonlyArray<Task.AnyHandler>>(
               }
             })
           ),
-          timeoutMillis
+          timeoutMillis,
+          attempts
         )
       ).pipe(Effect.exit)
       const now = yield* Clock.currentTimeMillis
@@ -551,13 +577,33 @@ export const make = <const Handlers extends ReadonlyArray<Task.AnyHandler>>(
       return { _tag: "Release", id: row.id, attempt: row.attempt, now: new Date(now) } satisfies Settlement
     })
 
-    const runTask = (queue: QueueRuntime, row: TaskRecord) =>
+    /**
+     * One worker of a queue: takes a claimed task, runs it, and hands its
+     * outcome to the completer. Only the handler can be interrupted (by the
+     * grace period or `interruptRunning`): a task taken is always settled.
+     */
+    const worker = (queue: QueueRuntime) =>
       Effect.uninterruptibleMask((restore) =>
-        execute(queue, row, restore).pipe(
-          Effect.flatMap((settlement) => Queue.offer(completions, { queue, settlement })),
-          Effect.annotateLogs({ taskId: row.id, task: row.taskName, queue: row.queue, attempt: row.attempt })
+        restore(Queue.take(queue.local)).pipe(
+          Effect.flatMap((row) =>
+            Effect.gen(function*() {
+              queue.running += 1
+              const now = yield* Clock.currentTimeMillis
+              // A task that waited longer than the lease margin might not finish
+              // within its lease any more: return it to the queue unrun.
+              const settlement: Settlement = row.leaseExpiresAt !== null &&
+                  now + row.timeoutMs > row.leaseExpiresAt.getTime()
+                ? { _tag: "Release", id: row.id, attempt: row.attempt, now: new Date(now) }
+                : yield* execute(queue, row, restore)
+              queue.running -= 1
+              progressed.notify()
+              yield* Queue.offer(completions, { queue, settlement })
+            }).pipe(
+              Effect.annotateLogs({ taskId: row.id, task: row.taskName, queue: row.queue, attempt: row.attempt })
+            )
+          )
         )
-      ).pipe(Effect.asVoid)
+      ).pipe(Effect.forever)
 
     const claimer = (queue: QueueRuntime) =>
       Effect.gen(function*() {
@@ -567,13 +613,13 @@ export const make = <const Handlers extends ReadonlyArray<Task.AnyHandler>>(
           Effect.sleep(queue.pollInterval)
         ])
         while (true) {
-          if (queue.free === 0) {
+          const room = queue.prefetch - queue.inFlight
+          if (room <= 0) {
             yield* queue.signal.await
             continue
           }
-          const limit = queue.free
           // A claim is never interrupted half-way (shutdown would strand the
-          // claimed rows until their leases lapse): claimed tasks are started.
+          // claimed rows until their leases lapse): claimed tasks are queued.
           let started = 0
           const claimed = yield* Effect.uninterruptible(
             Effect.gen(function*() {
@@ -581,15 +627,12 @@ export const make = <const Handlers extends ReadonlyArray<Task.AnyHandler>>(
               const now = yield* Clock.currentTimeMillis
               const rows = yield* store.claim({
                 queue: queue.name,
-                limit,
+                limit: room,
                 now: new Date(now),
                 leaseMarginMs: queue.leaseMarginMs
               })
-              queue.free -= rows.length
               queue.inFlight += rows.length
-              for (const row of rows) {
-                yield* FiberSet.run(running, runTask(queue, row))
-              }
+              if (rows.length > 0) yield* Queue.offerAll(queue.local, rows)
               return rows.length
             })
           ).pipe(
@@ -601,7 +644,7 @@ export const make = <const Handlers extends ReadonlyArray<Task.AnyHandler>>(
             queue.idleWaiters = waiters.filter((waiter) => waiter.after >= started)
             for (const waiter of waiters) if (waiter.after < started) waiter.resume()
           }
-          if (claimed < limit) yield* idle
+          if (claimed < room) yield* idle
         }
       }).pipe(Effect.annotateLogs({ queue: queue.name }))
 
@@ -615,7 +658,6 @@ export const make = <const Handlers extends ReadonlyArray<Task.AnyHandler>>(
         for (let i = 0; i < batch.length; i++) {
           const { queue, settlement } = batch[i]!
           queue.inFlight -= 1
-          queue.free += 1
           queue.signal.notify()
           if (results[i]?.applied !== true) {
             yield* count(queue.metrics.refused)
@@ -625,40 +667,56 @@ export const make = <const Handlers extends ReadonlyArray<Task.AnyHandler>>(
             )
           }
         }
-        flushed.notify()
+        progressed.notify()
       }
     })
 
     const completerFiber = yield* Effect.forkScoped(completer)
+    const workers = yield* Effect.forEach(
+      queues.flatMap((queue) => Array.from({ length: queue.concurrency }, () => queue)),
+      (queue) => Effect.forkScoped(worker(queue))
+    )
     const claimers = yield* Effect.forEach(queues, (queue) => Effect.forkScoped(claimer(queue)))
 
     const totalInFlight = () => queues.reduce((sum, q) => sum + q.inFlight, 0)
+    const totalRunning = () => queues.reduce((sum, q) => sum + q.running, 0)
+    const until = (done: () => boolean) => Effect.whileLoop({ while: () => !done(), body: () => progressed.await, step: () => {} })
+    const interruptAttempts = Effect.suspend(() => Fiber.interruptAll([...attempts]))
 
     // Registered last, so it runs first when the scope closes.
     yield* Effect.addFinalizer(() =>
       Effect.gen(function*() {
+        // Stop claiming, and return the tasks no worker has started.
         yield* Fiber.interruptAll(claimers)
-        const runningNow = yield* FiberSet.size(running)
-        if (runningNow > 0) {
-          yield* Effect.logInfo(`shutting down: waiting for ${runningNow} running tasks`)
-        }
-        if (grace === undefined) {
-          yield* FiberSet.awaitEmpty(running)
-        } else {
-          const finished = yield* Effect.timeoutOption(FiberSet.awaitEmpty(running), grace)
-          if (Option.isNone(finished)) {
-            const left = yield* FiberSet.size(running)
-            yield* Effect.logWarning(`shutdown grace period over: interrupting ${left} tasks and returning them to their queues`)
-            yield* FiberSet.clear(running)
-            yield* FiberSet.awaitEmpty(running)
+        const now = new Date(yield* Clock.currentTimeMillis)
+        for (const queue of queues) {
+          for (const row of yield* Queue.clear(queue.local)) {
+            yield* Queue.offer(completions, {
+              queue,
+              settlement: { _tag: "Release", id: row.id, attempt: row.attempt, now }
+            })
           }
         }
+        // Let running tasks finish (or, past the grace period, interrupt them).
+        if (totalRunning() > 0) {
+          yield* Effect.logInfo(`shutting down: waiting for ${totalRunning()} running tasks`)
+        }
+        if (grace === undefined) {
+          yield* until(() => totalRunning() === 0)
+        } else {
+          const finished = yield* Effect.timeoutOption(until(() => totalRunning() === 0), grace)
+          if (Option.isNone(finished)) {
+            yield* Effect.logWarning(
+              `shutdown grace period over: interrupting ${totalRunning()} tasks and returning them to their queues`
+            )
+            yield* interruptAttempts
+            yield* until(() => totalRunning() === 0)
+          }
+        }
+        yield* Fiber.interruptAll(workers)
         // Write every outcome. If the store stays unreachable, give up after a
         // while: those tasks run again when their leases lapse.
-        const written = yield* Effect.timeoutOption(
-          Effect.whileLoop({ while: () => totalInFlight() > 0, body: () => flushed.await, step: () => {} }),
-          shutdownFlushTimeout
-        )
+        const written = yield* Effect.timeoutOption(until(() => totalInFlight() === 0), shutdownFlushTimeout)
         if (Option.isNone(written)) {
           yield* Effect.logError(
             `shutdown: ${totalInFlight()} outcomes could not be written; those tasks will run again once their leases lapse`
@@ -676,7 +734,7 @@ export const make = <const Handlers extends ReadonlyArray<Task.AnyHandler>>(
 
     const inFlight = Effect.sync(() => new Map(queues.map((q) => [q.name, q.inFlight] as const)))
 
-    const interruptRunning = FiberSet.clear(running)
+    const interruptRunning = interruptAttempts
 
     return WorkerPool.of({ awaitIdle, inFlight, interruptRunning })
   }) as never

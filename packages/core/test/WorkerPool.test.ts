@@ -1,5 +1,5 @@
 import { assert, describe, it } from "@effect/vitest"
-import { Context, Deferred, Effect, Exit, Fiber, Layer, Metric, References, Schema, Scope } from "effect"
+import { Context, Deferred, Effect, Exit, Fiber, Layer, Metric, Queue, References, Schema, Scope } from "effect"
 import { TestClock } from "effect/testing"
 import * as Backoff from "../src/Backoff.ts"
 import * as MemoryTaskStore from "../src/MemoryTaskStore.ts"
@@ -372,6 +372,101 @@ describe("WorkerPool", () => {
       }))
   })
 
+  describe("prefetch", () => {
+    it.effect("claims up to prefetch tasks but runs at most concurrency at once", () =>
+      Effect.gen(function*() {
+        const gate = yield* Deferred.make<void>()
+        const starts = yield* Queue.unbounded<void>()
+        let running = 0
+        let most = 0
+        yield* withPool(
+          {
+            handlers: [Task.handler(Email, () =>
+              Effect.gen(function*() {
+                running++
+                most = Math.max(most, running)
+                yield* Queue.offer(starts, undefined)
+                yield* Deferred.await(gate)
+                running--
+              }))],
+            queues: { default: { concurrency: 2, prefetch: 6, retention: "KeepAll" } }
+          },
+          Effect.gen(function*() {
+            const ids = (yield* TaskQueue.enqueueMany(Email, Array.from({ length: 10 }, (_, i) => ({ to: `${i}` }))))
+              .map((e) => e.id)
+            yield* Queue.take(starts)
+            yield* Queue.take(starts)
+            yield* TestClock.adjust("10 millis")
+            const store = yield* TaskStore
+            const claimed = (yield* store.list({ state: "running", limit: 100 })).length
+            const runningNow = running
+            yield* Deferred.succeed(gate, undefined)
+            assert.strictEqual(claimed, 6)
+            assert.strictEqual(runningNow, 2)
+            yield* WorkerPool.awaitIdle
+            for (const id of ids) assert.strictEqual((yield* stored(id)).state, "done")
+            assert.strictEqual(most, 2)
+          })
+        )
+      }))
+
+    it.effect("a claimed task that waited longer than the lease margin for a slot is returned unrun", () =>
+      Effect.gen(function*() {
+        const Work = Task.make({ name: "work", payload: Schema.Struct({ ms: Schema.Number }), timeout: "1 minute" })
+        const runs: Array<[number, number]> = []
+        yield* withPool(
+          {
+            handlers: [Task.handler(Work, ({ ms }, task) =>
+              Effect.sync(() => runs.push([ms, task.attempt])).pipe(Effect.andThen(Effect.sleep(ms))))],
+            queues: { default: { concurrency: 1, prefetch: 2, leaseMargin: "1 second", retention: "KeepAll" } }
+          },
+          Effect.gen(function*() {
+            const [slow, waiting] = yield* TaskQueue.enqueueMany(Work, [{ ms: 5000 }, { ms: 0 }])
+            yield* TestClock.adjust("10 millis")
+            assert.strictEqual((yield* stored(waiting!.id)).state, "running", "claimed ahead")
+            yield* TestClock.adjust("5 seconds")
+            yield* WorkerPool.awaitIdle
+            // It waited 5 s for the slot, more than the 1 s margin: released, then claimed and run again.
+            assert.deepStrictEqual(runs, [[5000, 1], [0, 2]])
+            const task = yield* stored(waiting!.id)
+            assert.strictEqual(task.state, "done")
+            assert.strictEqual(task.retries, 0)
+            assert.deepStrictEqual(task.errors, [])
+            assert.strictEqual((yield* stored(slow!.id)).state, "done")
+          })
+        )
+      }))
+
+    it.effect("shutdown returns claimed tasks that no worker started, at once", () =>
+      Effect.gen(function*() {
+        const gate = yield* Deferred.make<void>()
+        const started = yield* Deferred.make<void>()
+        const store = yield* MemoryTaskStore.make
+        const queue = yield* TaskQueue.make.pipe(Effect.provideService(TaskStore, store))
+        const scope = yield* Scope.make()
+        yield* Layer.buildWithScope(
+          WorkerPool.layer({
+            handlers: [Task.handler(Email, () =>
+              Deferred.succeed(started, undefined).pipe(Effect.andThen(Deferred.await(gate))))],
+            queues: { default: { concurrency: 1, prefetch: 3, retention: "KeepAll" } }
+          }),
+          scope
+        ).pipe(Effect.provideService(TaskStore, store))
+        const [first, second, third] = yield* queue.enqueueMany(Email, [{ to: "1" }, { to: "2" }, { to: "3" }])
+        yield* Deferred.await(started)
+        assert.strictEqual((yield* store.get(third!.id))?.state, "running", "claimed ahead")
+        const shutdown = yield* Effect.forkChild(Scope.close(scope, Exit.void))
+        yield* TestClock.adjust("10 millis")
+        assert.strictEqual((yield* store.get(second!.id))?.state, "ready")
+        assert.strictEqual((yield* store.get(third!.id))?.state, "ready")
+        assert.strictEqual((yield* store.get(first!.id))?.state, "running")
+        yield* Deferred.succeed(gate, undefined)
+        yield* Fiber.join(shutdown)
+        assert.strictEqual((yield* store.get(first!.id))?.state, "done")
+        assert.strictEqual((yield* store.get(second!.id))?.retries, 0)
+      }))
+  })
+
   describe("leases and the attempt fence", () => {
     it.effect("a task whose worker died runs again once its lease expires", () =>
       Effect.gen(function*() {
@@ -432,8 +527,8 @@ describe("WorkerPool", () => {
         yield* Layer.buildWithScope(
           WorkerPool.layer({
             handlers: [Task.handler(Job, () => Effect.void)],
-            // One slot, held until the outcome is written: A cannot re-claim the task itself.
-            queues: { default: { retention: "KeepAll", leaseMargin: "1 second", concurrency: 1 } }
+            // One task held at a time, until its outcome is written: A cannot re-claim it itself.
+            queues: { default: { retention: "KeepAll", leaseMargin: "1 second", concurrency: 1, prefetch: 1 } }
           }),
           scopeA
         ).pipe(Effect.provideService(TaskStore, stalledStore))
