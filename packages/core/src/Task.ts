@@ -27,6 +27,7 @@
 import type { Effect } from "effect"
 import { Duration, Effect as E, Schema } from "effect"
 import * as Backoff from "./Backoff.ts"
+import { unstorable } from "./internal/text.ts"
 
 const TypeId = "~@backie/core/Task" as const
 
@@ -149,6 +150,10 @@ export const make = <
   if (options.name.length > 255) fail("the task name must be at most 255 characters")
   if (typeof queue !== "string" || queue.length === 0) fail("the queue name must be a non-empty string")
   if (queue.length > 255) fail("the queue name must be at most 255 characters")
+  const badName = unstorable(options.name)
+  if (badName !== undefined) fail(`the task name ${badName}`)
+  const badQueue = unstorable(queue)
+  if (badQueue !== undefined) fail(`the queue name ${badQueue}`)
   const maxRetries = options.maxRetries ?? 3
   if (!isNonNegativeInt(maxRetries)) fail(`maxRetries must be a non-negative integer, got ${maxRetries}`)
   const priority = options.priority ?? 0

@@ -26,6 +26,7 @@
  */
 import { Clock, Context, DateTime, Duration, Effect, Exit, Layer, Metric, Schema } from "effect"
 import type * as Task from "./Task.ts"
+import { firstUnstorable, unstorable } from "./internal/text.ts"
 import * as TaskMetrics from "./TaskMetrics.ts"
 import type { NewTask, TaskRecord, TaskStoreError } from "./TaskStore.ts"
 import { TaskStore } from "./TaskStore.ts"
@@ -146,6 +147,13 @@ export const make: Effect.Effect<TaskQueue["Service"], never, TaskStore> = Effec
           message: `payload ${index} does not match the schema of ${task.name}: ${message}`
         })
       }
+      const unstorablePayload = firstUnstorable(encoded.value)
+      if (unstorablePayload !== undefined) {
+        return yield* new InvalidPayload({
+          taskName: task.name,
+          message: `payload ${index} of ${task.name} cannot be stored: ${unstorablePayload}`
+        })
+      }
       let uniqueKey: string | null = null
       if (task.uniqueKey !== undefined) {
         const key = task.uniqueKey(payload)
@@ -153,6 +161,13 @@ export const make: Effect.Effect<TaskQueue["Service"], never, TaskStore> = Effec
           return yield* new InvalidPayload({
             taskName: task.name,
             message: `uniqueKey of ${task.name} must return a string, got ${typeof key}`
+          })
+        }
+        const badKey = unstorable(key)
+        if (badKey !== undefined) {
+          return yield* new InvalidPayload({
+            taskName: task.name,
+            message: `the unique key of payload ${index} of ${task.name} ${badKey}`
           })
         }
         uniqueKey = key

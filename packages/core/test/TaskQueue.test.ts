@@ -55,7 +55,7 @@ const DedupeOther = Task.make({
 const listAll = Effect.flatMap(TaskStore, (store) => store.list({ limit: 1000 }))
 
 const unicodeProfile: typeof Profile.Type = {
-  name: "Zoë Ångström — 日本語 🚀 \u0000 \"quoted\" \\ back",
+  name: "Zoë Ångström — 日本語 🚀 \"quoted\" \\ back; DROP TABLE x; $1",
   bornAt: new Date(Date.UTC(1990, 1, 28, 23, 59, 58, 123)),
   address: {
     city: "Zürich",
@@ -471,6 +471,44 @@ describe("TaskQueue unique tasks", () => {
 // The module-level accessors
 // ---------------------------------------------------------------------------
 
+describe("TaskQueue text that cannot be stored", () => {
+  it.effect("a NUL character or a lone surrogate in a payload is an InvalidPayload naming where it is", () =>
+    Effect.gen(function*() {
+      const nul = yield* Effect.flip(TaskQueue.enqueue(Dedupe, { key: "a\u0000b", n: 1 }))
+      assert.strictEqual(nul._tag, "InvalidPayload")
+      assert.strictEqual(
+        nul.message,
+        "payload 0 of dedupe cannot be stored: payload.key contains a NUL character (\\u0000), which PostgreSQL cannot store"
+      )
+      const lone = yield* Effect.flip(TaskQueue.enqueueMany(Ping, [{ n: 1 }]).pipe(
+        Effect.andThen(TaskQueue.enqueue(SaveProfile, { ...unicodeProfile, nickname: "half \ud83d" }))
+      ))
+      assert.strictEqual(
+        lone.message,
+        "payload 0 of save_profile cannot be stored: payload.nickname contains a lone UTF-16 surrogate, which is not valid Unicode"
+      )
+      // Nothing of the failed calls was stored; the valid one was.
+      assert.deepStrictEqual((yield* listAll).map((task) => task.taskName), ["ping"])
+    }).pipe(Effect.provide(QueueOnly)))
+
+  it.effect("a unique key with a lone surrogate is refused; emoji (surrogate pairs) are fine", () =>
+    Effect.gen(function*() {
+      // A key cut from a string can split an emoji in half.
+      const FirstChar = Task.make({
+        name: "first_char",
+        payload: Schema.Struct({ key: Schema.String }),
+        uniqueKey: (p) => p.key.slice(0, 1)
+      })
+      const error = yield* Effect.flip(TaskQueue.enqueue(FirstChar, { key: "🚀 launch" }))
+      assert.strictEqual(
+        error.message,
+        "the unique key of payload 0 of first_char contains a lone UTF-16 surrogate, which is not valid Unicode"
+      )
+      const ok = yield* TaskQueue.enqueue(Dedupe, { key: "🚀", n: 1 })
+      assert.strictEqual(ok.task.uniqueKey, "k:🚀")
+    }).pipe(Effect.provide(QueueOnly)))
+})
+
 describe("TaskQueue accessors", () => {
   it.effect("TaskQueue.enqueue uses the TaskQueue in context", () =>
     Effect.gen(function*() {
@@ -547,6 +585,17 @@ describe("Task.make", () => {
     assert.strictEqual(error._tag, "InvalidTaskDefinition")
     assert.strictEqual(error.taskName, "")
     assert.strictEqual(error.message, "the task name must be a non-empty string")
+  })
+
+  it("throws InvalidTaskDefinition for a name or queue with a NUL or a lone surrogate", () => {
+    assert.strictEqual(
+      definitionError(() => Task.make({ name: "bad\u0000", payload })).message,
+      "the task name contains a NUL character (\\u0000), which PostgreSQL cannot store"
+    )
+    assert.strictEqual(
+      definitionError(() => Task.make({ name: "ok", queue: "q\ud800", payload })).message,
+      "the queue name contains a lone UTF-16 surrogate, which is not valid Unicode"
+    )
   })
 
   it("throws InvalidTaskDefinition for an empty queue", () => {

@@ -301,6 +301,38 @@ describe("PgTaskStore on PostgreSQL", () => {
       ))
   })
 
+  describe("rows written by hand", () => {
+    it.effect("attempt errors the store did not write are kept, and never make a claim fail", () =>
+      withStore(({ sql, schema, store }) =>
+        Effect.gen(function*() {
+          const ordinary = yield* store.insert(Array.from({ length: 5 }, () => newTask()))
+          yield* sql`
+            INSERT INTO ${sql(schema)}.tasks (task_name, queue_name, payload, timeout_msecs, created_at,
+                                              scheduled_at, error_info, errors)
+            VALUES ('imported', 'default', '{}'::jsonb, 1000, ${T0}, ${T0},
+                    '{"message": "imported from the old queue"}'::jsonb,
+                    '[{"message": "imported from the old queue"}, "a bare string", 42]'::jsonb)
+          `
+          const claimed = yield* store.claim({ queue: "default", limit: 10, now: T0, leaseMarginMs: 0 })
+          assert.strictEqual(claimed.length, 6)
+          for (const { task } of ordinary) assert.isTrue(claimed.some((row) => row.id === task.id))
+          const imported = claimed.find((row) => row.taskName === "imported")!
+          assert.deepStrictEqual(imported.lastError, {
+            attempt: 0,
+            at: T0,
+            message: "imported from the old queue",
+            tag: null,
+            details: { message: "imported from the old queue" }
+          })
+          assert.deepStrictEqual(imported.errors.map((e) => e.message), [
+            "imported from the old queue",
+            "\"a bare string\"",
+            "42"
+          ])
+        })
+      ))
+  })
+
   describe("across processes", () => {
     it.effect("concurrent claims from two stores are disjoint and together drain the queue", () =>
       withStore(({ schema, store }) =>

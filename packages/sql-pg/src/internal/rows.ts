@@ -59,25 +59,43 @@ export const encodeAttemptError = (error: AttemptError): string => {
   })
 }
 
-const decodeAttemptError = (id: string, value: unknown): AttemptError => {
-  if (typeof value !== "object" || value === null) throw new MalformedRow(id, "attempt error")
-  const json = value as Record<string, unknown>
+/**
+ * Reads an attempt error. Entries this store did not write (an import from
+ * another queue, a hand edit) are kept rather than refused: their fields are
+ * taken where they fit, the message falls back to the entry's JSON, and the
+ * whole entry is kept as `details`. One odd row must never make a claim fail.
+ */
+const decodeAttemptError = (row: TaskRow, value: unknown): AttemptError => {
+  const json = typeof value === "object" && value !== null && !Array.isArray(value)
+    ? value as Record<string, unknown>
+    : {}
   const at = typeof json.at === "string" ? new Date(json.at) : undefined
   if (
-    typeof json.attempt !== "number" || at === undefined || Number.isNaN(at.getTime()) ||
-    typeof json.message !== "string" || (json.tag !== null && typeof json.tag !== "string")
-  ) throw new MalformedRow(id, "attempt error")
-  return { attempt: json.attempt, at, message: json.message, tag: json.tag, details: json.details }
+    typeof json.attempt === "number" && at !== undefined && !Number.isNaN(at.getTime()) &&
+    typeof json.message === "string" && (json.tag === null || typeof json.tag === "string")
+  ) {
+    return { attempt: json.attempt, at, message: json.message, tag: json.tag, details: json.details ?? null }
+  }
+  return {
+    attempt: typeof json.attempt === "number" ? json.attempt : 0,
+    at: at !== undefined && !Number.isNaN(at.getTime()) ? at : row.created_at,
+    message: typeof json.message === "string" ? json.message : JSON.stringify(value) ?? "unknown error",
+    tag: typeof json.tag === "string" ? json.tag : null,
+    details: value ?? null
+  }
 }
 
 /**
- * Maps one row to a `TaskRecord`; throws `MalformedRow` for a row this store
- * could not have written.
+ * Maps one row to a `TaskRecord`; throws `MalformedRow` only for a state the
+ * table's CHECK constraint would not allow.
  */
 export const toTaskRecord = (row: TaskRow): TaskRecord => {
   if (!states.has(row.state)) throw new MalformedRow(row.id, `state "${row.state}"`)
-  if (!Array.isArray(row.errors)) throw new MalformedRow(row.id, "error history")
-  const errors = row.errors.map((error) => decodeAttemptError(row.id, error))
+  const errors = Array.isArray(row.errors)
+    ? row.errors.map((error) => decodeAttemptError(row, error))
+    : row.errors === null || row.errors === undefined
+    ? []
+    : [decodeAttemptError(row, row.errors)]
   return {
     id: row.id,
     taskName: row.task_name,
@@ -95,7 +113,7 @@ export const toTaskRecord = (row: TaskRow): TaskRecord => {
     runningAt: row.running_at,
     leaseExpiresAt: row.lease_expires_at,
     doneAt: row.done_at,
-    lastError: row.error_info === null ? null : decodeAttemptError(row.id, row.error_info),
+    lastError: row.error_info === null ? null : decodeAttemptError(row, row.error_info),
     errors
   }
 }
