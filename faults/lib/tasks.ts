@@ -1,0 +1,244 @@
+/**
+ * The tasks of the fault suite and the worker pools that run them, one pool
+ * per profile. Every handler first records its run in the `runs` table of
+ * the store's schema (task id, attempt, process, start time, and the claim
+ * and lease of the task row as the handler saw them); the suite reads that
+ * table to count lost tasks and tasks that ran twice, and to check that a
+ * task never ran again before its lease had lapsed.
+ */
+import { Backoff, Task, WorkerPool } from "@backie/core"
+import type { TaskStore, TaskStoreError } from "@backie/core/TaskStore"
+import { Clock, Duration, Effect, Layer, Schema } from "effect"
+import { SqlClient } from "effect/sql"
+import * as crypto from "node:crypto"
+import * as Injection from "./injection.ts"
+import type { Profile, WorkerConfig } from "./protocol.ts"
+
+/** The side table every handler writes one row to per run. */
+export const runsTable = (schema: string) => `${schema}.runs`
+export const tasksTable = (schema: string) => `${schema}.tasks`
+
+/** Records the start of one run; runs before the handler does anything else. */
+export const recordRun = (schema: string, task: Task.CurrentTask, note: string | null = null) =>
+  Effect.gen(function*() {
+    const sql = yield* SqlClient.SqlClient
+    const now = yield* Clock.currentTimeMillis
+    yield* sql`
+      INSERT INTO ${sql(runsTable(schema))}
+        (task_id, attempt, pid, started_at, claim_attempt, running_at, lease_expires_at, note)
+      SELECT ${task.id}::uuid, ${task.attempt}::int, ${process.pid}::int, ${new Date(now).toISOString()}::timestamptz,
+             t.attempt, t.running_at, t.lease_expires_at, ${note}::text
+      FROM (SELECT 1) AS one LEFT JOIN ${sql(tasksTable(schema))} AS t ON t.id = ${task.id}::uuid
+    `
+  })
+
+/** A typed failure of the fault handlers. */
+export class FaultError extends Schema.TaggedError<FaultError>()("FaultError", { message: Schema.String }) {}
+
+// --- drain: kill -9, outage, LISTEN ----------------------------------------
+
+export const Drain = Task.make({
+  name: "fault_drain",
+  queue: "drain",
+  payload: Schema.Struct({ n: Schema.Int, sleepMs: Schema.Number }),
+  timeout: "2 seconds",
+  // A task caught in several killed processes must still complete.
+  maxRetries: 25,
+  backoff: Backoff.exponential({ first: "100 millis", max: "1 second" })
+})
+
+// --- stale: a paused worker ------------------------------------------------
+
+export const Stale = Task.make({
+  name: "fault_stale",
+  queue: "stale",
+  payload: Schema.Struct({ n: Schema.Int, slowOnRetry: Schema.Boolean }),
+  timeout: "4 seconds",
+  maxRetries: 3,
+  backoff: Backoff.none
+})
+
+/** How long the first attempt of a stale-scenario task runs. */
+export const staleFirstRunMs = 2_000
+/** How long a slow re-run runs: still running when the paused worker resumes. */
+export const staleSlowRetryMs = 3_000
+
+// --- bad: bad input and misbehaving handlers ---------------------------------
+
+const bad = <const Name extends string, S extends Task.PayloadSchema>(
+  name: Name,
+  payload: S,
+  timeout: Duration.Input = "2 seconds"
+) => Task.make({ name, queue: "bad", payload, timeout, maxRetries: 0, backoff: Backoff.none })
+
+export const BadOk = bad("fault_ok", Schema.Struct({ n: Schema.Int }))
+export const BadStrict = bad("fault_strict", Schema.Struct({ n: Schema.Int, label: Schema.String }))
+export const BadThrows = bad("fault_throws", Schema.Struct({}))
+export const BadDies = bad("fault_dies", Schema.Struct({}))
+export const BadFails = bad("fault_fails", Schema.Struct({}))
+export const BadHangs = bad("fault_hangs", Schema.Struct({}), "1 second")
+export const BadStubborn = bad("fault_stubborn", Schema.Struct({}), "1 second")
+export const BadBig = bad(
+  "fault_big",
+  Schema.Struct({ blob: Schema.String, length: Schema.Int, sha256: Schema.String }),
+  // Its lease must also cover fetching and decoding 10 MB.
+  "10 seconds"
+)
+
+/** How long the stubborn handler ignores interruption (three times its timeout). */
+export const stubbornMs = 3_000
+
+export const sha256 = (text: string) => crypto.createHash("sha256").update(text).digest("hex")
+
+// --- shutdown: SIGTERM with running tasks --------------------------------------
+
+export const Shutdown = Task.make({
+  name: "fault_shutdown",
+  queue: "shutdown",
+  payload: Schema.Struct({ ms: Schema.Int }),
+  timeout: "60 seconds",
+  maxRetries: 3,
+  backoff: Backoff.none
+})
+
+// --- unique: the unique-key race ---------------------------------------------
+
+export const Unique = Task.make({
+  name: "fault_unique",
+  queue: "unique",
+  payload: Schema.Struct({ key: Schema.String }),
+  uniqueKey: ({ key }) => key,
+  timeout: "2 seconds"
+})
+
+// --- injection -----------------------------------------------------------------
+
+const InjectionPayload = Schema.Struct({ s: Schema.String })
+
+/** One task per hostile name, each on a queue with a hostile name. */
+export const injectionTasks = Injection.names.map((name, index) =>
+  Task.make({
+    name,
+    queue: Injection.names[(index + 1) % Injection.names.length]!,
+    payload: InjectionPayload,
+    timeout: "2 seconds",
+    maxRetries: 0
+  })
+)
+
+/**
+ * A unique task whose keys are hostile strings. The payload carries the key as
+ * JSON text (`k`), so that a key PostgreSQL cannot hold is tested on its own,
+ * not through a payload that the database would refuse first.
+ */
+export const InjectionUnique = Task.make({
+  name: `${Injection.names[0]} unique`,
+  queue: Injection.names[0]!,
+  payload: Schema.Struct({ s: Schema.String, k: Schema.String }),
+  uniqueKey: ({ k }) => JSON.parse(k) as string,
+  timeout: "2 seconds",
+  maxRetries: 0
+})
+
+/** What an injection handler records: the task as it received it. */
+export const injectionNote = (task: Task.CurrentTask, payload: unknown) =>
+  JSON.stringify({ name: task.name, queue: task.queue, payload })
+
+// --- pools -----------------------------------------------------------------------
+
+type PoolLayer = Layer.Layer<
+  WorkerPool.WorkerPool,
+  WorkerPool.QueueNotConfigured | WorkerPool.InvalidWorkerPoolConfig | TaskStoreError,
+  TaskStore | SqlClient.SqlClient
+>
+
+/** The worker pool of one profile. */
+export const pool = (config: WorkerConfig): PoolLayer => {
+  const queue: WorkerPool.QueueConfig = {
+    concurrency: config.concurrency,
+    pollInterval: Duration.millis(config.pollIntervalMs),
+    leaseMargin: Duration.millis(config.leaseMarginMs),
+    retention: "KeepAll"
+  }
+  const grace = config.graceMs === undefined ? {} : { shutdownGracePeriod: Duration.millis(config.graceMs) }
+  const record = (task: Task.CurrentTask, note: string | null = null) => recordRun(config.schema, task, note)
+  const pools: Record<Profile, () => PoolLayer> = {
+    drain: () =>
+      WorkerPool.layer({
+        handlers: [
+          Task.handler(Drain, ({ sleepMs }, task) => Effect.andThen(record(task), Effect.sleep(Duration.millis(sleepMs))))
+        ],
+        queues: { drain: queue },
+        ...grace
+      }),
+    stale: () =>
+      WorkerPool.layer({
+        handlers: [
+          Task.handler(Stale, ({ slowOnRetry }, task) =>
+            Effect.andThen(
+              record(task),
+              Effect.sleep(Duration.millis(task.attempt === 1 ? staleFirstRunMs : slowOnRetry ? staleSlowRetryMs : 50))
+            ))
+        ],
+        queues: { stale: queue },
+        ...grace
+      }),
+    bad: () =>
+      WorkerPool.layer({
+        handlers: [
+          Task.handler(BadOk, (_, task) => Effect.andThen(record(task), Effect.sleep("20 millis"))),
+          Task.handler(BadStrict, (_, task) => record(task)),
+          Task.handler(BadThrows, (_, task) =>
+            Effect.andThen(
+              record(task),
+              Effect.sync(() => {
+                throw new Error("the handler threw on purpose")
+              })
+            )),
+          Task.handler(BadDies, (_, task) =>
+            Effect.andThen(record(task), Effect.die(new Error("the handler died on purpose")))),
+          Task.handler(BadFails, (_, task) =>
+            Effect.andThen(record(task), Effect.fail(new FaultError({ message: "a typed failure on purpose" })))),
+          Task.handler(BadHangs, (_, task) => Effect.andThen(record(task), Effect.never)),
+          Task.handler(BadStubborn, (_, task) =>
+            Effect.andThen(record(task), Effect.uninterruptible(Effect.sleep(Duration.millis(stubbornMs))))),
+          Task.handler(BadBig, ({ blob, length, sha256: digest }, task) =>
+            Effect.andThen(
+              record(task),
+              blob.length === length && sha256(blob) === digest
+                ? Effect.void
+                : Effect.fail(new FaultError({ message: `the big payload arrived altered (${blob.length} characters)` }))
+            ))
+        ],
+        queues: { bad: queue },
+        ...grace
+      }),
+    shutdown: () =>
+      WorkerPool.layer({
+        handlers: [
+          Task.handler(Shutdown, ({ ms }, task) =>
+            Effect.andThen(record(task), Effect.sleep(Duration.millis(task.attempt === 1 ? ms : 10))))
+        ],
+        queues: { shutdown: queue },
+        ...grace
+      }),
+    unique: () =>
+      WorkerPool.layer({
+        handlers: [Task.handler(Unique, (_, task) => record(task))],
+        queues: { unique: queue },
+        ...grace
+      }),
+    injection: () =>
+      WorkerPool.layer({
+        handlers: [
+          ...injectionTasks.map((definition) =>
+            Task.handler(definition, (payload, task) => record(task, injectionNote(task, payload)))
+          ),
+          Task.handler(InjectionUnique, (payload, task) => record(task, injectionNote(task, payload)))
+        ],
+        queues: Object.fromEntries(Injection.names.map((name) => [name, queue])),
+        ...grace
+      })
+  }
+  return pools[config.profile]()
+}
