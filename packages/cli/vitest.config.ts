@@ -4,7 +4,8 @@ export default defineConfig({
   test: {
     name: "cli",
     include: ["test/**/*.test.ts"],
-    globalSetup: ["test/utils/globalSetup.ts"],
+    // DATABASE_URL when set, otherwise one embedded PostgreSQL for the run.
+    globalSetup: ["../sql-pg/test/utils/globalSetup.ts"],
     testTimeout: 60_000,
     hookTimeout: 60_000
   }
