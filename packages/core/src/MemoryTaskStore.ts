@@ -131,17 +131,29 @@ export const make: Effect.Effect<TaskStore["Service"]> = Effect.sync(() => {
   const claim = (request: ClaimRequest) =>
     Effect.sync(() => {
       const now = request.now.getTime()
+      const limit = Math.max(1, request.limit)
+      // The first `limit` runnable rows in claim order, kept sorted as rows
+      // are visited (a stable insertion: ties keep insertion order).
       const candidates: Array<Row> = []
       for (const row of rows.values()) {
         if (row.queue !== request.queue) continue
         if (
-          (row.state === "ready" && row.scheduledAt.getTime() <= now) ||
-          (row.state === "running" && row.leaseExpiresAt !== null && row.leaseExpiresAt.getTime() <= now)
-        ) candidates.push(row)
+          !((row.state === "ready" && row.scheduledAt.getTime() <= now) ||
+            (row.state === "running" && row.leaseExpiresAt !== null && row.leaseExpiresAt.getTime() <= now))
+        ) continue
+        if (candidates.length === limit && byClaimOrder(row, candidates[limit - 1]!) >= 0) continue
+        let low = 0
+        let high = candidates.length
+        while (low < high) {
+          const middle = (low + high) >>> 1
+          if (byClaimOrder(row, candidates[middle]!) < 0) high = middle
+          else low = middle + 1
+        }
+        candidates.splice(low, 0, row)
+        if (candidates.length > limit) candidates.pop()
       }
-      candidates.sort(byClaimOrder)
       const claimed: Array<TaskRecord> = []
-      for (const row of candidates.slice(0, Math.max(1, request.limit))) {
+      for (const row of candidates) {
         if (row.state === "running") {
           const error = leaseExpired(row)
           row.retries += 1

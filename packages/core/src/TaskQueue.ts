@@ -203,14 +203,18 @@ export const make: Effect.Effect<TaskQueue["Service"], never, TaskStore> = Effec
   const enqueueMany = <T extends Task.Any>(task: T, payloads: Iterable<Task.Payload<T>>, options?: EnqueueOptions) =>
     prepare(task, payloads, options).pipe(
       Effect.flatMap((rows) => insert(task.queue, rows)),
-      Effect.withSpan("TaskQueue.enqueueMany", { attributes: { "backie.task": task.name, "backie.queue": task.queue } })
+      Effect.withSpan("TaskQueue.enqueueMany", {
+        attributes: { "backie.task": task.name, "backie.queue": task.queue }
+      }, { captureStackTrace: false })
     )
 
   const enqueue = <T extends Task.Any>(task: T, payload: Task.Payload<T>, options?: EnqueueOptions) =>
     prepare(task, [payload], options).pipe(
       Effect.flatMap((rows) => insert(task.queue, rows)),
       Effect.map((results) => results[0]!),
-      Effect.withSpan("TaskQueue.enqueue", { attributes: { "backie.task": task.name, "backie.queue": task.queue } })
+      Effect.withSpan("TaskQueue.enqueue", {
+        attributes: { "backie.task": task.name, "backie.queue": task.queue }
+      }, { captureStackTrace: false })
     )
 
   const schedule = <T extends Task.Any>(

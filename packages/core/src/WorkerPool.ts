@@ -492,7 +492,7 @@ export const make = <const Handlers extends ReadonlyArray<Task.AnyHandler>>(
                 "backie.queue": row.queue,
                 "backie.attempt": row.attempt
               }
-            })
+            }, { captureStackTrace: false })
           ),
           timeoutMillis,
           attempts
