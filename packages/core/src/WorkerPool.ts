@@ -1,14 +1,15 @@
 /**
  * The worker pool: runs handlers for the tasks stored in a `TaskStore`.
  *
- * Per queue, one claimer fiber claims as many runnable tasks as the queue has
- * free slots, in one store call, and runs each in its own fiber under the
+ * Per queue, one claimer fiber claims runnable tasks in one store call each,
+ * up to the queue's `prefetch` (tasks held and not yet settled), into a local
+ * buffer; `concurrency` worker fibers take them and run each attempt under the
  * task's timeout. Outcomes are settled in batches by one completer fiber
  * (whatever accumulated while the previous batch was written), each guarded by
- * its attempt fence. Closing the layer's scope stops claiming at once, lets
- * running tasks finish (or, past the optional grace period, interrupts them and
- * returns them to the queue without using an attempt), writes every outcome,
- * then ends.
+ * its attempt fence. Closing the layer's scope stops claiming at once, returns
+ * buffered tasks unrun, lets running tasks finish (or, past the optional grace
+ * period, interrupts them and returns them to the queue without using an
+ * attempt), writes every outcome, then ends.
  *
  * @example
  * ```ts
