@@ -1,0 +1,67 @@
+/**
+ * `EXPLAIN (ANALYZE, BUFFERS)` of backie's claim and settle statements, as
+ * the PostgreSQL store builds them (its own statement module, so the plans are
+ * those of the current code), inside a transaction that is rolled back: the
+ * table is left as it was.
+ */
+import * as Names from "@backie/sql-pg/internal/names"
+import * as Statements from "@backie/sql-pg/internal/statements"
+import { PgClient } from "@effect/sql-pg"
+import { Effect, Redacted } from "effect"
+import type { Target } from "./types.ts"
+
+class Rollback {
+  readonly _tag = "Rollback"
+}
+
+export const explain = async (target: Target, limits: ReadonlyArray<number>) => {
+  const plans: Array<{ title: string; plan: string }> = []
+  const program = Effect.gen(function*() {
+    const names = yield* Names.make(target.schema)
+    const pg = yield* PgClient.PgClient
+    const sql = pg.withoutTransforms()
+    const statements = Statements.make(sql, names)
+    const leaseMarginMs = 30_000
+    const show = Effect.fnUntraced(function*(title: string, statement: import("effect/sql/Statement").Fragment) {
+      const rows = yield* sql<{ "QUERY PLAN": string }>`EXPLAIN (ANALYZE, BUFFERS, VERBOSE OFF) ${statement}`
+      plans.push({ title, plan: rows.map((row) => row["QUERY PLAN"]).join("\n") })
+    })
+    yield* sql.withTransaction(
+      Effect.gen(function*() {
+        const counted = yield* sql<{ count: number }>`
+          SELECT count(*)::int AS count FROM ${sql(names.tasks)} WHERE state = 'ready'`
+        const count = counted[0]?.count ?? 0
+        for (const limit of limits) {
+          yield* show(
+            `claim, limit ${limit}, ${count} ready rows waiting`,
+            statements.claimTasks("bench", limit, new Date(), leaseMarginMs)
+          )
+        }
+        const limit = limits[0] ?? 10
+        const claimed = yield* statements.claimTasks("bench", limit, new Date(), leaseMarginMs)
+        const now = new Date()
+        yield* show(
+          `settle ${claimed.length} Done (RemoveDone: delete), ${count} rows in the table`,
+          statements.settleTasks({
+            ids: claimed.map((row) => row.id),
+            attempts: claimed.map((row) => row.attempt),
+            kinds: claimed.map(() => "Done"),
+            settledAt: claimed.map(() => now),
+            runAt: claimed.map(() => null),
+            errors: claimed.map(() => null),
+            remove: claimed.map(() => true)
+          })
+        )
+        return yield* Effect.fail(new Rollback())
+      })
+    ).pipe(Effect.catchIf((error): error is Rollback => error instanceof Rollback, () => Effect.void))
+  })
+  await Effect.runPromise(
+    Effect.scoped(
+      program.pipe(
+        Effect.provide(PgClient.layer({ url: Redacted.make(target.url), applicationName: "bench-explain" }))
+      )
+    )
+  )
+  return plans
+}
