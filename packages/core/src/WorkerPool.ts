@@ -3,10 +3,13 @@
  *
  * Per queue, one claimer fiber claims runnable tasks in one store call each,
  * up to the queue's `prefetch` (tasks held and not yet settled), into a local
- * buffer; `concurrency` worker fibers take them and run each attempt under the
- * task's timeout. Outcomes are settled in batches by one completer fiber
- * (whatever accumulated while the previous batch was written), each guarded by
- * its attempt fence. Closing the layer's scope stops claiming at once, returns
+ * buffer; it claims when a worker would otherwise wait, or when half the
+ * buffer can be refilled, so fast queues claim in large batches.
+ * `concurrency` worker fibers take the tasks and run each attempt in a fiber
+ * of its own under the task's timeout (one shared timer serves every
+ * timeout). Outcomes are settled in batches by one completer fiber (whatever
+ * accumulated while the previous batch was written), each guarded by its
+ * attempt fence. Closing the layer's scope stops claiming at once, returns
  * buffered tasks unrun, lets running tasks finish (or, past the optional grace
  * period, interrupts them and returns them to the queue without using an
  * attempt), writes every outcome, then ends.
@@ -43,6 +46,7 @@ import {
 } from "effect"
 import * as Backoff from "./Backoff.ts"
 import { describeDefect, describeError } from "./internal/describe.ts"
+import * as Deadlines from "./internal/deadlines.ts"
 import * as Signal from "./internal/signal.ts"
 import * as Retention from "./Retention.ts"
 import * as Task from "./Task.ts"
@@ -60,11 +64,21 @@ export interface QueueConfig {
   readonly concurrency?: number | undefined
   /**
    * How many tasks of this queue this process holds at once: running, waiting
-   * for a free slot, or waiting for their outcome to be written (default: twice
-   * the concurrency, at least `concurrency`). Holding more than `concurrency`
-   * lets one claim fetch many tasks and keeps the slots busy while outcomes are
-   * written. A task that waited for a slot longer than `leaseMargin` is
-   * returned to its queue unrun, so its lease still covers a whole attempt.
+   * for a free slot, or waiting for their outcome to be written; at least
+   * `concurrency`. Holding more than `concurrency` lets one claim fetch many
+   * tasks and keeps the slots busy while outcomes are written.
+   *
+   * Default: adaptive. The pool holds twice the concurrency until attempts
+   * have been timed, then as many as its workers are expected to start within
+   * about a second (`concurrency × 1 s ÷ mean attempt time`, at most half the
+   * lease margin's worth), between twice the concurrency and
+   * `max(2 × concurrency, 500)`. Fast tasks are then claimed hundreds at a
+   * time, and slow ones do not wait in the buffer while their leases run.
+   *
+   * A task that waited for a slot longer than `leaseMargin` is returned to
+   * its queue unrun, so its lease still covers a whole attempt. Tasks already
+   * held run in their claim order: a more urgent task enqueued later starts
+   * after them, or in another process.
    */
   readonly prefetch?: number | undefined
   /** How often an idle claimer looks for due tasks without a wake-up (default 1 second). */
@@ -185,9 +199,18 @@ export class WorkerPool extends Context.Service<WorkerPool, {
 interface QueueRuntime {
   readonly name: string
   readonly concurrency: number
-  readonly prefetch: number
-  /** Claimed tasks waiting for a worker. */
-  readonly local: Queue.Queue<TaskRecord>
+  /** The configured `prefetch`, or `undefined` for the adaptive default. */
+  readonly prefetch: number | undefined
+  /** The adaptive default's ceiling. */
+  readonly prefetchCeiling: number
+  /** How far ahead (ms of work) the adaptive default buffers. */
+  readonly bufferHorizonMs: number
+  /** The mean attempt time (ms, moving average), or `undefined` before the first. */
+  meanAttemptMs: number | undefined
+  /** Claimed tasks waiting for a worker, in claim order. */
+  buffer: Array<TaskRecord>
+  /** Workers waiting for a task. */
+  readonly idleWorkers: Array<(row: TaskRecord) => void>
   readonly pollInterval: Duration.Duration
   readonly retention: Retention.Retention
   readonly leaseMarginMs: number
@@ -250,6 +273,42 @@ const storeRetry = Schedule.exponential("50 millis").pipe(
 
 const shutdownFlushTimeout = Duration.seconds(30)
 
+/** The adaptive `prefetch` holds at most this many tasks (or twice the concurrency when that is more). */
+const adaptivePrefetchCeiling = 500
+
+/** The adaptive `prefetch` buffers about this much work (ms) per worker. */
+const bufferHorizonMs = 1000
+
+/** Weight of the newest attempt in the mean attempt time. */
+const meanAttemptWeight = 0.2
+
+/**
+ * How many tasks a queue should hold now: its `prefetch`, or the adaptive
+ * default (see `QueueConfig.prefetch`).
+ */
+const holdTarget = (queue: QueueRuntime): number => {
+  if (queue.prefetch !== undefined) return queue.prefetch
+  const floor = 2 * queue.concurrency
+  const mean = queue.meanAttemptMs
+  if (mean === undefined) return floor
+  const ahead = mean <= 0 ? Infinity : Math.floor(queue.bufferHorizonMs * queue.concurrency / mean)
+  return Math.max(floor, Math.min(queue.prefetchCeiling, queue.concurrency + ahead))
+}
+
+/**
+ * How many tasks a claim should ask for now, or 0 to wait: a claim is made
+ * when a worker would otherwise idle, or when it can fetch at least half of
+ * what the buffer holds beyond the workers, so a fast queue claims in batches
+ * rather than one task per finished one.
+ */
+const claimSize = (queue: QueueRuntime): number => {
+  const target = holdTarget(queue)
+  const room = target - queue.inFlight
+  if (room <= 0) return 0
+  if (queue.running + queue.buffer.length < queue.concurrency) return room
+  return room >= Math.max(1, Math.floor((target - queue.concurrency) / 2)) ? room : 0
+}
+
 /** The latest run time stored: 9999-12-31, far inside both JavaScript's and PostgreSQL's ranges. */
 const latestRunAt = Date.UTC(9999, 11, 31)
 
@@ -260,37 +319,22 @@ const runAfter = (now: number, delayMillis: number): Date =>
 const TimedOut = Symbol.for("@backie/core/WorkerPool/TimedOut")
 
 /** How long a timed-out or shut-down attempt may take to finish its interruption before it is left behind. */
-const interruptionWait = Duration.seconds(1)
+const interruptionWaitMs = 1000
 
-/**
- * Runs one attempt in a fiber of its own, failing with `TimedOut` past
- * `timeoutMillis`. On a timeout, or when the pool interrupts it at shutdown,
- * the attempt is interrupted and given `interruptionWait` to finish; a
- * handler that ignores interruption is then left behind, so it can hold
- * neither its slot nor the shutdown. (Its task may run again elsewhere:
- * execution is at least once.)
- */
-const runAttempt = <A, E, R>(
-  attempt: Effect.Effect<A, E, R>,
-  timeoutMillis: number,
-  running: Set<Fiber.Fiber<unknown, unknown>>
-): Effect.Effect<A, E | typeof TimedOut, R> =>
-  Effect.uninterruptibleMask((restore) =>
-    Effect.gen(function*() {
-      const fiber = yield* Effect.forkDetach(restore(attempt))
-      running.add(fiber)
-      fiber.addObserver(() => running.delete(fiber))
-      const stop = Effect.timeoutOption(Fiber.interrupt(fiber), interruptionWait)
-      const exit = yield* restore(Effect.timeoutOption(Fiber.await(fiber), timeoutMillis)).pipe(
-        Effect.onInterrupt(() => stop)
-      )
-      if (Option.isNone(exit)) {
-        yield* stop
-        return yield* Effect.fail(TimedOut)
-      }
-      return yield* exit.value
-    })
-  )
+/** The most outcomes written in one store call. */
+const maxSettleBatch = 1000
+
+/** An attempt running in its own fiber. */
+interface RunningAttempt {
+  readonly fiber: Fiber.Fiber<unknown, unknown>
+  /** Interrupted (at its timeout or at shutdown), waiting for it to end or to be left behind. */
+  stopping: boolean
+  timedOut: boolean
+  /** Its timeout, then, once stopping, when it is left behind. */
+  deadline: Deadlines.Deadline
+  /** Ends the wait with the attempt's exit, or `undefined` when it is left behind. */
+  readonly end: (exit: Exit.Exit<unknown, unknown> | undefined) => void
+}
 
 /**
  * Builds and starts a pool in the current scope; closing the scope shuts it
@@ -342,8 +386,8 @@ export const make = <const Handlers extends ReadonlyArray<Task.AnyHandler>>(
           message: `concurrency of queue "${queue}" must be a positive integer, got ${concurrency}`
         })
       }
-      const prefetch = config.prefetch ?? concurrency * 2
-      if (!Number.isSafeInteger(prefetch) || prefetch < concurrency) {
+      const prefetch = config.prefetch
+      if (prefetch !== undefined && (!Number.isSafeInteger(prefetch) || prefetch < concurrency)) {
         return yield* new InvalidWorkerPoolConfig({
           message: `prefetch of queue "${queue}" must be an integer of at least its concurrency (${concurrency}), got ${prefetch}`
         })
@@ -372,7 +416,11 @@ export const make = <const Handlers extends ReadonlyArray<Task.AnyHandler>>(
         signal: Signal.make(),
         metrics: queueMetrics(queue),
         prefetch,
-        local: yield* Queue.unbounded<TaskRecord>(),
+        prefetchCeiling: Math.max(2 * concurrency, adaptivePrefetchCeiling),
+        bufferHorizonMs: Math.min(bufferHorizonMs, Duration.toMillis(leaseMargin.value) / 2),
+        meanAttemptMs: undefined,
+        buffer: [],
+        idleWorkers: [],
         running: 0,
         inFlight: 0,
         claims: 0,
@@ -390,13 +438,81 @@ export const make = <const Handlers extends ReadonlyArray<Task.AnyHandler>>(
 
     // --- running ----------------------------------------------------------
     const wakeups = yield* store.wakeups(queues.map((q) => q.name))
-    const completions = yield* Queue.unbounded<Completion>()
+    const clock = yield* Clock.Clock
+    /** The context metrics are updated in (their registry), read once. */
+    const services = yield* Effect.context<never>()
+    const deadlines = Deadlines.make(clock)
+    /** Outcomes waiting to be written, in the order they were decided. */
+    let completions: Array<Completion> = []
+    const completed = Signal.make()
     /** Notified whenever attempts end or outcomes are written: shutdown waits on it. */
     const progressed = Signal.make()
-    /** The fibers of running attempts, for `interruptRunning` and the grace period. */
-    const attempts = new Set<Fiber.Fiber<unknown, unknown>>()
+    /** The running attempts, for `interruptRunning` and the grace period. */
+    const attempts = new Set<RunningAttempt>()
+    /** Payload decoders, built once per task. */
+    const decoders = new Map<string, (input: unknown) => Exit.Exit<unknown, Schema.SchemaError>>()
+    for (const [name, handler] of handlers) decoders.set(name, Schema.decodeUnknownExit(handler.task.codec))
 
-    const count = (metric: Metric.Metric<number, unknown>) => Metric.update(metric, 1)
+    const count = (metric: Metric.Metric<number, unknown>) => metric.updateUnsafe(1, services)
+
+    const complete = (queue: QueueRuntime, settlement: Settlement) => {
+      completions.push({ queue, settlement })
+      completed.notify()
+    }
+
+    /**
+     * Interrupts a running attempt (at its timeout or at shutdown) and gives it
+     * `interruptionWait` to end; one that ignores interruption is then left
+     * behind, so it can hold neither its slot nor the shutdown. (Its task may
+     * run again elsewhere: execution is at least once.)
+     */
+    const stop = (attempt: RunningAttempt) => {
+      if (attempt.stopping) return
+      attempt.stopping = true
+      attempt.deadline.cancel()
+      attempt.deadline = deadlines.add(interruptionWaitMs, () => attempt.end(undefined))
+      attempt.fiber.interruptUnsafe()
+    }
+
+    /**
+     * Runs one attempt in a fiber of its own (started at once, so a handler
+     * that completes synchronously costs no scheduling) and waits for its end:
+     * its exit, `TimedOut` past `timeoutMillis`, or `undefined` when it was
+     * stopped at shutdown and left behind.
+     */
+    const runAttempt = (
+      effect: Effect.Effect<unknown, unknown, any>,
+      timeoutMillis: number
+    ): Effect.Effect<Exit.Exit<unknown, unknown> | typeof TimedOut | undefined> =>
+      Effect.flatMap(Effect.forkDetach(effect as Effect.Effect<unknown, unknown>, { startImmediately: true }), (fiber) => {
+        const exit = fiber.pollUnsafe()
+        if (exit !== undefined) return Effect.succeed(exit)
+        return Effect.callback<Exit.Exit<unknown, unknown> | typeof TimedOut | undefined>((resume) => {
+          let ended = false
+          let removeObserver = () => {}
+          const attempt: RunningAttempt = {
+            fiber,
+            stopping: false,
+            timedOut: false,
+            deadline: deadlines.add(timeoutMillis, () => {
+              attempt.timedOut = true
+              stop(attempt)
+            }),
+            end: (exit) => {
+              if (ended) return
+              ended = true
+              attempt.deadline.cancel()
+              attempts.delete(attempt)
+              removeObserver()
+              resume(Effect.succeed(attempt.timedOut ? TimedOut : exit))
+            }
+          }
+          attempts.add(attempt)
+          removeObserver = fiber.addObserver((exit) => attempt.end(exit))
+          // Interrupting the waiting worker stops the attempt; it does not wait for it.
+          return Effect.sync(() => stop(attempt))
+        })
+      })
 
     const attemptError = (row: TaskRecord, now: number, error: unknown): AttemptError => ({
       attempt: row.attempt,
@@ -415,7 +531,7 @@ export const make = <const Handlers extends ReadonlyArray<Task.AnyHandler>>(
       if (row.retries < row.maxRetries) {
         const delay = yield* Backoff.delay(backoff, row.retries, now)
         if (Option.isSome(delay)) {
-          yield* count(queue.metrics.retried)
+          count(queue.metrics.retried)
           yield* Effect.logDebug(`attempt ${row.attempt} failed, retrying in ${Duration.format(delay.value)}`)
           return {
             _tag: "Retry",
@@ -427,7 +543,7 @@ export const make = <const Handlers extends ReadonlyArray<Task.AnyHandler>>(
           } satisfies Settlement
         }
       }
-      yield* count(queue.metrics.failed)
+      count(queue.metrics.failed)
       yield* Effect.logWarning(`task failed for good after attempt ${row.attempt}: ${error.message}`)
       return {
         _tag: "Fail",
@@ -439,26 +555,110 @@ export const make = <const Handlers extends ReadonlyArray<Task.AnyHandler>>(
       } satisfies Settlement
     })
 
-    /** Runs one attempt and decides its settlement; never fails. */
-    const execute = Effect.fnUntraced(function*(
+    const annotations = (row: TaskRecord) => ({
+      taskId: row.id,
+      task: row.taskName,
+      queue: row.queue,
+      attempt: row.attempt
+    })
+
+    /** The settlement of an attempt that did not succeed. */
+    const unsuccessful = Effect.fnUntraced(function*(
       queue: QueueRuntime,
       row: TaskRecord,
-      restore: <A, E, R>(effect: Effect.Effect<A, E, R>) => Effect.Effect<A, E, R>
+      task: Task.Any,
+      now: number,
+      ended: Exit.Exit<unknown, unknown> | typeof TimedOut | undefined
     ) {
+      if (ended === TimedOut) {
+        const timeout = new TaskTimeout({
+          taskName: row.taskName,
+          timeoutMillis: row.timeoutMs,
+          message: `the attempt ran past its timeout of ${Duration.format(Duration.millis(row.timeoutMs))}`
+        })
+        return yield* failure(queue, row, now, attemptError(row, now, timeout), task.backoff)
+      }
+      if (ended !== undefined && Exit.isFailure(ended)) {
+        const cause = ended.cause
+        const failed = Cause.findError(cause)
+        if (failed._tag === "Success") {
+          const error: unknown = failed.success
+          if (error instanceof Task.Snooze) {
+            count(queue.metrics.snoozed)
+            return {
+              _tag: "Snooze",
+              id: row.id,
+              attempt: row.attempt,
+              now: new Date(now),
+              runAt: runAfter(now, error.delayMillis)
+            } satisfies Settlement
+          }
+          if (error instanceof Task.Cancel) {
+            count(queue.metrics.cancelled)
+            return {
+              _tag: "Cancel",
+              id: row.id,
+              attempt: row.attempt,
+              now: new Date(now),
+              error: {
+                attempt: row.attempt,
+                at: new Date(now),
+                message: `cancelled: ${error.reason}`,
+                tag: "Cancel",
+                details: null
+              },
+              remove: Retention.removes(queue.retention, "cancelled")
+            } satisfies Settlement
+          }
+          if (error instanceof Task.PermanentFailure) {
+            count(queue.metrics.failed)
+            const recorded = attemptError(row, now, error.error)
+            yield* Effect.logWarning(`task failed permanently in attempt ${row.attempt}: ${recorded.message}`)
+            return {
+              _tag: "Fail",
+              id: row.id,
+              attempt: row.attempt,
+              now: new Date(now),
+              error: recorded,
+              remove: Retention.removes(queue.retention, "failed")
+            } satisfies Settlement
+          }
+          return yield* failure(queue, row, now, attemptError(row, now, error), task.backoff)
+        }
+        const defect = Cause.findDefect(cause)
+        if (defect._tag === "Success") {
+          const error: AttemptError = {
+            attempt: row.attempt,
+            at: new Date(now),
+            message: describeDefect(defect.success),
+            tag: "Defect",
+            details: null
+          }
+          return yield* failure(queue, row, now, error, task.backoff)
+        }
+      }
+      // Interrupted (only shutdown interrupts a running task), or left behind
+      // after a shutdown interruption: return it to the queue.
+      count(queue.metrics.released)
+      return { _tag: "Release", id: row.id, attempt: row.attempt, now: new Date(now) } satisfies Settlement
+    })
+
+    /** Runs one attempt and decides its settlement; never fails. */
+    const execute = Effect.fnUntraced(function*(queue: QueueRuntime, row: TaskRecord, startedAt: number) {
       const handler = handlers.get(row.taskName)
       if (handler === undefined) {
-        const now = yield* Clock.currentTimeMillis
         const error = new TaskNotRegistered({
           taskName: row.taskName,
           queue: row.queue,
           message: `no handler is registered for the task "${row.taskName}" in this worker pool`
         })
-        return yield* failure(queue, row, now, attemptError(row, now, error), Backoff.defaultBackoff)
+        return yield* failure(queue, row, startedAt, attemptError(row, startedAt, error), Backoff.defaultBackoff).pipe(
+          Effect.annotateLogs(annotations(row))
+        )
       }
       const task = handler.task
-      const decoded = Schema.decodeUnknownExit(task.codec)(row.payload)
+      const decoded = decoders.get(row.taskName)!(row.payload)
       if (Exit.isFailure(decoded)) {
-        const now = yield* Clock.currentTimeMillis
         const reason = decoded.cause.reasons[0]
         const error = new PayloadDecodeError({
           taskName: row.taskName,
@@ -466,7 +666,9 @@ export const make = <const Handlers extends ReadonlyArray<Task.AnyHandler>>(
             reason !== undefined && reason._tag === "Fail" ? String(reason.error.message) : Cause.pretty(decoded.cause)
           }`
         })
-        return yield* failure(queue, row, now, attemptError(row, now, error), task.backoff)
+        return yield* failure(queue, row, startedAt, attemptError(row, startedAt, error), task.backoff).pipe(
+          Effect.annotateLogs(annotations(row))
+        )
       }
       const current: Task.CurrentTask = {
         id: row.id,
@@ -479,33 +681,30 @@ export const make = <const Handlers extends ReadonlyArray<Task.AnyHandler>>(
         createdAt: row.createdAt,
         scheduledAt: row.scheduledAt
       }
+      count(queue.metrics.started)
       // The stored timeout, which the lease was computed from.
-      const timeoutMillis = row.timeoutMs
-      yield* count(queue.metrics.started)
-      const startedAt = yield* Clock.currentTimeMillis
-      const exit = yield* restore(
-        runAttempt(
-          Effect.suspend(() => handler.run(decoded.value, current)).pipe(
-            Effect.withSpan(row.taskName, {
-              attributes: {
-                "backie.task_id": row.id,
-                "backie.task": row.taskName,
-                "backie.queue": row.queue,
-                "backie.attempt": row.attempt
-              }
-            }, { captureStackTrace: false })
-          ),
-          timeoutMillis,
-          attempts
-        )
-      ).pipe(Effect.exit)
-      const now = yield* Clock.currentTimeMillis
-      yield* Metric.update(
-        queue.metrics.duration,
-        Duration.millis(Math.max(0, now - startedAt))
+      const ended = yield* runAttempt(
+        Effect.suspend(() => handler.run(decoded.value, current)).pipe(
+          Effect.withSpan(row.taskName, {
+            attributes: {
+              "backie.task_id": row.id,
+              "backie.task": row.taskName,
+              "backie.queue": row.queue,
+              "backie.attempt": row.attempt
+            }
+          }, { captureStackTrace: false }),
+          Effect.annotateLogs(annotations(row))
+        ),
+        row.timeoutMs
       )
-      if (Exit.isSuccess(exit)) {
-        yield* count(queue.metrics.succeeded)
+      const now = clock.currentTimeMillisUnsafe()
+      const tookMs = Math.max(0, now - startedAt)
+      queue.meanAttemptMs = queue.meanAttemptMs === undefined
+        ? tookMs
+        : queue.meanAttemptMs + meanAttemptWeight * (tookMs - queue.meanAttemptMs)
+      queue.metrics.duration.updateUnsafe(Duration.millis(tookMs), services)
+      if (ended !== TimedOut && ended !== undefined && Exit.isSuccess(ended)) {
+        count(queue.metrics.succeeded)
         return {
           _tag: "Done",
           id: row.id,
@@ -514,69 +713,43 @@ export const make = <const Handlers extends ReadonlyArray<Task.AnyHandler>>(
           remove: Retention.removes(queue.retention, "done")
         } satisfies Settlement
       }
-      const cause = exit.cause
-      const failed = Cause.findError(cause)
-      if (failed._tag === "Success") {
-        const error: unknown = failed.success
-        if (error === TimedOut) {
-          const timeout = new TaskTimeout({
-            taskName: row.taskName,
-            timeoutMillis,
-            message: `the attempt ran past its timeout of ${Duration.format(Duration.millis(timeoutMillis))}`
-          })
-          return yield* failure(queue, row, now, attemptError(row, now, timeout), task.backoff)
-        }
-        if (error instanceof Task.Snooze) {
-          yield* count(queue.metrics.snoozed)
-          return {
-            _tag: "Snooze",
-            id: row.id,
-            attempt: row.attempt,
-            now: new Date(now),
-            runAt: runAfter(now, error.delayMillis)
-          } satisfies Settlement
-        }
-        if (error instanceof Task.Cancel) {
-          yield* count(queue.metrics.cancelled)
-          return {
-            _tag: "Cancel",
-            id: row.id,
-            attempt: row.attempt,
-            now: new Date(now),
-            error: { attempt: row.attempt, at: new Date(now), message: `cancelled: ${error.reason}`, tag: "Cancel", details: null },
-            remove: Retention.removes(queue.retention, "cancelled")
-          } satisfies Settlement
-        }
-        if (error instanceof Task.PermanentFailure) {
-          yield* count(queue.metrics.failed)
-          const recorded = attemptError(row, now, error.error)
-          yield* Effect.logWarning(`task failed permanently in attempt ${row.attempt}: ${recorded.message}`)
-          return {
-            _tag: "Fail",
-            id: row.id,
-            attempt: row.attempt,
-            now: new Date(now),
-            error: recorded,
-            remove: Retention.removes(queue.retention, "failed")
-          } satisfies Settlement
-        }
-        return yield* failure(queue, row, now, attemptError(row, now, error), task.backoff)
-      }
-      const defect = Cause.findDefect(cause)
-      if (defect._tag === "Success") {
-        const error: AttemptError = {
-          attempt: row.attempt,
-          at: new Date(now),
-          message: describeDefect(defect.success),
-          tag: "Defect",
-          details: null
-        }
-        return yield* failure(queue, row, now, error, task.backoff)
-      }
-      // Interrupted: only shutdown interrupts a running task. Return it to the queue.
-      yield* count(queue.metrics.released)
-      return { _tag: "Release", id: row.id, attempt: row.attempt, now: new Date(now) } satisfies Settlement
+      return yield* unsuccessful(queue, row, task, now, ended).pipe(Effect.annotateLogs(annotations(row)))
     })
+
+    /**
+     * Hands claimed tasks to waiting workers, and buffers the rest. A task
+     * handed over counts as running at once, so shutdown waits for it.
+     */
+    const offer = (queue: QueueRuntime, rows: ReadonlyArray<TaskRecord>) => {
+      for (const row of rows) {
+        const waiter = queue.idleWorkers.shift()
+        if (waiter === undefined) {
+          queue.buffer.push(row)
+        } else {
+          queue.running += 1
+          waiter(row)
+        }
+      }
+    }
+
+    /** Takes a buffered task (counting it as running), or returns `undefined`. */
+    const takeBuffered = (queue: QueueRuntime): TaskRecord | undefined => {
+      if (queue.buffer.length === 0) return undefined
+      const row = queue.buffer.shift()!
+      queue.running += 1
+      return row
+    }
+
+    /** Waits for the claimer to hand over a task. */
+    const awaitTask = (queue: QueueRuntime) =>
+      Effect.callback<TaskRecord>((resume) => {
+        const waiter = (row: TaskRecord) => resume(Effect.succeed(row))
+        queue.idleWorkers.push(waiter)
+        return Effect.sync(() => {
+          const index = queue.idleWorkers.indexOf(waiter)
+          if (index >= 0) queue.idleWorkers.splice(index, 1)
+        })
+      })
 
     /**
      * One worker of a queue: takes a claimed task, runs it, and hands its
@@ -585,26 +758,24 @@ export const make = <const Handlers extends ReadonlyArray<Task.AnyHandler>>(
      */
     const worker = (queue: QueueRuntime) =>
       Effect.uninterruptibleMask((restore) =>
-        restore(Queue.take(queue.local)).pipe(
-          Effect.flatMap((row) =>
-            Effect.gen(function*() {
-              queue.running += 1
-              const now = yield* Clock.currentTimeMillis
-              // A task that waited longer than the lease margin might not finish
-              // within its lease any more: return it to the queue unrun.
-              const settlement: Settlement = row.leaseExpiresAt !== null &&
-                  now + row.timeoutMs > row.leaseExpiresAt.getTime()
-                ? { _tag: "Release", id: row.id, attempt: row.attempt, now: new Date(now) }
-                : yield* execute(queue, row, restore)
-              queue.running -= 1
-              progressed.notify()
-              yield* Queue.offer(completions, { queue, settlement })
-            }).pipe(
-              Effect.annotateLogs({ taskId: row.id, task: row.taskName, queue: row.queue, attempt: row.attempt })
-            )
-          )
-        )
-      ).pipe(Effect.forever)
+        Effect.gen(function*() {
+          while (true) {
+            const row = takeBuffered(queue) ?? (yield* restore(awaitTask(queue)))
+            const now = clock.currentTimeMillisUnsafe()
+            // A task that waited longer than the lease margin might not finish
+            // within its lease any more: return it to the queue unrun.
+            const settlement: Settlement = row.leaseExpiresAt !== null &&
+                now + row.timeoutMs > row.leaseExpiresAt.getTime()
+              ? { _tag: "Release", id: row.id, attempt: row.attempt, now: new Date(now) }
+              : yield* execute(queue, row, now)
+            queue.running -= 1
+            complete(queue, settlement)
+            // This worker is about to wait: the claimer may claim now.
+            if (queue.buffer.length === 0) queue.signal.notify()
+            progressed.notify()
+          }
+        })
+      )
 
     const claimer = (queue: QueueRuntime) =>
       Effect.gen(function*() {
@@ -614,7 +785,7 @@ export const make = <const Handlers extends ReadonlyArray<Task.AnyHandler>>(
           Effect.sleep(queue.pollInterval)
         ])
         while (true) {
-          const room = queue.prefetch - queue.inFlight
+          const room = claimSize(queue)
           if (room <= 0) {
             yield* queue.signal.await
             continue
@@ -623,19 +794,19 @@ export const make = <const Handlers extends ReadonlyArray<Task.AnyHandler>>(
           // claimed rows until their leases lapse): claimed tasks are queued.
           let started = 0
           const claimed = yield* Effect.uninterruptible(
-            Effect.gen(function*() {
+            Effect.suspend(() => {
               started = ++queue.claims
-              const now = yield* Clock.currentTimeMillis
-              const rows = yield* store.claim({
+              return store.claim({
                 queue: queue.name,
                 limit: room,
-                now: new Date(now),
+                now: new Date(clock.currentTimeMillisUnsafe()),
                 leaseMarginMs: queue.leaseMarginMs
               })
+            }).pipe(Effect.map((rows) => {
               queue.inFlight += rows.length
-              if (rows.length > 0) yield* Queue.offerAll(queue.local, rows)
+              offer(queue, rows)
               return rows.length
-            })
+            }))
           ).pipe(
             Effect.tapError((error) => Effect.logWarning(`claiming from queue "${queue.name}" failed: ${error.message}`)),
             Effect.retry(storeRetry)
@@ -651,7 +822,12 @@ export const make = <const Handlers extends ReadonlyArray<Task.AnyHandler>>(
 
     const completer = Effect.gen(function*() {
       while (true) {
-        const batch = yield* Queue.takeBetween(completions, 1, 1000)
+        if (completions.length === 0) {
+          yield* completed.await
+          continue
+        }
+        const batch = completions.length <= maxSettleBatch ? completions : completions.slice(0, maxSettleBatch)
+        completions = completions.length <= maxSettleBatch ? [] : completions.slice(maxSettleBatch)
         const results = yield* store.settle(batch.map((c) => c.settlement)).pipe(
           Effect.tapError((error) => Effect.logWarning(`settling ${batch.length} outcomes failed: ${error.message}`)),
           Effect.retry(storeRetry)
@@ -661,7 +837,7 @@ export const make = <const Handlers extends ReadonlyArray<Task.AnyHandler>>(
           queue.inFlight -= 1
           queue.signal.notify()
           if (results[i]?.applied !== true) {
-            yield* count(queue.metrics.refused)
+            count(queue.metrics.refused)
             yield* Effect.logWarning(
               `the outcome of attempt ${settlement.attempt} of task ${settlement.id} was refused: ` +
                 "the task was re-claimed after its lease lapsed, or cancelled"
@@ -672,6 +848,7 @@ export const make = <const Handlers extends ReadonlyArray<Task.AnyHandler>>(
       }
     })
 
+    yield* Effect.forkScoped(deadlines.run)
     const completerFiber = yield* Effect.forkScoped(completer)
     const workers = yield* Effect.forEach(
       queues.flatMap((queue) => Array.from({ length: queue.concurrency }, () => queue)),
@@ -682,21 +859,20 @@ export const make = <const Handlers extends ReadonlyArray<Task.AnyHandler>>(
     const totalInFlight = () => queues.reduce((sum, q) => sum + q.inFlight, 0)
     const totalRunning = () => queues.reduce((sum, q) => sum + q.running, 0)
     const until = (done: () => boolean) => Effect.whileLoop({ while: () => !done(), body: () => progressed.await, step: () => {} })
-    const interruptAttempts = Effect.suspend(() => Fiber.interruptAll([...attempts]))
+    const interruptAttempts = Effect.sync(() => {
+      for (const attempt of attempts) stop(attempt)
+    })
 
     // Registered last, so it runs first when the scope closes.
     yield* Effect.addFinalizer(() =>
       Effect.gen(function*() {
         // Stop claiming, and return the tasks no worker has started.
         yield* Fiber.interruptAll(claimers)
-        const now = new Date(yield* Clock.currentTimeMillis)
+        const now = new Date(clock.currentTimeMillisUnsafe())
         for (const queue of queues) {
-          for (const row of yield* Queue.clear(queue.local)) {
-            yield* Queue.offer(completions, {
-              queue,
-              settlement: { _tag: "Release", id: row.id, attempt: row.attempt, now }
-            })
-          }
+          const unstarted = queue.buffer
+          queue.buffer = []
+          for (const row of unstarted) complete(queue, { _tag: "Release", id: row.id, attempt: row.attempt, now })
         }
         // Let running tasks finish (or, past the grace period, interrupt them).
         if (totalRunning() > 0) {

@@ -272,6 +272,43 @@ describe("WorkerPool", () => {
           })
         )
       }))
+
+    it.effect("each attempt times out at its own deadline, a short timeout started after a long one first", () =>
+      Effect.gen(function*() {
+        const Long = Task.make({ name: "long", payload: Schema.Struct({}), timeout: "1 minute", maxRetries: 0 })
+        const Short = Task.make({ name: "short", payload: Schema.Struct({}), timeout: "2 seconds", maxRetries: 0 })
+        const started = yield* Queue.unbounded<string>()
+        const wait = (name: string) => Queue.offer(started, name).pipe(Effect.andThen(Effect.never))
+        yield* withPool(
+          {
+            handlers: [Task.handler(Long, () => wait("long")), Task.handler(Short, () => wait("short"))],
+            queues: { default: { retention: "KeepAll" } }
+          },
+          Effect.gen(function*() {
+            const long = yield* TaskQueue.enqueue(Long, {})
+            assert.strictEqual(yield* Queue.take(started), "long")
+            yield* TestClock.adjust("10 seconds")
+            const short = yield* TaskQueue.enqueue(Short, {})
+            assert.strictEqual(yield* Queue.take(started), "short")
+            yield* TestClock.adjust("1999 millis")
+            assert.strictEqual((yield* stored(short.id)).state, "running", "not before its deadline")
+            yield* TestClock.adjust("1 milli")
+            // The outcome is written by the pool's own fibers: let them run.
+            for (let i = 0; i < 100 && (yield* stored(short.id)).state === "running"; i++) yield* Effect.yieldNow
+            const timedOut = yield* stored(short.id)
+            assert.strictEqual(timedOut.state, "failed")
+            assert.strictEqual(timedOut.lastError?.tag, "TaskTimeout")
+            assert.deepStrictEqual(timedOut.doneAt, at(sec(12)))
+            assert.strictEqual((yield* stored(long.id)).state, "running")
+            // The long one still times out at 60 s.
+            yield* TestClock.adjust("48 seconds")
+            yield* WorkerPool.awaitIdle
+            const longTimedOut = yield* stored(long.id)
+            assert.strictEqual(longTimedOut.state, "failed")
+            assert.deepStrictEqual(longTimedOut.doneAt, at(sec(60)))
+          })
+        )
+      }))
   })
 
   describe("stored tasks the pool cannot run", () => {
@@ -409,6 +446,69 @@ describe("WorkerPool", () => {
           })
         )
       }))
+
+    /** Runs `body` with a pool over an in-memory store whose claims are recorded. */
+    const withRecordedClaims = <const Handlers extends ReadonlyArray<Task.AnyHandler>, A, E, R>(
+      options: WorkerPool.Options<Handlers>,
+      body: (claims: Array<{ readonly limit: number; readonly rows: number }>) => Effect.Effect<A, E, R>
+    ) =>
+      Effect.gen(function*() {
+        const memory = yield* MemoryTaskStore.make
+        const claims: Array<{ limit: number; rows: number }> = []
+        const recording = TaskStore.of({
+          ...memory,
+          claim: (request) =>
+            memory.claim(request).pipe(
+              Effect.tap((rows) => Effect.sync(() => claims.push({ limit: request.limit, rows: rows.length })))
+            )
+        })
+        return yield* body(claims).pipe(
+          Effect.provide(Layer.mergeAll(WorkerPool.layer(options), TaskQueue.layer)),
+          Effect.provideService(TaskStore, recording)
+        )
+      })
+
+    it.effect("by default a fast queue claims hundreds of tasks at a time, holding at most 500", () =>
+      withRecordedClaims(
+        {
+          handlers: [Task.handler(Email, () => Effect.void)],
+          queues: { default: { concurrency: 2 } }
+        },
+        (claims) =>
+          Effect.gen(function*() {
+            yield* TaskQueue.enqueueMany(Email, Array.from({ length: 2000 }, (_, i) => ({ to: `${i}` })))
+            yield* WorkerPool.awaitIdle
+            const claimed = claims.filter((c) => c.rows > 0)
+            assert.strictEqual(claimed.reduce((sum, c) => sum + c.rows, 0), 2000)
+            // Before any attempt was timed: twice the concurrency.
+            assert.strictEqual(claims[0]!.limit, 4)
+            assert.isAtMost(Math.max(...claims.map((c) => c.limit)), 500)
+            assert.isAtLeast(Math.max(...claimed.map((c) => c.rows)), 250)
+            assert.isAtMost(claimed.length, 12)
+          })
+      ))
+
+    it.effect("by default a slow queue holds no more than twice its concurrency", () =>
+      withRecordedClaims(
+        {
+          handlers: [Task.handler(Email, () => Effect.sleep("10 seconds"))],
+          queues: { default: { concurrency: 2, retention: "KeepAll" } }
+        },
+        (claims) =>
+          Effect.gen(function*() {
+            const ids = (yield* TaskQueue.enqueueMany(Email, Array.from({ length: 20 }, (_, i) => ({ to: `${i}` }))))
+              .map((task) => task.id)
+            const idle = yield* Effect.forkChild(WorkerPool.awaitIdle)
+            for (let i = 0; i < 200 && idle.pollUnsafe() === undefined; i++) yield* TestClock.adjust("1 second")
+            yield* Fiber.join(idle)
+            assert.isAtMost(Math.max(...claims.map((c) => c.limit)), 4)
+            for (const id of ids) {
+              const task = yield* stored(id)
+              assert.strictEqual(task.state, "done")
+              assert.strictEqual(task.attempt, 1, "no task waited past its lease margin")
+            }
+          })
+      ))
 
     it.effect("a claimed task that waited longer than the lease margin for a slot is returned unrun", () =>
       Effect.gen(function*() {

@@ -1,9 +1,10 @@
-import { Deferred, Effect } from "effect"
+import { Effect } from "effect"
 
 /**
  * A sticky wake-up for one waiting fiber: `notify` marks it, `await` returns at
  * once when it is marked (and clears the mark) or waits for the next `notify`.
- * Several notifies before an `await` collapse into one wake-up.
+ * Several notifies before an `await` collapse into one wake-up. `notify` is a
+ * plain function call, cheap enough for every task on the hot path.
  */
 export interface Signal {
   readonly notify: () => void
@@ -11,15 +12,28 @@ export interface Signal {
 }
 
 export const make = (): Signal => {
-  let current = Deferred.makeUnsafe<void>()
+  let marked = false
+  let waiter: ((effect: Effect.Effect<void>) => void) | undefined
   return {
     notify: () => {
-      Deferred.doneUnsafe(current, Effect.void)
+      if (waiter !== undefined) {
+        const resume = waiter
+        waiter = undefined
+        resume(Effect.void)
+      } else {
+        marked = true
+      }
     },
-    await: Effect.suspend(() => Deferred.await(current)).pipe(
-      Effect.andThen(Effect.sync(() => {
-        if (Deferred.isDoneUnsafe(current)) current = Deferred.makeUnsafe<void>()
-      }))
-    )
+    await: Effect.callback<void>((resume) => {
+      if (marked) {
+        marked = false
+        resume(Effect.void)
+        return
+      }
+      waiter = resume
+      return Effect.sync(() => {
+        if (waiter === resume) waiter = undefined
+      })
+    })
   }
 }
