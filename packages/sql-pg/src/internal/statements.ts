@@ -117,7 +117,9 @@ export interface Statements {
    * `TaskStore` class documentation for the rule). Rows are locked with
    * `FOR UPDATE SKIP LOCKED`, so concurrent claims are disjoint. Returns the
    * claimed tasks in claim order; lapsed tasks whose retries ran out become
-   * `failed` and are not returned.
+   * `failed` and are not returned. The chosen rows are updated through the
+   * primary key (`id = ANY(ARRAY(...))`): a join would let the planner hash
+   * the whole table for large claims.
    */
   readonly claimTasks: (
     queue: string,
@@ -130,6 +132,15 @@ export interface Statements {
    * attempt fence (`state = 'running' AND attempt = $attempt`); rows whose
    * retention says so are deleted instead of updated. Returns the settlements
    * that were applied.
+   *
+   * Each settlement finds its row through the primary key and locks it
+   * (`LATERAL ... FOR UPDATE`, checking the fence under the lock), then the
+   * locked rows are deleted or updated by their physical address. The plan
+   * is therefore the same whatever the planner believes about the batch's
+   * size: a prepared statement's generic plan guesses 10 input rows and,
+   * with a plain join, compared every input row with every running task.
+   * (`lease_expires_at IS NOT NULL` is `state = 'running'` by the table's
+   * CHECK; written so, only the primary key can serve the lookup.)
    */
   readonly settleTasks: (columns: SettleColumns) => Statement<SettledRow>
   /** One task by id. */
@@ -243,8 +254,7 @@ export const make = (sql: SqlClient.SqlClient, names: Names): Statements => {
             error_info = CASE WHEN t.state = 'running' THEN ${leaseExpiredError} ELSE t.error_info END,
             errors = CASE WHEN t.state = 'running' THEN t.errors || jsonb_build_array(${leaseExpiredError})
               ELSE t.errors END
-          FROM chosen
-          WHERE t.id = chosen.id
+          WHERE t.id = ANY(ARRAY(SELECT id FROM chosen))
           RETURNING t.*
         )
         SELECT * FROM claimed WHERE state = 'running'
@@ -260,9 +270,17 @@ export const make = (sql: SqlClient.SqlClient, names: Names): Statements => {
             ${timestamps(columns.settledAt)}, ${timestamps(columns.runAt)}, ${texts(columns.errors)},
             ${bools(columns.remove)}
           ) AS i(id, attempt, kind, settled_at, run_at, error, remove)
+        ), target AS (
+          SELECT i.*, x.ctid AS tid
+          FROM input AS i
+          CROSS JOIN LATERAL (
+            SELECT ctid FROM ${tasks} AS x
+            WHERE x.id = i.id AND x.attempt = i.attempt AND x.lease_expires_at IS NOT NULL
+            FOR UPDATE
+          ) AS x
         ), removed AS (
-          DELETE FROM ${tasks} AS t USING input AS i
-          WHERE t.id = i.id AND t.state = 'running' AND t.attempt = i.attempt AND i.remove
+          DELETE FROM ${tasks} AS t
+          WHERE t.ctid = ANY(ARRAY(SELECT tid FROM target WHERE remove))
           RETURNING t.id, t.attempt
         ), updated AS (
           UPDATE ${tasks} AS t SET
@@ -274,8 +292,8 @@ export const make = (sql: SqlClient.SqlClient, names: Names): Statements => {
             lease_expires_at = NULL,
             error_info = COALESCE(i.error::jsonb, t.error_info),
             errors = CASE WHEN i.error IS NULL THEN t.errors ELSE t.errors || jsonb_build_array(i.error::jsonb) END
-          FROM input AS i
-          WHERE t.id = i.id AND t.state = 'running' AND t.attempt = i.attempt AND NOT i.remove
+          FROM target AS i
+          WHERE t.ctid = i.tid AND NOT i.remove
           RETURNING t.id, t.attempt
         )
         SELECT id, attempt FROM removed UNION ALL SELECT id, attempt FROM updated
