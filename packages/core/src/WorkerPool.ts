@@ -63,10 +63,11 @@ export interface QueueConfig {
   /** How many tasks of this queue run at once in this process (default 10). */
   readonly concurrency?: number | undefined
   /**
-   * How many tasks of this queue this process holds at once: running, waiting
-   * for a free slot, or waiting for their outcome to be written; at least
-   * `concurrency`. Holding more than `concurrency` lets one claim fetch many
-   * tasks and keeps the slots busy while outcomes are written.
+   * How many claimed tasks of this queue this process holds ahead of its
+   * workers: running or waiting for a free slot; at least `concurrency`.
+   * Holding more than `concurrency` lets one claim fetch many tasks and keeps
+   * the slots busy while a claim is under way. (Outcomes waiting to be
+   * written are held apart, up to as many again.)
    *
    * Default: adaptive. The pool holds twice the concurrency until attempts
    * have been timed, then as many as its workers are expected to start within
@@ -296,16 +297,19 @@ const holdTarget = (queue: QueueRuntime): number => {
 }
 
 /**
- * How many tasks a claim should ask for now, or 0 to wait: a claim is made
- * when a worker would otherwise idle, or when it can fetch at least half of
- * what the buffer holds beyond the workers, so a fast queue claims in batches
- * rather than one task per finished one.
+ * How many tasks a claim should ask for now, or 0 to wait. The target counts
+ * the tasks ahead of the workers (running or waiting for a slot); outcomes
+ * waiting to be written are bounded separately, by as many again. A claim is
+ * made when a worker would otherwise idle, or when it can fetch at least half
+ * of what the buffer holds beyond the workers, so a fast queue claims in
+ * batches rather than one task per finished one.
  */
 const claimSize = (queue: QueueRuntime): number => {
   const target = holdTarget(queue)
-  const room = target - queue.inFlight
+  const ahead = queue.running + queue.buffer.length
+  const room = Math.min(target - ahead, 2 * target - queue.inFlight)
   if (room <= 0) return 0
-  if (queue.running + queue.buffer.length < queue.concurrency) return room
+  if (ahead < queue.concurrency) return room
   return room >= Math.max(1, Math.floor((target - queue.concurrency) / 2)) ? room : 0
 }
 

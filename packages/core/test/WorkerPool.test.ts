@@ -612,11 +612,17 @@ describe("WorkerPool", () => {
         const { id } = yield* queue.enqueue(Job, {})
 
         // Worker A runs the task, but writing its outcome stalls (a paused
-        // process, a stuck connection) until its lease has lapsed.
+        // process, a stuck connection) until its lease has lapsed; so do its
+        // later claims.
         const settling = yield* Deferred.make<void>()
         const unstall = yield* Deferred.make<void>()
+        let claims = 0
         const stalledStore = TaskStore.of({
           ...store,
+          claim: (request) =>
+            Effect.suspend(() =>
+              claims++ === 0 ? store.claim(request) : Deferred.await(unstall).pipe(Effect.andThen(store.claim(request)))
+            ),
           settle: (settlements) =>
             Deferred.succeed(settling, undefined).pipe(
               Effect.andThen(Deferred.await(unstall)),
@@ -627,7 +633,6 @@ describe("WorkerPool", () => {
         yield* Layer.buildWithScope(
           WorkerPool.layer({
             handlers: [Task.handler(Job, () => Effect.void)],
-            // One task held at a time, until its outcome is written: A cannot re-claim it itself.
             queues: { default: { retention: "KeepAll", leaseMargin: "1 second", concurrency: 1, prefetch: 1 } }
           }),
           scopeA
