@@ -89,6 +89,35 @@ const toRecords = (operation: string, rows: ReadonlyArray<TaskRow>) =>
 
 const uniqueSlot = (taskName: string, uniqueKey: string) => `${taskName}\u0000${uniqueKey}`
 
+/** The timeout stored for a task: whole milliseconds. */
+const storedTimeout = (timeoutMs: number): number => Math.round(timeoutMs)
+
+/**
+ * The record of a task just inserted, from the values sent: the payload as
+ * the JSON text stored (so it reads back equal), the column defaults of a new
+ * row for the rest.
+ */
+const newRecord = (task: NewTask, columns: Statements.InsertColumns, position: number): TaskRecord => ({
+  id: columns.ids[position]!,
+  taskName: task.taskName,
+  queue: task.queue,
+  uniqueKey: task.uniqueKey,
+  payload: JSON.parse(columns.payloads[position]!),
+  state: "ready",
+  priority: task.priority,
+  attempt: 0,
+  retries: 0,
+  maxRetries: task.maxRetries,
+  timeoutMs: columns.timeoutsMs[position]!,
+  createdAt: task.now,
+  scheduledAt: task.scheduledAt,
+  runningAt: null,
+  leaseExpiresAt: null,
+  doneAt: null,
+  lastError: null,
+  errors: []
+})
+
 /** How often an insert retries when a duplicate's existing task vanished before it could be read. */
 const maxInsertRounds = 5
 
@@ -119,7 +148,7 @@ export const make = Effect.fn("PgTaskStore.make")(
       payloads: tasks.map((task) => JSON.stringify(task.payload) ?? "null"),
       priorities: tasks.map((task) => task.priority),
       maxRetries: tasks.map((task) => task.maxRetries),
-      timeoutsMs: tasks.map((task) => task.timeoutMs),
+      timeoutsMs: tasks.map((task) => storedTimeout(task.timeoutMs)),
       createdAt: tasks.map((task) => task.now),
       scheduledAt: tasks.map((task) => task.scheduledAt)
     })
@@ -155,14 +184,19 @@ export const make = Effect.fn("PgTaskStore.make")(
         const batch = pending.map((index) => tasks[index]!)
         const columns = yield* attempt("insert", () => encodeInsert(batch))
         const inserted = yield* statements.insertTasks(columns).pipe(Effect.mapError(failedWith("insert")))
-        const byId = new Map<string, TaskRecord>()
-        for (const record of yield* toRecords("insert", inserted)) byId.set(record.id, record)
+        const insertedIds = new Set<string>()
+        for (const row of inserted) insertedIds.add(row.id)
         const conflicted: Array<number> = []
-        pending.forEach((index, position) => {
-          const record = byId.get(columns.ids[position]!)
-          if (record === undefined) conflicted.push(index)
-          else results[index] = { task: record, inserted: true }
-        })
+        for (let position = 0; position < pending.length; position++) {
+          const index = pending[position]!
+          if (insertedIds.has(columns.ids[position]!)) {
+            // The row holds exactly what was sent: build its record here
+            // rather than reading every column back.
+            results[index] = { task: newRecord(tasks[index]!, columns, position), inserted: true }
+          } else {
+            conflicted.push(index)
+          }
+        }
         if (conflicted.length === 0) break
 
         // Duplicates of tasks that already exist: read them (a separate statement

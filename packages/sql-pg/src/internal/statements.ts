@@ -74,8 +74,10 @@ export interface ListConditions {
   readonly offset: number
 }
 
-/** A row of `insertTasks`: the inserted task. */
-export type InsertedRow = TaskRow
+/** A row of `insertTasks`: the id of an inserted task. */
+export interface InsertedRow {
+  readonly id: string
+}
 
 /** A row of `countTasks`. */
 export interface CountRow {
@@ -103,8 +105,9 @@ export interface Statements {
   /**
    * Inserts a batch in one statement; rows whose unique key is taken are
    * skipped (`ON CONFLICT DO NOTHING`, which waits for a concurrent insert of
-   * the same key to commit or roll back). Returns the inserted rows and, in the
-   * same statement, notifies the channel once per queue that got a row.
+   * the same key to commit or roll back). Returns the ids of the inserted rows
+   * (the caller knows the rest) and, in the same statement, notifies the
+   * channel once per queue that got a row.
    */
   readonly insertTasks: (columns: InsertColumns) => Statement<InsertedRow>
   /** The existing tasks holding the given (task name, unique key) pairs. */
@@ -207,11 +210,11 @@ export const make = (sql: SqlClient.SqlClient, names: Names): Statements => {
           FROM input
           ORDER BY ord
           ON CONFLICT (task_name, uniq_key) WHERE uniq_key IS NOT NULL DO NOTHING
-          RETURNING t.*
+          RETURNING t.id, t.queue_name
         ), woken AS (
           SELECT pg_notify(${channel}, queue_name) FROM (SELECT DISTINCT queue_name FROM inserted) AS q
         )
-        SELECT inserted.*, (SELECT count(*) FROM woken) AS woken FROM inserted
+        SELECT inserted.id, (SELECT count(*) FROM woken) AS woken FROM inserted
       `,
 
     selectTasksByUniqueKey: (taskNames, uniqueKeys) =>
