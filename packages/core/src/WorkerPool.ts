@@ -210,8 +210,8 @@ interface QueueRuntime {
   meanAttemptMs: number | undefined
   /** Claimed tasks waiting for a worker, in claim order. */
   buffer: Array<TaskRecord>
-  /** Workers waiting for a task. */
-  readonly idleWorkers: Array<(row: TaskRecord) => void>
+  /** Wakes the workers waiting for a task. */
+  readonly idleWorkers: Array<() => void>
   readonly pollInterval: Duration.Duration
   readonly retention: Retention.Retention
   readonly leaseMarginMs: number
@@ -721,19 +721,13 @@ export const make = <const Handlers extends ReadonlyArray<Task.AnyHandler>>(
     })
 
     /**
-     * Hands claimed tasks to waiting workers, and buffers the rest. A task
-     * handed over counts as running at once, so shutdown waits for it.
+     * Buffers claimed tasks and wakes as many waiting workers. (A woken worker
+     * may run synchronously; buffering first lets each one drain the buffer
+     * rather than receive one task per wake-up.)
      */
     const offer = (queue: QueueRuntime, rows: ReadonlyArray<TaskRecord>) => {
-      for (const row of rows) {
-        const waiter = queue.idleWorkers.shift()
-        if (waiter === undefined) {
-          queue.buffer.push(row)
-        } else {
-          queue.running += 1
-          waiter(row)
-        }
-      }
+      for (const row of rows) queue.buffer.push(row)
+      for (let wake = Math.min(rows.length, queue.idleWorkers.length); wake > 0; wake--) queue.idleWorkers.shift()!()
     }
 
     /** Takes a buffered task (counting it as running), or returns `undefined`. */
@@ -744,10 +738,10 @@ export const make = <const Handlers extends ReadonlyArray<Task.AnyHandler>>(
       return row
     }
 
-    /** Waits for the claimer to hand over a task. */
-    const awaitTask = (queue: QueueRuntime) =>
-      Effect.callback<TaskRecord>((resume) => {
-        const waiter = (row: TaskRecord) => resume(Effect.succeed(row))
+    /** Waits until the claimer buffers tasks. */
+    const awaitWork = (queue: QueueRuntime) =>
+      Effect.callback<void>((resume) => {
+        const waiter = () => resume(Effect.void)
         queue.idleWorkers.push(waiter)
         return Effect.sync(() => {
           const index = queue.idleWorkers.indexOf(waiter)
@@ -764,7 +758,11 @@ export const make = <const Handlers extends ReadonlyArray<Task.AnyHandler>>(
       Effect.uninterruptibleMask((restore) =>
         Effect.gen(function*() {
           while (true) {
-            const row = takeBuffered(queue) ?? (yield* restore(awaitTask(queue)))
+            const row = takeBuffered(queue)
+            if (row === undefined) {
+              yield* restore(awaitWork(queue))
+              continue
+            }
             const now = clock.currentTimeMillisUnsafe()
             // A task that waited longer than the lease margin might not finish
             // within its lease any more: return it to the queue unrun.
