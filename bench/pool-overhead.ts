@@ -6,10 +6,11 @@
  *
  *   node bench/pool-overhead.ts [tasks=200000] [concurrency=10]
  *   node --cpu-prof --cpu-prof-dir=/tmp/prof bench/pool-overhead.ts 200000 10
+ *   BENCH_TRACING=0 node bench/pool-overhead.ts   # with spans disabled
  */
 import { Task, TaskStore, WorkerPool } from "@backie/core"
 import type { TaskRecord } from "@backie/core/TaskStore"
-import { Deferred, Effect, Layer, Schema } from "effect"
+import { Deferred, Effect, Layer, References, Schema } from "effect"
 
 const tasks = Number(process.argv[2] ?? 200_000)
 const concurrency = Number(process.argv[3] ?? 10)
@@ -114,4 +115,7 @@ const program = Effect.gen(function*() {
   )
 )
 
-await Effect.runPromise(Effect.scoped(program))
+/** With BENCH_TRACING=0, spans are disabled (`References.TracerEnabled`), as an application may choose. */
+const tracing = process.env.BENCH_TRACING !== "0"
+
+await Effect.runPromise(Effect.scoped(program).pipe(Effect.provideService(References.TracerEnabled, tracing)))

@@ -40,9 +40,10 @@ import {
   Layer,
   Metric,
   Option,
-  Queue,
+  References,
   Schedule,
-  Schema
+  Schema,
+  Tracer
 } from "effect"
 import * as Backoff from "./Backoff.ts"
 import { describeDefect, describeError } from "./internal/describe.ts"
@@ -459,6 +460,13 @@ export const make = <const Handlers extends ReadonlyArray<Task.AnyHandler>>(
 
     const count = (metric: Metric.Metric<number, unknown>) => metric.updateUnsafe(1, services)
 
+    const spanTiming = yield* References.TracerTimingEnabled
+    /** Ends an attempt's span with the attempt's exit (what `Effect.withSpan` does). */
+    const endSpan = (span: Tracer.Span, exit: Exit.Exit<unknown, unknown>) => {
+      if (span.status._tag === "Ended") return
+      span.end(spanTiming ? clock.currentTimeNanosUnsafe() : BigInt(0), exit)
+    }
+
     const complete = (queue: QueueRuntime, settlement: Settlement) => {
       completions.push({ queue, settlement })
       completed.notify()
@@ -480,17 +488,23 @@ export const make = <const Handlers extends ReadonlyArray<Task.AnyHandler>>(
 
     /**
      * Runs one attempt in a fiber of its own (started at once, so a handler
-     * that completes synchronously costs no scheduling) and waits for its end:
-     * its exit, `TimedOut` past `timeoutMillis`, or `undefined` when it was
-     * stopped at shutdown and left behind.
+     * that completes synchronously costs no scheduling) under `span`, which
+     * ends when the fiber does, and waits for its end: its exit, `TimedOut`
+     * past `timeoutMillis`, or `undefined` when it was stopped at shutdown
+     * and left behind.
      */
     const runAttempt = (
       effect: Effect.Effect<unknown, unknown, any>,
+      span: Tracer.Span,
       timeoutMillis: number
     ): Effect.Effect<Exit.Exit<unknown, unknown> | typeof TimedOut | undefined> =>
       Effect.flatMap(Effect.forkDetach(effect as Effect.Effect<unknown, unknown>, { startImmediately: true }), (fiber) => {
         const exit = fiber.pollUnsafe()
-        if (exit !== undefined) return Effect.succeed(exit)
+        if (exit !== undefined) {
+          endSpan(span, exit)
+          return Effect.succeed(exit)
+        }
+        fiber.addObserver((exit) => endSpan(span, exit))
         return Effect.callback<Exit.Exit<unknown, unknown> | typeof TimedOut | undefined>((resume) => {
           let ended = false
           let removeObserver = () => {}
@@ -686,19 +700,29 @@ export const make = <const Handlers extends ReadonlyArray<Task.AnyHandler>>(
         scheduledAt: row.scheduledAt
       }
       count(queue.metrics.started)
-      // The stored timeout, which the lease was computed from.
+      // One span per attempt, the handler's parent span; its logs carry the
+      // task's annotations. (Both set in one context update: this is the hot
+      // path.)
+      const span = yield* Effect.makeSpan(row.taskName, {
+        attributes: {
+          "backie.task_id": row.id,
+          "backie.task": row.taskName,
+          "backie.queue": row.queue,
+          "backie.attempt": row.attempt
+        }
+      })
       const ended = yield* runAttempt(
-        Effect.suspend(() => handler.run(decoded.value, current)).pipe(
-          Effect.withSpan(row.taskName, {
-            attributes: {
-              "backie.task_id": row.id,
-              "backie.task": row.taskName,
-              "backie.queue": row.queue,
-              "backie.attempt": row.attempt
-            }
-          }, { captureStackTrace: false }),
-          Effect.annotateLogs(annotations(row))
+        Effect.updateContext(
+          Effect.suspend(() => handler.run(decoded.value, current)),
+          (context: Context.Context<never>) =>
+            Context.add(
+              Context.add(context, Tracer.ParentSpan, span),
+              References.CurrentLogAnnotations,
+              { ...Context.get(context, References.CurrentLogAnnotations), ...annotations(row) }
+            )
         ),
+        span,
+        // The stored timeout, which the lease was computed from.
         row.timeoutMs
       )
       const now = clock.currentTimeMillisUnsafe()

@@ -1,5 +1,5 @@
 import { assert, describe, it } from "@effect/vitest"
-import { Context, Deferred, Effect, Exit, Fiber, Layer, Metric, Queue, References, Schema, Scope } from "effect"
+import { Context, Deferred, Effect, Exit, Fiber, Layer, Metric, Queue, References, Schema, Scope, Tracer } from "effect"
 import { TestClock } from "effect/testing"
 import * as Backoff from "../src/Backoff.ts"
 import * as MemoryTaskStore from "../src/MemoryTaskStore.ts"
@@ -970,6 +970,43 @@ describe("WorkerPool", () => {
           },
           logs: { taskId, task: "email", queue: "default", attempt: 1 }
         }])
+      }))
+
+    it.effect("each span ends when its attempt does, with the attempt's exit", () =>
+      Effect.gen(function*() {
+        const Flaky = Task.make({ name: "flaky", payload: Schema.Struct({ ok: Schema.Boolean }), maxRetries: 0 })
+        const ended: Array<{ readonly name: string; readonly exit: string; readonly task: unknown }> = []
+        const tracer = Tracer.make({
+          span: (options) => {
+            const span = new Tracer.NativeSpan(options)
+            const end = span.end.bind(span)
+            span.end = (endTime, exit) => {
+              if (span.name === "flaky") {
+                ended.push({ name: span.name, exit: exit._tag, task: span.attributes.get("backie.task_id") })
+              }
+              end(endTime, exit)
+            }
+            return span
+          }
+        })
+        yield* withPool(
+          {
+            handlers: [Task.handler(Flaky, ({ ok }) => ok ? Effect.sleep("1 second") : Effect.fail("nope"))],
+            queues: { default: { retention: "KeepAll" } }
+          },
+          Effect.gen(function*() {
+            const [good, bad] = yield* TaskQueue.enqueueMany(Flaky, [{ ok: true }, { ok: false }])
+            yield* TestClock.adjust("10 millis")
+            // The failed attempt's span has ended; the running one's has not.
+            assert.deepStrictEqual(ended, [{ name: "flaky", exit: "Failure", task: bad!.id }])
+            yield* TestClock.adjust("1 second")
+            yield* WorkerPool.awaitIdle
+            assert.deepStrictEqual(ended, [
+              { name: "flaky", exit: "Failure", task: bad!.id },
+              { name: "flaky", exit: "Success", task: good!.id }
+            ])
+          })
+        ).pipe(Effect.withTracer(tracer))
       }))
 
     it.effect("metrics count started, succeeded, retried, failed and snoozed attempts per queue", () =>
