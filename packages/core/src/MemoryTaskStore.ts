@@ -29,7 +29,7 @@ import type {
   TaskState,
   Wakeups
 } from "./TaskStore.ts"
-import { TaskStore } from "./TaskStore.ts"
+import { readyRecord, TaskStore } from "./TaskStore.ts"
 
 type Mutable<A> = { -readonly [K in keyof A]: A[K] }
 type Row = Omit<Mutable<TaskRecord>, "errors"> & { errors: Array<AttemptError> }
@@ -94,26 +94,8 @@ export const make: Effect.Effect<TaskStore["Service"]> = Effect.sync(() => {
       const existing = uniques.get(uniqueSlot(task.taskName, task.uniqueKey))
       if (existing !== undefined) return { task: snapshot(rows.get(existing)!), inserted: false }
     }
-    const row: Row = {
-      id: crypto.randomUUID(),
-      taskName: task.taskName,
-      queue: task.queue,
-      uniqueKey: task.uniqueKey,
-      payload: structuredClone(task.payload),
-      state: "ready",
-      priority: task.priority,
-      attempt: 0,
-      retries: 0,
-      maxRetries: task.maxRetries,
-      timeoutMs: task.timeoutMs,
-      createdAt: task.now,
-      scheduledAt: task.scheduledAt,
-      runningAt: null,
-      leaseExpiresAt: null,
-      doneAt: null,
-      lastError: null,
-      errors: []
-    }
+    const record = readyRecord(crypto.randomUUID(), task, structuredClone(task.payload))
+    const row: Row = { ...record, errors: [] }
     rows.set(row.id, row)
     if (row.uniqueKey !== null) uniques.set(uniqueSlot(row.taskName, row.uniqueKey), row.id)
     return { task: snapshot(row), inserted: true }

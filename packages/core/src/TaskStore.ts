@@ -106,6 +106,35 @@ export interface NewTask {
 }
 
 /**
+ * The record of a task just inserted: its own fields, its new id, and what
+ * every new task starts with (`ready`, no attempt yet, no errors). For store
+ * implementations; `payload` is the payload as stored, when that differs from
+ * the one given.
+ *
+ * @since 0.1.0
+ */
+export const readyRecord = (id: string, task: NewTask, payload: unknown = task.payload): TaskRecord => ({
+  id,
+  taskName: task.taskName,
+  queue: task.queue,
+  uniqueKey: task.uniqueKey,
+  payload,
+  state: "ready",
+  priority: task.priority,
+  attempt: 0,
+  retries: 0,
+  maxRetries: task.maxRetries,
+  timeoutMs: task.timeoutMs,
+  createdAt: task.now,
+  scheduledAt: task.scheduledAt,
+  runningAt: null,
+  leaseExpiresAt: null,
+  doneAt: null,
+  lastError: null,
+  errors: []
+})
+
+/**
  * What `insert` did with one task: `inserted: false` means a task with the same
  * task name and unique key already existed (or came earlier in the same batch),
  * and `task` is that existing task.

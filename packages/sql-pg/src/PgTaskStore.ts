@@ -40,7 +40,7 @@ import type {
   TaskRecord,
   TaskState
 } from "@backie/core/TaskStore"
-import { TaskStore, TaskStoreError } from "@backie/core/TaskStore"
+import { readyRecord, TaskStore, TaskStoreError } from "@backie/core/TaskStore"
 import * as Errors from "./internal/errors.ts"
 import * as Listener from "./internal/listener.ts"
 import * as Names from "./internal/names.ts"
@@ -98,24 +98,8 @@ const storedTimeout = (timeoutMs: number): number => Math.round(timeoutMs)
  * row for the rest.
  */
 const newRecord = (task: NewTask, columns: Statements.InsertColumns, position: number): TaskRecord => ({
-  id: columns.ids[position]!,
-  taskName: task.taskName,
-  queue: task.queue,
-  uniqueKey: task.uniqueKey,
-  payload: JSON.parse(columns.payloads[position]!),
-  state: "ready",
-  priority: task.priority,
-  attempt: 0,
-  retries: 0,
-  maxRetries: task.maxRetries,
-  timeoutMs: columns.timeoutsMs[position]!,
-  createdAt: task.now,
-  scheduledAt: task.scheduledAt,
-  runningAt: null,
-  leaseExpiresAt: null,
-  doneAt: null,
-  lastError: null,
-  errors: []
+  ...readyRecord(columns.ids[position]!, task, JSON.parse(columns.payloads[position]!)),
+  timeoutMs: columns.timeoutsMs[position]!
 })
 
 /** How often an insert retries when a duplicate's existing task vanished before it could be read. */
