@@ -762,9 +762,17 @@ export const make = <const Handlers extends ReadonlyArray<Task.AnyHandler>>(
       return row
     }
 
-    /** Waits until the claimer buffers tasks. */
+    /**
+     * Waits until the claimer buffers tasks. The buffer is checked again when
+     * the wait starts: the fiber may have yielded since the worker found it
+     * empty, and an `offer` in between woke only the workers already waiting.
+     */
     const awaitWork = (queue: QueueRuntime) =>
       Effect.callback<void>((resume) => {
+        if (queue.buffer.length > 0) {
+          resume(Effect.void)
+          return
+        }
         const waiter = () => resume(Effect.void)
         queue.idleWorkers.push(waiter)
         return Effect.sync(() => {

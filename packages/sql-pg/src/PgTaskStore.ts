@@ -247,6 +247,9 @@ export const make = Effect.fn("PgTaskStore.make")(
       })
       const applied = new Set<string>()
       if (sent.length > 0) {
+        // Rows are locked in id order, so two settlements that touch the same
+        // tasks (a stale worker's and the current one's) cannot deadlock.
+        sent.sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : a.attempt - b.attempt))
         const columns = yield* attempt("settle", () => encodeSettle(sent))
         const rows = yield* statements.settleTasks(columns).pipe(Effect.mapError(failedWith("settle")))
         for (const row of rows) applied.add(key(row.id, row.attempt))
