@@ -37,12 +37,19 @@ const database = () =>
     return PgTaskStore.layer({ schema }).pipe(Layer.provideMerge(dropped), Layer.provideMerge(client))
   }))
 
-/** Runs `effect` under TestClock, moving the clock until it is done (the database works in real time). */
+/**
+ * Runs `effect` under TestClock, moving the clock until it is done. The
+ * database works in real time, so the clock moves 50 ms per 2 ms of real time
+ * at most: a statement that took longer than the lease margin (30 s) on the
+ * test clock, i.e. more than 1.2 s of real time, would rightly make the pool
+ * return a claimed task unrun. (Moving it at every turn of the event loop made
+ * a claim under load last "30 s".)
+ */
 const driveClock = <A, E, R>(effect: Effect.Effect<A, E, R>) =>
   Effect.gen(function*() {
     const fiber = yield* Effect.forkChild(effect)
     while (fiber.pollUnsafe() === undefined) {
-      yield* Effect.promise(() => new Promise((resolve) => setImmediate(resolve)))
+      yield* Effect.promise(() => new Promise((resolve) => setTimeout(resolve, 2)))
       yield* TestClock.adjust("50 millis")
     }
     return yield* Fiber.join(fiber)
