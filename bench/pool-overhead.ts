@@ -5,7 +5,7 @@
  * calls) is the ceiling the pool puts on any store.
  *
  *   node bench/pool-overhead.ts [tasks=200000] [concurrency=10]
- *   node --cpu-prof --cpu-prof-dir=/tmp/prof bench/pool-overhead.ts 200000 10
+ *   node --cpu-prof --cpu-prof-dir=profiles bench/pool-overhead.ts 200000 10
  *   BENCH_TRACING=0 node bench/pool-overhead.ts   # with spans disabled
  */
 import { Task, TaskStore, WorkerPool } from "@backie/core"
