@@ -150,17 +150,19 @@ describe("backie work", () => {
 
   it("a second signal returns the running tasks to their queue without using an attempt", async () => {
     const schema = fresh()
-    const ids = await seedJobs(schema, 2)
+    // More tasks than the pool's 10 workers: 10 run, the others wait in its buffer.
+    const ids = await seedJobs(schema, 12)
     const worker = spawnCli(["work", "test/fixtures/workers.ts", "--schema", schema, "--json"], {
       DATABASE_URL: databaseUrl(),
       BACKIE_FIXTURE_GATE: gateFile()
     })
-    await worker.waitFor("stdout", /(started \d\n[^]*){2}/)
+    await worker.waitFor("stdout", /(started \d+\n[^]*){10}/)
     const ready = JSON.parse(worker.stdout().split("\n")[0]!)
     expect(ready).toMatchObject({ schema, queues: ["fixture"], pid: worker.process.pid })
 
     worker.process.kill("SIGINT")
-    await worker.waitFor("stderr", /stopping: waiting for 2 running tasks/)
+    // Only the running ones are waited for; buffered ones go back at once.
+    await worker.waitFor("stderr", /stopping: waiting for 10 running tasks/)
     worker.process.kill("SIGINT")
 
     const outcome = await worker.exited
@@ -169,7 +171,9 @@ describe("backie work", () => {
     // JSON log lines on stderr.
     for (const line of outcome.stderr.trim().split("\n")) expect(() => JSON.parse(line)).not.toThrow()
     const tasks = await withStore(schema, Effect.forEach(ids, getTask))
-    expect(tasks.map((task) => [task?.state, task?.attempt, task?.retries])).toEqual([["ready", 1, 0], ["ready", 1, 0]])
+    expect(tasks.map((task) => [task?.state, task?.attempt, task?.retries])).toEqual(
+      Array.from({ length: 12 }, () => ["ready", 1, 0])
+    )
   })
 
   it("--migrate migrates first; a module without a pool layer exits with 5, a missing one with 2", async () => {

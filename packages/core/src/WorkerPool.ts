@@ -187,8 +187,10 @@ export class WorkerPool extends Context.Service<WorkerPool, {
    * `TestClock.adjust`) and call it again.
    */
   readonly awaitIdle: Effect.Effect<void>
-  /** How many attempts are running or waiting to be settled, per queue. */
+  /** How many claimed tasks this process holds, per queue: waiting for a worker, running, or waiting to be settled. */
   readonly inFlight: Effect.Effect<ReadonlyMap<string, number>>
+  /** How many attempts are running now, per queue (what a graceful shutdown waits for). */
+  readonly running: Effect.Effect<ReadonlyMap<string, number>>
   /**
    * Interrupts every running attempt; each returns to its queue without using
    * an attempt, as after the shutdown grace period. Meant for a second Ctrl-C
@@ -945,9 +947,11 @@ export const make = <const Handlers extends ReadonlyArray<Task.AnyHandler>>(
 
     const inFlight = Effect.sync(() => new Map(queues.map((q) => [q.name, q.inFlight] as const)))
 
+    const running = Effect.sync(() => new Map(queues.map((q) => [q.name, q.running] as const)))
+
     const interruptRunning = interruptAttempts
 
-    return WorkerPool.of({ awaitIdle, inFlight, interruptRunning })
+    return WorkerPool.of({ awaitIdle, inFlight, running, interruptRunning })
   }) as never
 
 /**

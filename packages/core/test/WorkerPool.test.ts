@@ -437,9 +437,14 @@ describe("WorkerPool", () => {
             const store = yield* TaskStore
             const claimed = (yield* store.list({ state: "running", limit: 100 })).length
             const runningNow = running
+            const pool = yield* WorkerPool.WorkerPool
+            const held = yield* pool.inFlight
+            const attempts = yield* pool.running
             yield* Deferred.succeed(gate, undefined)
             assert.strictEqual(claimed, 6)
             assert.strictEqual(runningNow, 2)
+            assert.deepStrictEqual([...held], [["default", 6]])
+            assert.deepStrictEqual([...attempts], [["default", 2]])
             yield* WorkerPool.awaitIdle
             for (const id of ids) assert.strictEqual((yield* stored(id)).state, "done")
             assert.strictEqual(most, 2)

@@ -136,8 +136,8 @@ export const work = Command.make(
       // Runs first when the scope closes.
       yield* Effect.addFinalizer((exit) =>
         Exit.hasInterrupts(exit)
-          ? Effect.flatMap(pool.value.inFlight, (inFlight) => {
-            const running = sum(inFlight)
+          ? Effect.flatMap(pool.value.running, (perQueue) => {
+            const running = sum(perQueue)
             return Effect.logInfo(
               running === 0
                 ? "stopping"
