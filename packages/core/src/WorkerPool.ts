@@ -450,7 +450,7 @@ export const make = <const Handlers extends ReadonlyArray<Task.AnyHandler>>(
     const services = yield* Effect.context<never>()
     const deadlines = Deadlines.make(clock)
     /** Outcomes waiting to be written, in the order they were decided. */
-    let completions: Array<Completion> = []
+    const completions: Array<Completion> = []
     const completed = Signal.make()
     /** Notified whenever attempts end or outcomes are written: shutdown waits on it. */
     const progressed = Signal.make()
@@ -476,7 +476,7 @@ export const make = <const Handlers extends ReadonlyArray<Task.AnyHandler>>(
 
     /**
      * Interrupts a running attempt (at its timeout or at shutdown) and gives it
-     * `interruptionWait` to end; one that ignores interruption is then left
+     * `interruptionWaitMs` to end; one that ignores interruption is then left
      * behind, so it can hold neither its slot nor the shutdown. (Its task may
      * run again elsewhere: execution is at least once.)
      */
@@ -862,8 +862,7 @@ export const make = <const Handlers extends ReadonlyArray<Task.AnyHandler>>(
           yield* completed.await
           continue
         }
-        const batch = completions.length <= maxSettleBatch ? completions : completions.slice(0, maxSettleBatch)
-        completions = completions.length <= maxSettleBatch ? [] : completions.slice(maxSettleBatch)
+        const batch = completions.splice(0, maxSettleBatch)
         const results = yield* store.settle(batch.map((c) => c.settlement)).pipe(
           Effect.tapError((error) => Effect.logWarning(`settling ${batch.length} outcomes failed: ${error.message}`)),
           Effect.retry(storeRetry)
