@@ -938,6 +938,33 @@ export const storeContract = (
           assert.deepStrictEqual(states, ["done", "ready", "ready", "cancelled"])
         }))
 
+      test("a batch that repeats a settlement or names an impossible id refuses just those", (store) =>
+        Effect.gen(function*() {
+          const [t1, t2] = yield* Effect.all([running(store), running(store)])
+          const batch: Array<Settlement> = [
+            { _tag: "Done", id: t1.id, attempt: 1, now: at(1), remove: false },
+            { _tag: "Done", id: "not a task id", attempt: 1, now: at(1), remove: false },
+            { _tag: "Release", id: t2.id, attempt: 0, now: at(1) },
+            { _tag: "Done", id: t1.id, attempt: 1, now: at(2), remove: true },
+            { _tag: "Snooze", id: t2.id, attempt: 1, now: at(1), runAt: at(HOUR) },
+            { _tag: "Release", id: t2.id, attempt: 0, now: at(1) }
+          ]
+          assert.deepStrictEqual(yield* store.settle(batch), [
+            { id: t1.id, attempt: 1, applied: true },
+            { id: "not a task id", attempt: 1, applied: false },
+            { id: t2.id, attempt: 0, applied: false },
+            { id: t1.id, attempt: 1, applied: false },
+            { id: t2.id, attempt: 1, applied: true },
+            { id: t2.id, attempt: 0, applied: false }
+          ])
+          const first = yield* mustGet(store, t1.id)
+          assert.strictEqual(first.state, "done")
+          assert.deepStrictEqual(first.doneAt, at(1))
+          const second = yield* mustGet(store, t2.id)
+          assert.strictEqual(second.state, "ready")
+          assert.deepStrictEqual(second.scheduledAt, at(HOUR))
+        }))
+
       test("attempt errors round-trip exactly (attempt, at, message, tag, details)", (store) =>
         Effect.gen(function*() {
           const task = yield* running(store)

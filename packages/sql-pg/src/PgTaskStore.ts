@@ -235,29 +235,36 @@ export const make = Effect.fn("PgTaskStore.make")(
     const settle = Effect.fnUntraced(function*(settlements: ReadonlyArray<Settlement>) {
       // Each settlement leaves `running`, so at most one per task can apply:
       // a repeated (id, attempt) is refused like a second settlement would be.
-      const key = (id: string, attempt: number) => `${id}\u0000${attempt}`
-      const seen = new Set<string>()
+      // `sentAs[i]` is settlement i's index among those sent, or -1.
+      const sentAs = new Int32Array(settlements.length).fill(-1)
       const sent: Array<Settlement> = []
-      const isSent: Array<boolean> = settlements.map((s) => {
-        const k = key(s.id, s.attempt)
-        if (seen.has(k) || !isUuid(s.id)) return false
-        seen.add(k)
+      const attemptsById = new Map<string, number | Array<number>>()
+      for (let i = 0; i < settlements.length; i++) {
+        const s = settlements[i]!
+        const seen = attemptsById.get(s.id)
+        if (seen === undefined) {
+          if (!isUuid(s.id)) continue
+          attemptsById.set(s.id, s.attempt)
+        } else if (typeof seen === "number") {
+          if (seen === s.attempt) continue
+          attemptsById.set(s.id, [seen, s.attempt])
+        } else {
+          if (seen.includes(s.attempt)) continue
+          seen.push(s.attempt)
+        }
+        sentAs[i] = sent.length
         sent.push(s)
-        return true
-      })
-      const applied = new Set<string>()
+      }
+      const applied = new Uint8Array(sent.length)
       if (sent.length > 0) {
-        // Rows are locked in id order, so two settlements that touch the same
-        // tasks (a stale worker's and the current one's) cannot deadlock.
-        sent.sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : a.attempt - b.attempt))
         const columns = yield* attempt("settle", () => encodeSettle(sent))
         const rows = yield* statements.settleTasks(columns).pipe(Effect.mapError(failedWith("settle")))
-        for (const row of rows) applied.add(key(row.id, row.attempt))
+        for (const row of rows) applied[row.ord] = 1
       }
       return settlements.map((s, index): SettleResult => ({
         id: s.id,
         attempt: s.attempt,
-        applied: isSent[index]! && applied.has(key(s.id, s.attempt))
+        applied: sentAs[index]! >= 0 && applied[sentAs[index]!] === 1
       }))
     })
 

@@ -89,8 +89,8 @@ export interface CountRow {
 
 /** A row of `settleTasks`: one settlement that was applied. */
 export interface SettledRow {
-  readonly id: string
-  readonly attempt: number
+  /** The applied settlement's index in the columns sent. */
+  readonly ord: number
 }
 
 /** The single row of `retryTasks` and `purgeTasks`. */
@@ -133,11 +133,14 @@ export interface Statements {
   /**
    * Applies a batch of settlements in one statement, each guarded by its
    * attempt fence (`state = 'running' AND attempt = $attempt`); rows whose
-   * retention says so are deleted instead of updated. Returns the settlements
-   * that were applied.
+   * retention says so are deleted instead of updated. Returns the indexes (in
+   * the columns sent) of the settlements that were applied. The columns must
+   * not repeat an (id, attempt) pair.
    *
    * Each settlement finds its row through the primary key and locks it
-   * (`LATERAL ... FOR UPDATE`, checking the fence under the lock), then the
+   * (`LATERAL ... FOR UPDATE`, checking the fence under the lock), in id
+   * order, so two settlements of the same tasks (a stale worker's and the
+   * current one's) cannot deadlock; then the
    * locked rows are deleted or updated by their physical address. The plan
    * is therefore the same whatever the planner believes about the batch's
    * size: a prepared statement's generic plan guesses 10 input rows and,
@@ -272,10 +275,10 @@ export const make = (sql: SqlClient.SqlClient, names: Names): Statements => {
             ${uuids(columns.ids)}, ${int4s(columns.attempts)}, ${texts(columns.kinds)},
             ${timestamps(columns.settledAt)}, ${timestamps(columns.runAt)}, ${texts(columns.errors)},
             ${bools(columns.remove)}
-          ) AS i(id, attempt, kind, settled_at, run_at, error, remove)
+          ) WITH ORDINALITY AS i(id, attempt, kind, settled_at, run_at, error, remove, ord)
         ), target AS (
           SELECT i.*, x.ctid AS tid
-          FROM input AS i
+          FROM (SELECT * FROM input ORDER BY id) AS i
           CROSS JOIN LATERAL (
             SELECT ctid FROM ${tasks} AS x
             WHERE x.id = i.id AND x.attempt = i.attempt AND x.lease_expires_at IS NOT NULL
@@ -283,8 +286,9 @@ export const make = (sql: SqlClient.SqlClient, names: Names): Statements => {
           ) AS x
         ), removed AS (
           DELETE FROM ${tasks} AS t
-          WHERE t.ctid = ANY(ARRAY(SELECT tid FROM target WHERE remove))
-          RETURNING t.id, t.attempt
+          USING target AS i
+          WHERE t.ctid = i.tid AND i.remove
+          RETURNING i.ord
         ), updated AS (
           UPDATE ${tasks} AS t SET
             state = CASE i.kind
@@ -297,9 +301,9 @@ export const make = (sql: SqlClient.SqlClient, names: Names): Statements => {
             errors = CASE WHEN i.error IS NULL THEN t.errors ELSE t.errors || jsonb_build_array(i.error::jsonb) END
           FROM target AS i
           WHERE t.ctid = i.tid AND NOT i.remove
-          RETURNING t.id, t.attempt
+          RETURNING i.ord
         )
-        SELECT id, attempt FROM removed UNION ALL SELECT id, attempt FROM updated
+        SELECT (ord - 1)::int4 AS ord FROM removed UNION ALL SELECT (ord - 1)::int4 AS ord FROM updated
       `,
 
     selectTask: (id) => sql<TaskRow>`SELECT * FROM ${tasks} WHERE id = ${PgTypes.uuid(id)}`,
