@@ -167,7 +167,8 @@ export const make = Effect.fn("PgTaskStore.make")(
         }
         const batch = pending.map((index) => tasks[index]!)
         const columns = yield* attempt("insert", () => encodeInsert(batch))
-        const inserted = yield* statements.insertTasks(columns).pipe(Effect.mapError(failedWith("insert")))
+        const inserted = yield* (batch.length === 1 ? statements.insertTask(columns) : statements.insertTasks(columns))
+          .pipe(Effect.mapError(failedWith("insert")))
         const insertedIds = new Set<string>()
         for (const row of inserted) insertedIds.add(row.id)
         const conflicted: Array<number> = []

@@ -110,6 +110,11 @@ export interface Statements {
    * channel once per queue that got a row.
    */
   readonly insertTasks: (columns: InsertColumns) => Statement<InsertedRow>
+  /**
+   * `insertTasks` for one task, with one parameter per column (a single
+   * enqueue, the common case, skips the arrays and their `unnest`).
+   */
+  readonly insertTask: (columns: InsertColumns) => Statement<InsertedRow>
   /** The existing tasks holding the given (task name, unique key) pairs. */
   readonly selectTasksByUniqueKey: (
     taskNames: ReadonlyArray<string>,
@@ -218,6 +223,24 @@ export const make = (sql: SqlClient.SqlClient, names: Names): Statements => {
           SELECT pg_notify(${channel}, queue_name) FROM (SELECT DISTINCT queue_name FROM inserted) AS q
         )
         SELECT inserted.id, (SELECT count(*) FROM woken) AS woken FROM inserted
+      `,
+
+    insertTask: (columns) =>
+      sql<InsertedRow>`
+        WITH inserted AS (
+          INSERT INTO ${tasks} AS t (id, task_name, queue_name, uniq_key, payload, priority, max_retries,
+                                     timeout_msecs, created_at, scheduled_at)
+          VALUES (
+            ${PgTypes.uuid(columns.ids[0]!)}, ${PgTypes.text(columns.taskNames[0]!)},
+            ${PgTypes.text(columns.queues[0]!)}, ${PgTypes.text(columns.uniqueKeys[0]!)},
+            ${PgTypes.text(columns.payloads[0]!)}::jsonb, ${PgTypes.int4(columns.priorities[0]!)},
+            ${PgTypes.int4(columns.maxRetries[0]!)}, round(${PgTypes.float8(columns.timeoutsMs[0]!)})::bigint,
+            ${PgTypes.timestamptz(columns.createdAt[0]!)}, ${PgTypes.timestamptz(columns.scheduledAt[0]!)}
+          )
+          ON CONFLICT (task_name, uniq_key) WHERE uniq_key IS NOT NULL DO NOTHING
+          RETURNING t.id, t.queue_name
+        )
+        SELECT id, pg_notify(${channel}, queue_name) AS woken FROM inserted
       `,
 
     selectTasksByUniqueKey: (taskNames, uniqueKeys) =>
