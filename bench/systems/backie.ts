@@ -53,7 +53,8 @@ export const store = (target: Target) =>
 
 /**
  * With `BENCH_BACKIE_COUNT_STORE=1`, the worker's `TaskStore` is wrapped to
- * count claims and settlements and their batch sizes (a diagnostic: it costs a
+ * count claims and settlements, their batch sizes, and the wall time spent
+ * with each call under way (`claimMs`, `settleMs`; a diagnostic: it costs a
  * little time per call).
  */
 const counting = () => process.env.BENCH_BACKIE_COUNT_STORE === "1"
@@ -66,7 +67,12 @@ const countStore = (counters: Record<string, number>) =>
       return TaskStore.TaskStore.of({
         ...inner,
         claim: (request) =>
-          inner.claim(request).pipe(Effect.tap((rows) =>
+          Effect.suspend(() => {
+            const started = performance.now()
+            return inner.claim(request).pipe(Effect.ensuring(Effect.sync(() => {
+              counters.claimMs! += performance.now() - started
+            })))
+          }).pipe(Effect.tap((rows) =>
             Effect.sync(() => {
               counters.claims! += 1
               counters.claimedRows! += rows.length
@@ -75,7 +81,12 @@ const countStore = (counters: Record<string, number>) =>
             })
           )),
         settle: (settlements) =>
-          inner.settle(settlements).pipe(Effect.tap(() =>
+          Effect.suspend(() => {
+            const started = performance.now()
+            return inner.settle(settlements).pipe(Effect.ensuring(Effect.sync(() => {
+              counters.settleMs! += performance.now() - started
+            })))
+          }).pipe(Effect.tap(() =>
             Effect.sync(() => {
               counters.settles! += 1
               counters.settledRows! += settlements.length
@@ -114,7 +125,9 @@ export const system: System = {
       claimedRows: 0,
       claimLimitSum: 0,
       settles: 0,
-      settledRows: 0
+      settledRows: 0,
+      claimMs: 0,
+      settleMs: 0
     }
     const pool = WorkerPool.layer({
       handlers: [handler],

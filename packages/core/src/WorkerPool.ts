@@ -2,9 +2,11 @@
  * The worker pool: runs handlers for the tasks stored in a `TaskStore`.
  *
  * Per queue, one claimer fiber claims runnable tasks in one store call each,
- * up to the queue's `prefetch` (tasks held and not yet settled), into a local
+ * up to the queue's `prefetch` (tasks held ahead of its workers), into a local
  * buffer; it claims when a worker would otherwise wait, or when half the
- * buffer can be refilled, so fast queues claim in large batches.
+ * buffer can be refilled (a worker that finishes a task then yields to it, so
+ * the claim is under way while the workers run the rest), so fast queues
+ * claim in large batches and are not left waiting for them.
  * `concurrency` worker fibers take the tasks and run each attempt in a fiber
  * of its own under the task's timeout (one shared timer serves every
  * timeout). Outcomes are settled in batches by one completer fiber (whatever
@@ -68,7 +70,7 @@ export interface QueueConfig {
    * workers: running or waiting for a free slot; at least `concurrency`.
    * Holding more than `concurrency` lets one claim fetch many tasks and keeps
    * the slots busy while a claim is under way. (Outcomes waiting to be
-   * written are held apart, up to as many again.)
+   * written are held apart, up to twice as many.)
    *
    * Default: adaptive. The pool holds twice the concurrency until attempts
    * have been timed, then as many as its workers are expected to start within
@@ -224,6 +226,10 @@ interface QueueRuntime {
   /** Attempts running now. */
   running: number
   inFlight: number
+  /** A claim is in flight. */
+  claiming: boolean
+  /** The last claim found fewer tasks than it asked for. */
+  foundShort: boolean
   /** How many claims have started; an idle waiter is resumed only by a claim that started after it. */
   claims: number
   idleWaiters: Array<{ readonly after: number; readonly resume: () => void }>
@@ -302,15 +308,16 @@ const holdTarget = (queue: QueueRuntime): number => {
 /**
  * How many tasks a claim should ask for now, or 0 to wait. The target counts
  * the tasks ahead of the workers (running or waiting for a slot); outcomes
- * waiting to be written are bounded separately, by as many again. A claim is
- * made when a worker would otherwise idle, or when it can fetch at least half
- * of what the buffer holds beyond the workers, so a fast queue claims in
- * batches rather than one task per finished one.
+ * waiting to be written may reach twice as many more (so the next claim can
+ * go out while the last batch's outcomes are still being written), and no
+ * more. A claim is made when a worker would otherwise idle, or when it can
+ * fetch at least half of what the buffer holds beyond the workers, so a fast
+ * queue claims in batches rather than one task per finished one.
  */
 const claimSize = (queue: QueueRuntime): number => {
   const target = holdTarget(queue)
   const ahead = queue.running + queue.buffer.length
-  const room = Math.min(target - ahead, 2 * target - queue.inFlight)
+  const room = Math.min(target - ahead, 3 * target - queue.inFlight)
   if (room <= 0) return 0
   if (ahead < queue.concurrency) return room
   return room >= Math.max(1, Math.floor((target - queue.concurrency) / 2)) ? room : 0
@@ -430,6 +437,8 @@ export const make = <const Handlers extends ReadonlyArray<Task.AnyHandler>>(
         idleWorkers: [],
         running: 0,
         inFlight: 0,
+        claiming: false,
+        foundShort: false,
         claims: 0,
         idleWaiters: []
       })
@@ -806,8 +815,17 @@ export const make = <const Handlers extends ReadonlyArray<Task.AnyHandler>>(
               : yield* execute(queue, row, now)
             queue.running -= 1
             complete(queue, settlement)
-            // This worker is about to wait: the claimer may claim now.
-            if (queue.buffer.length === 0) queue.signal.notify()
+            if (queue.buffer.length === 0) {
+              // This worker is about to wait: the claimer may claim now.
+              queue.signal.notify()
+            } else if (!queue.claiming && !queue.foundShort && claimSize(queue) > 0) {
+              // A claim can be made: let the claimer send it now, so the next
+              // batch is on its way while the workers run the rest of this
+              // one. (Tasks that finish at once would otherwise keep the
+              // claimer from running until the buffer is empty.)
+              queue.signal.notify()
+              yield* Effect.yieldNow
+            }
             progressed.notify()
           }
         })
@@ -829,6 +847,7 @@ export const make = <const Handlers extends ReadonlyArray<Task.AnyHandler>>(
           // A claim is never interrupted half-way (shutdown would strand the
           // claimed rows until their leases lapse): claimed tasks are queued.
           let started = 0
+          queue.claiming = true
           const claimed = yield* Effect.uninterruptible(
             Effect.suspend(() => {
               started = ++queue.claims
@@ -839,20 +858,27 @@ export const make = <const Handlers extends ReadonlyArray<Task.AnyHandler>>(
                 leaseMarginMs: queue.leaseMarginMs
               })
             }).pipe(Effect.map((rows) => {
+              // Workers woken by `offer` may run at once, on this fiber:
+              // they must see the claim as over.
+              queue.claiming = false
               queue.inFlight += rows.length
               offer(queue, rows)
               return rows.length
             }))
           ).pipe(
             Effect.tapError((error) => Effect.logWarning(`claiming from queue "${queue.name}" failed: ${error.message}`)),
-            Effect.retry(storeRetry)
+            Effect.retry(storeRetry),
+            Effect.ensuring(Effect.sync(() => {
+              queue.claiming = false
+            }))
           )
           if (claimed === 0 && queue.inFlight === 0 && queue.idleWaiters.length > 0) {
             const waiters = queue.idleWaiters
             queue.idleWaiters = waiters.filter((waiter) => waiter.after >= started)
             for (const waiter of waiters) if (waiter.after < started) waiter.resume()
           }
-          if (claimed < room) yield* idle
+          queue.foundShort = claimed < room
+          if (queue.foundShort) yield* idle
         }
       }).pipe(Effect.annotateLogs({ queue: queue.name }))
 

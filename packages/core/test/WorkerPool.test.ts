@@ -493,6 +493,42 @@ describe("WorkerPool", () => {
           })
       ))
 
+    it.effect("a fast queue sends its next claim while its workers still have claimed tasks to run", () =>
+      Effect.gen(function*() {
+        const memory = yield* MemoryTaskStore.make
+        let claimed = 0
+        let started = 0
+        // For each claim: how many claimed tasks no worker had started yet when it was sent.
+        const waitingAtClaim: Array<number> = []
+        const recording = TaskStore.of({
+          ...memory,
+          claim: (request) =>
+            Effect.suspend(() => {
+              waitingAtClaim.push(claimed - started)
+              return memory.claim(request)
+            }).pipe(Effect.tap((rows) => Effect.sync(() => claimed += rows.length)))
+        })
+        yield* Effect.gen(function*() {
+          yield* TaskQueue.enqueueMany(Email, Array.from({ length: 200 }, (_, i) => ({ to: `${i}` })))
+          yield* WorkerPool.awaitIdle
+          assert.strictEqual(started, 200)
+          // The first claim finds the pool empty, and the last ones find the
+          // queue empty; every other claim went out before the workers ran dry.
+          const between = waitingAtClaim.slice(1, Math.floor(200 / 20))
+          assert.isNotEmpty(between)
+          for (const waiting of between) assert.isAbove(waiting, 0)
+        }).pipe(
+          Effect.provide(Layer.mergeAll(
+            WorkerPool.layer({
+              handlers: [Task.handler(Email, () => Effect.sync(() => started++))],
+              queues: { default: { concurrency: 2, prefetch: 20 } }
+            }),
+            TaskQueue.layer
+          )),
+          Effect.provideService(TaskStore, recording)
+        )
+      }))
+
     it.effect("by default a slow queue holds no more than twice its concurrency", () =>
       withRecordedClaims(
         {
