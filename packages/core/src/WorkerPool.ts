@@ -76,7 +76,7 @@ export interface QueueConfig {
    * have been timed, then as many as its workers are expected to start within
    * about a second (`concurrency × 1 s ÷ mean attempt time`, at most half the
    * lease margin's worth), between twice the concurrency and
-   * `max(2 × concurrency, 500)`. Fast tasks are then claimed hundreds at a
+   * `max(2 × concurrency, 1000)`. Fast tasks are then claimed hundreds at a
    * time, and slow ones do not wait in the buffer while their leases run.
    *
    * A task that waited for a slot longer than `leaseMargin` is returned to
@@ -284,7 +284,7 @@ const storeRetry = Schedule.exponential("50 millis").pipe(
 const shutdownFlushTimeout = Duration.seconds(30)
 
 /** The adaptive `prefetch` holds at most this many tasks (or twice the concurrency when that is more). */
-const adaptivePrefetchCeiling = 500
+const adaptivePrefetchCeiling = 1000
 
 /** The adaptive `prefetch` buffers about this much work (ms) per worker. */
 const bufferHorizonMs = 1000
