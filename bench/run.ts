@@ -24,6 +24,7 @@ import * as path from "node:path"
 import { fileURLToPath } from "node:url"
 import pg from "pg"
 import { admins, countsOf } from "./lib/admin.ts"
+import { database as openDatabase } from "./lib/database.ts"
 import type {
   ClientCommand,
   ClientReply,
@@ -471,20 +472,11 @@ const plans: Array<{ readonly title: string; readonly plan: string }> = []
 // --- workloads --------------------------------------------------------------
 
 const main = async () => {
-  let url = env("DATABASE_URL")
-  let database = "DATABASE_URL"
-  let stopServer: (() => Promise<void>) | undefined
-  if (url === undefined) {
-    log("starting the embedded PostgreSQL (DATABASE_URL is not set)")
-    const { start } = await import("@backie/sql-pg/EmbeddedPostgres")
-    const server = await start()
-    url = server.url
-    database = "embedded"
-    stopServer = server.stop
-  }
+  if (env("DATABASE_URL") === undefined) log("starting the embedded PostgreSQL (DATABASE_URL is not set)")
+  const { source: database, stop: stopServer, url } = await openDatabase()
   const onSignal = () => {
     killAll()
-    void (stopServer?.() ?? Promise.resolve()).finally(() => process.exit(130))
+    void stopServer().finally(() => process.exit(130))
   }
   process.once("SIGINT", onSignal)
   process.once("SIGTERM", onSignal)
@@ -758,7 +750,7 @@ const main = async () => {
       }
     }
     await db.end()
-    await stopServer?.()
+    await stopServer()
   }
 }
 

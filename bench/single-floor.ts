@@ -21,20 +21,14 @@ import { PgTaskStore } from "@backie/sql-pg"
 import { PgClient } from "@effect/sql-pg"
 import { Effect, Layer, ManagedRuntime, Redacted } from "effect"
 import pg from "pg"
+import { database } from "./lib/database.ts"
 import { Noop } from "./systems/backie.ts"
 
 const perRound = Number(process.argv[2] ?? 500)
 const rounds = Number(process.argv[3] ?? 8)
 const schema = "bench_single_floor"
 
-let url = process.env.DATABASE_URL
-let stopServer: (() => Promise<void>) | undefined
-if (url === undefined || url === "") {
-  const { start } = await import("@backie/sql-pg/EmbeddedPostgres")
-  const server = await start()
-  url = server.url
-  stopServer = server.stop
-}
+const { stop: stopServer, url } = await database()
 
 const plain = new pg.Client({ connectionString: url, application_name: "bench-single-floor" })
 await plain.connect()
@@ -120,4 +114,4 @@ for (const name of Object.keys(layers)) {
 await runtime.dispose()
 await plain.query(`DROP SCHEMA IF EXISTS ${schema} CASCADE`)
 await plain.end()
-await stopServer?.()
+await stopServer()

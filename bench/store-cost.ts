@@ -17,6 +17,7 @@ import { PgClient } from "@effect/sql-pg"
 import { Effect, Layer, Redacted } from "effect"
 import * as fs from "node:fs"
 import { admins } from "./lib/admin.ts"
+import { database } from "./lib/database.ts"
 
 const waiting = Number(process.argv[2] ?? 50_000)
 const repeats = Number(process.argv[3] ?? 200)
@@ -24,14 +25,7 @@ const batches = (process.argv[4] ?? "1,10,50,100,500").split(",").map(Number)
 const schema = "bench_store_cost"
 const settings = process.env.BENCH_BACKIE_PG_SETTINGS
 
-let url = process.env.DATABASE_URL
-let stopServer: (() => Promise<void>) | undefined
-if (url === undefined || url === "") {
-  const { start } = await import("@backie/sql-pg/EmbeddedPostgres")
-  const server = await start()
-  url = server.url
-  stopServer = server.stop
-}
+const { stop: stopServer, url } = await database()
 
 const cpuOf = (pid: number) => {
   const text = fs.readFileSync(`/proc/${pid}/stat`, "utf8")
@@ -118,5 +112,5 @@ try {
     program.pipe(Effect.provide(PgTaskStore.layer({ schema }).pipe(Layer.provideMerge(Database))))
   )
 } finally {
-  await stopServer?.()
+  await stopServer()
 }
