@@ -70,7 +70,8 @@ export interface QueueConfig {
    * workers: running or waiting for a free slot; at least `concurrency`.
    * Holding more than `concurrency` lets one claim fetch many tasks and keeps
    * the slots busy while a claim is under way. (Outcomes waiting to be
-   * written are held apart, up to twice as many.)
+   * written are counted apart: no claim is made while they and the tasks
+   * held reach three times `prefetch`.)
    *
    * Default: adaptive. The pool holds twice the concurrency until attempts
    * have been timed, then as many as its workers are expected to start within
@@ -307,12 +308,13 @@ const holdTarget = (queue: QueueRuntime): number => {
 
 /**
  * How many tasks a claim should ask for now, or 0 to wait. The target counts
- * the tasks ahead of the workers (running or waiting for a slot); outcomes
- * waiting to be written may reach twice as many more (so the next claim can
- * go out while the last batch's outcomes are still being written), and no
- * more. A claim is made when a worker would otherwise idle, or when it can
- * fetch at least half of what the buffer holds beyond the workers, so a fast
- * queue claims in batches rather than one task per finished one.
+ * the tasks ahead of the workers (running or waiting for a slot); no claim
+ * is made while they and the outcomes waiting to be written reach three times
+ * the target (room for the next claim to go out while the last batch's
+ * outcomes are still being written). A claim is made when a worker would
+ * otherwise idle, or when it can fetch at least half of what the buffer holds
+ * beyond the workers, so a fast queue claims in batches rather than one task
+ * per finished one.
  */
 const claimSize = (queue: QueueRuntime): number => {
   const target = holdTarget(queue)
