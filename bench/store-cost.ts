@@ -17,7 +17,7 @@ import { PgClient } from "@effect/sql-pg"
 import { Effect, Layer, Redacted } from "effect"
 import * as fs from "node:fs"
 import { admins } from "./lib/admin.ts"
-import { database } from "./lib/database.ts"
+import { database as openDatabase } from "./lib/database.ts"
 
 const waiting = Number(process.argv[2] ?? 50_000)
 const repeats = Number(process.argv[3] ?? 200)
@@ -25,7 +25,7 @@ const batches = (process.argv[4] ?? "1,10,50,100,500").split(",").map(Number)
 const schema = "bench_store_cost"
 const settings = process.env.BENCH_BACKIE_PG_SETTINGS
 
-const { stop: stopServer, url } = await database()
+const { stop: stopServer, url } = await openDatabase()
 
 const cpuOf = (pid: number) => {
   const text = fs.readFileSync(`/proc/${pid}/stat`, "utf8")
