@@ -269,15 +269,81 @@ export interface Wakeups {
 }
 
 /**
- * A failure of the storage layer, naming the operation that failed.
+ * The store operations a {@link TaskStoreError} can come from.
+ *
+ * @since 0.1.0
+ */
+export type TaskStoreOperation =
+  | "configure"
+  | "migrate"
+  | "insert"
+  | "claim"
+  | "settle"
+  | "get"
+  | "list"
+  | "counts"
+  | "cancel"
+  | "retry"
+  | "purge"
+  | "wakeups"
+
+/**
+ * Why a store operation failed:
+ *
+ * - `Unavailable`: the database could not run the statement now (connection
+ *   lost, server shutting down or out of connections, deadlock, serialization
+ *   failure, lock or statement timeout). Retrying may succeed.
+ * - `Rejected`: the statement failed on the values it was given (a value out
+ *   of range, text PostgreSQL cannot store, a violated constraint). Retrying
+ *   the same input fails again.
+ * - `Misconfigured`: the store cannot work as configured (an invalid schema
+ *   name, missing tables, missing privileges).
+ * - `Unknown`: anything else.
+ *
+ * @since 0.1.0
+ */
+export type TaskStoreErrorReason = "Unavailable" | "Rejected" | "Misconfigured" | "Unknown"
+
+/**
+ * A failure of the storage layer: why (`reason`), in which operation, and the
+ * database's own words in `message`.
+ *
+ * @example
+ * ```ts
+ * import { TaskStore } from "@backie/core"
+ * import { Effect } from "effect"
+ *
+ * // Retry only what may succeed on a second try
+ * const retryOutages = <A, R>(effect: Effect.Effect<A, TaskStore.TaskStoreError, R>) =>
+ *   effect.pipe(Effect.retry({ while: (error) => error.isRetryable, times: 3 }))
+ * ```
  *
  * @since 0.1.0
  */
 export class TaskStoreError extends Schema.TaggedError<TaskStoreError>()("TaskStoreError", {
-  operation: Schema.String,
+  reason: Schema.Literals(["Unavailable", "Rejected", "Misconfigured", "Unknown"]),
+  operation: Schema.Literals([
+    "configure",
+    "migrate",
+    "insert",
+    "claim",
+    "settle",
+    "get",
+    "list",
+    "counts",
+    "cancel",
+    "retry",
+    "purge",
+    "wakeups"
+  ]),
   message: Schema.String,
   cause: Schema.optional(Schema.Defect())
-}) {}
+}) {
+  /** Whether retrying the operation may succeed (`reason` is `Unavailable`). */
+  get isRetryable(): boolean {
+    return this.reason === "Unavailable"
+  }
+}
 
 /**
  * The repository port. See the module documentation for the rules every

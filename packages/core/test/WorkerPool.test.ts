@@ -750,13 +750,13 @@ describe("WorkerPool", () => {
           claim: (request) =>
             Effect.suspend(() =>
               claimFailures > 0 && claimFailures--
-                ? Effect.fail(new TaskStoreError({ operation: "claim", message: "connection lost" }))
+                ? Effect.fail(new TaskStoreError({ reason: "Unavailable", operation: "claim", message: "connection lost" }))
                 : memory.claim(request)
             ),
           settle: (settlements) =>
             Effect.suspend(() =>
               settleFailures > 0 && settleFailures--
-                ? Effect.fail(new TaskStoreError({ operation: "settle", message: "connection lost" }))
+                ? Effect.fail(new TaskStoreError({ reason: "Unavailable", operation: "settle", message: "connection lost" }))
                 : memory.settle(settlements)
             )
         })

@@ -73,6 +73,7 @@ export const run = Effect.fn("Migrations.run")(
     ).pipe(
       Effect.mapError((error: SqlError | Migrator.MigrationError) =>
         new TaskStoreError({
+          reason: Errors.reasonOf(error),
           operation: "migrate",
           message: `migrate failed: schema "${names.schema}": ${Errors.describe(error)}`,
           cause: error

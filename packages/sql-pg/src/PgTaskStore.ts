@@ -38,7 +38,8 @@ import type {
   Settlement,
   SettleResult,
   TaskRecord,
-  TaskState
+  TaskState,
+  TaskStoreOperation
 } from "@backie/core/TaskStore"
 import { readyRecord, TaskStore, TaskStoreError } from "@backie/core/TaskStore"
 import * as Errors from "./internal/errors.ts"
@@ -78,13 +79,25 @@ const uuidPattern = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{1
 const isUuid = (id: string): boolean => uuidPattern.test(id)
 
 /** Surfaces a database failure as the port's error, naming the operation. */
-const failedWith: (operation: string) => (error: SqlError) => TaskStoreError = Errors.storeError
+const failedWith: (operation: TaskStoreOperation) => (error: SqlError) => TaskStoreError = Errors.storeError
 
-/** Runs a synchronous step (encoding or decoding) whose failure is the operation's failure. */
-const attempt = <A>(operation: string, f: () => A): Effect.Effect<A, TaskStoreError> =>
-  Effect.try({ try: f, catch: Errors.storeError(operation) })
+/**
+ * Runs a synchronous step (encoding or decoding) whose failure is the
+ * operation's failure: the values given (or read) cannot be stored (or used).
+ */
+const attempt = <A>(operation: TaskStoreOperation, f: () => A): Effect.Effect<A, TaskStoreError> =>
+  Effect.try({
+    try: f,
+    catch: (cause) =>
+      new TaskStoreError({
+        reason: "Rejected",
+        operation,
+        message: `${operation} failed: ${Errors.describe(cause)}`,
+        cause
+      })
+  })
 
-const toRecords = (operation: string, rows: ReadonlyArray<TaskRow>) =>
+const toRecords = (operation: TaskStoreOperation, rows: ReadonlyArray<TaskRow>) =>
   attempt(operation, () => rows.map(toTaskRecord))
 
 const uniqueSlot = (taskName: string, uniqueKey: string) => `${taskName}\u0000${uniqueKey}`
@@ -160,6 +173,7 @@ export const make = Effect.fn("PgTaskStore.make")(
       for (let round = 1; pending.length > 0; round++) {
         if (round > maxInsertRounds) {
           return yield* new TaskStoreError({
+            reason: "Unavailable",
             operation: "insert",
             message: `insert failed: the unique keys of ${pending.length} task(s) stayed taken by tasks that ` +
               `vanished before they could be read, ${maxInsertRounds} times in a row`

@@ -7,12 +7,13 @@
  */
 import { assert, describe, it } from "@effect/vitest"
 import { PgClient } from "@effect/sql-pg"
-import { Cause, Context, Effect, Exit, Fiber, Layer, Option, Schedule } from "effect"
+import { Cause, Context, Effect, Exit, Fiber, Layer, Option, Redacted, Schedule } from "effect"
 import type { Scope } from "effect"
 import { SqlClient } from "effect/sql"
 import * as crypto from "node:crypto"
 import type { NewTask, TaskRecord } from "@backie/core/TaskStore"
 import { TaskStore, TaskStoreError } from "@backie/core/TaskStore"
+import * as Errors from "../src/internal/errors.ts"
 import * as Names from "../src/internal/names.ts"
 import * as Statements from "../src/internal/statements.ts"
 import * as Migrations from "../src/Migrations.ts"
@@ -144,6 +145,8 @@ describe("PgTaskStore on PostgreSQL", () => {
         const error = yield* storeError(Migrations.run({ schema }), "migrate")
         assert.include(error.message, `migrate failed: schema "${schema}"`)
         assert.include(error.message, "relation \"tasks\" already exists [SQLSTATE 42P07]")
+        assert.strictEqual(error.reason, "Misconfigured")
+        assert.isFalse(error.isRetryable)
         const recorded = yield* sql`SELECT 1 FROM pg_tables WHERE schemaname = ${schema} AND tablename = 'migrations'`
         assert.lengthOf(recorded, 0)
       })))
@@ -162,6 +165,40 @@ describe("PgTaskStore on PostgreSQL", () => {
       ))
   })
 
+  describe("errors", () => {
+    it.effect("a value the table cannot hold is Rejected, not retryable, and names the SQLSTATE", () =>
+      withStore(({ store }) =>
+        Effect.gen(function*() {
+          // Refused by the server...
+          const server = yield* storeError(store.insert([{ ...newTask(), timeoutMs: 1e300 }]), "insert")
+          assert.strictEqual(server.reason, "Rejected")
+          assert.isFalse(server.isRetryable)
+          assert.include(server.message, "out of range [SQLSTATE 22003]")
+          // ... and by the driver, before sending.
+          const driver = yield* storeError(store.insert([{ ...newTask(), priority: 2 ** 31 }]), "insert")
+          assert.strictEqual(driver.reason, "Rejected")
+          assert.include(driver.message, "int4")
+        })
+      ))
+
+    it.effect("a server that cannot be reached is Unavailable and retryable", () =>
+      Effect.gen(function*() {
+        // A port nothing listens on: the driver's own connection failure.
+        const closed = yield* Effect.promise(() => TestDatabase.closedPort())
+        const error = yield* Effect.scoped(Effect.gen(function*() {
+          const context = yield* Layer.build(
+            PgClient.layer({ url: Redacted.make(`postgres://postgres@127.0.0.1:${closed}/test`) })
+          )
+          const sql = Context.get(context, PgClient.PgClient)
+          return yield* Effect.flip(sql`SELECT 1`)
+        }))
+        const failure = Errors.storeError("claim")(error)
+        assert.include(failure.message, "ECONNREFUSED")
+        assert.strictEqual(failure.reason, "Unavailable")
+        assert.isTrue(failure.isRetryable)
+      }))
+  })
+
   describe("configuration", () => {
     it.effect("an invalid schema name fails the layer with a TaskStoreError naming the name", () =>
       withClient(Effect.gen(function*() {
@@ -170,6 +207,7 @@ describe("PgTaskStore on PostgreSQL", () => {
           const error = yield* layerError(PgTaskStore.layer({ schema }).pipe(Layer.provide(TestDatabase.client())))
           assert.instanceOf(error, TaskStoreError)
           assert.strictEqual(error.operation, "configure")
+          assert.strictEqual(error.reason, "Misconfigured")
           assert.include(error.message, `Invalid schema name ${JSON.stringify(schema)}`)
         }
         const migrate = yield* storeError(Migrations.run({ schema: "Nope" }), "configure")

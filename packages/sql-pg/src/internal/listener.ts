@@ -104,6 +104,7 @@ export const subscribe = (
     yield* Deferred.await(started).pipe(
       Effect.mapError((error) =>
         new TaskStoreError({
+          reason: Errors.reasonOf(error),
           operation: "wakeups",
           message: `wakeups failed: could not listen on "${channel}": ${Errors.describe(error)}`,
           cause: error

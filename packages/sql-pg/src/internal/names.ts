@@ -41,6 +41,7 @@ export const make = (schema: string = defaultSchema): Effect.Effect<Names, TaskS
   if (!schemaPattern.test(schema) || schema.startsWith("pg_")) {
     return Effect.fail(
       new TaskStoreError({
+        reason: "Misconfigured",
         operation: "configure",
         message: `Invalid schema name ${JSON.stringify(schema)}: use 1 to 57 lowercase letters, digits or ` +
           `underscores, starting with a letter or underscore and not with "pg_"`

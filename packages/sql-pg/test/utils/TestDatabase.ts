@@ -11,6 +11,7 @@ import { Effect, Layer, Redacted } from "effect"
 import type { SqlClient } from "effect/sql"
 import type { SqlError } from "effect/sql/SqlError"
 import * as crypto from "node:crypto"
+import * as net from "node:net"
 import { inject } from "vitest"
 import type { TaskStore, TaskStoreError } from "@backie/core/TaskStore"
 import * as PgTaskStore from "../../src/PgTaskStore.ts"
@@ -81,3 +82,15 @@ export const storeWithClient = (
     Layer.provideMerge(dropSchemaOnRelease(schema)),
     Layer.provideMerge(client())
   )
+
+/** A loopback port that nothing listens on (taken from the OS, then released). */
+export const closedPort = (): Promise<number> =>
+  new Promise((resolve, reject) => {
+    const server = net.createServer()
+    server.once("error", reject)
+    server.listen(0, "127.0.0.1", () => {
+      const address = server.address()
+      const port = typeof address === "object" && address !== null ? address.port : 0
+      server.close(() => resolve(port))
+    })
+  })
