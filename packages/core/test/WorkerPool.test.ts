@@ -1,8 +1,9 @@
 import { assert, describe, it } from "@effect/vitest"
-import { Context, Deferred, Effect, Exit, Fiber, Layer, Metric, Queue, References, Schema, Scope, Tracer } from "effect"
+import { Context, Deferred, Duration, Effect, Exit, Fiber, Layer, Metric, Queue, References, Schema, Scope, Tracer } from "effect"
 import { TestClock } from "effect/testing"
 import * as Backoff from "../src/Backoff.ts"
 import * as MemoryTaskStore from "../src/MemoryTaskStore.ts"
+import type * as Retention from "../src/Retention.ts"
 import * as Task from "../src/Task.ts"
 import * as TaskMetrics from "../src/TaskMetrics.ts"
 import * as TaskQueue from "../src/TaskQueue.ts"
@@ -854,7 +855,55 @@ describe("WorkerPool", () => {
         assert.strictEqual(duplicate._tag, "InvalidWorkerPoolConfig")
         assert.strictEqual(duplicate.message, "two handlers are registered for the task \"email\"")
         const zero = yield* build({ handlers: [Task.handler(Email, () => Effect.void)], queues: { default: { concurrency: 0 } } })
-        assert.strictEqual(zero.message, "concurrency of queue \"default\" must be a positive integer, got 0")
+        assert.strictEqual(
+          zero.message,
+          "queue \"default\": Expected an integer between 1 and 10000, got 0 at [\"concurrency\"]"
+        )
+      }))
+
+    it.effect("every setting out of its documented range fails the layer, naming the setting and the range", () =>
+      Effect.gen(function*() {
+        const build = (queue: WorkerPool.QueueConfig, shutdownGracePeriod?: unknown) =>
+          Layer.build(WorkerPool.layer({
+            handlers: [Task.handler(Email, () => Effect.void)],
+            queues: { default: queue },
+            ...(shutdownGracePeriod === undefined ? {} : { shutdownGracePeriod: shutdownGracePeriod as Duration.Input })
+          })).pipe(Effect.provide(MemoryTaskStore.layer), Effect.scoped, Effect.flip)
+        const cases: Array<[WorkerPool.QueueConfig, unknown, string]> = [
+          [{ concurrency: 1e7 }, undefined, "Expected an integer between 1 and 10000, got 10000000 at [\"concurrency\"]"],
+          [{ concurrency: 1.5 }, undefined, "got 1.5 at [\"concurrency\"]"],
+          [{ concurrency: Number.NaN }, undefined, "got NaN at [\"concurrency\"]"],
+          [{ prefetch: 1e10 }, undefined, "Expected an integer between 1 and 100000, got 10000000000 at [\"prefetch\"]"],
+          [{ concurrency: 5, prefetch: 4 }, undefined, "Expected a prefetch of at least its concurrency (5), got 4"],
+          [{ leaseMargin: Number.NaN }, undefined, "Expected a duration (\"30 seconds\", a number of milliseconds or a Duration) at [\"leaseMargin\"]"],
+          [{ leaseMargin: 0 }, undefined, "at [\"leaseMargin\"]"],
+          [{ leaseMargin: "10 days" }, undefined, "Expected a duration between 1s and 1d, got 10d at [\"leaseMargin\"]"],
+          [{ leaseMargin: "soon" as Duration.Input }, undefined, "Expected a duration (\"30 seconds\""],
+          [{ pollInterval: 0 }, undefined, "at [\"pollInterval\"]"],
+          [{ pollInterval: Duration.infinity }, undefined, "got Infinity at [\"pollInterval\"]"],
+          [{ retention: "KeepSome" as Retention.Retention }, undefined, "at [\"retention\"]"],
+          [{ concurency: 5 } as WorkerPool.QueueConfig, undefined, "concurency"],
+          [{}, -1, "shutdownGracePeriod: Expected a duration between 0 and 1d"],
+          [{}, Number.NaN, "shutdownGracePeriod: Expected a duration (\"30 seconds\""],
+          [{}, "1 week", "shutdownGracePeriod: Expected a duration between 0 and 1d, got 7d"]
+        ]
+        for (const [queue, grace, expected] of cases) {
+          const error = yield* build(queue, grace)
+          assert.strictEqual(error._tag, "InvalidWorkerPoolConfig", JSON.stringify(queue))
+          assert.include(error.message, expected, JSON.stringify(queue))
+        }
+        // The edges of each range are accepted.
+        for (const [queue, grace] of [
+          [{ concurrency: 10_000, prefetch: 100_000, leaseMargin: "1 second", pollInterval: 1 }, 0],
+          [{ concurrency: 1, prefetch: 1, leaseMargin: "1 day", pollInterval: "1 day" }, "1 day"]
+        ] as const) {
+          const ok = yield* Layer.build(WorkerPool.layer({
+            handlers: [Task.handler(Email, () => Effect.void)],
+            queues: { default: queue },
+            shutdownGracePeriod: grace
+          })).pipe(Effect.provide(MemoryTaskStore.layer), Effect.scoped, Effect.exit)
+          assert.isTrue(Exit.isSuccess(ok), JSON.stringify(queue))
+        }
       }))
   })
 

@@ -1,0 +1,188 @@
+/**
+ * One attempt: find the task's handler, decode its payload, and run the
+ * handler in a fiber of its own, in a span named after the task, under the
+ * task's timeout. It reports how the attempt ended; `outcome.ts` decides
+ * what that means for the task.
+ *
+ * The fiber starts at once (a handler that completes synchronously costs no
+ * scheduling); one shared timer (`internal/deadlines.ts`) serves every
+ * attempt's timeout. An attempt the pool interrupts (at its timeout, or at
+ * shutdown) gets `interruptionWaitMs` to end; one that ignores interruption
+ * is then left behind, so it holds neither its slot nor the shutdown.
+ */
+import { Cause, Context, Effect, Exit, References, Tracer } from "effect"
+import { PayloadDecodeError, TaskNotRegistered } from "../../PoolErrors.ts"
+import type * as Task from "../../Task.ts"
+import type { TaskRecord } from "../../TaskStore.ts"
+import type { QueueState } from "./queue.ts"
+import { count, type PoolRuntime, type RunningAttempt } from "./runtime.ts"
+
+/** How long a timed-out or shut-down attempt may take to finish its interruption before it is left behind. */
+export const interruptionWaitMs = 1000
+
+/** How an attempt ended. */
+export type Ended =
+  /** No handler of this pool runs the task's name. */
+  | { readonly _tag: "NotRegistered"; readonly error: TaskNotRegistered }
+  /** The stored payload does not decode with the task's Schema. */
+  | { readonly _tag: "Undecodable"; readonly task: Task.Any; readonly error: PayloadDecodeError }
+  /**
+   * The handler's fiber ended with `exit`; `stoppedBy` tells whether the
+   * pool had interrupted it, and why.
+   */
+  | {
+    readonly _tag: "Exited"
+    readonly task: Task.Any
+    readonly exit: Exit.Exit<unknown, unknown>
+    readonly stoppedBy: "timeout" | "shutdown" | undefined
+  }
+  /** Interrupted by the pool, it did not end within `interruptionWaitMs` and was left behind. */
+  | { readonly _tag: "LeftBehind"; readonly task: Task.Any; readonly stoppedBy: "timeout" | "shutdown" }
+
+/** The log annotations (and span attributes, renamed) of a task's attempt. */
+export const annotations = (row: TaskRecord) => ({
+  taskId: row.id,
+  task: row.taskName,
+  queue: row.queue,
+  attempt: row.attempt
+})
+
+/**
+ * Interrupts a running attempt and gives it `interruptionWaitMs` to end. (A
+ * task left behind may run again elsewhere: execution is at least once.)
+ */
+export const stop = (runtime: PoolRuntime, attempt: RunningAttempt, reason: "timeout" | "shutdown"): void => {
+  if (attempt.stoppedBy !== undefined) return
+  attempt.stoppedBy = reason
+  attempt.deadline.cancel()
+  attempt.deadline = runtime.deadlines.add(interruptionWaitMs, () => attempt.end(undefined))
+  attempt.fiber.interruptUnsafe()
+}
+
+/** Stops every running attempt, as at the end of the shutdown grace period. */
+export const stopAll = (runtime: PoolRuntime): void => {
+  for (const attempt of runtime.attempts) stop(runtime, attempt, "shutdown")
+}
+
+/** Ends an attempt's span with the attempt's exit (what `Effect.withSpan` does). */
+const endSpan = (runtime: PoolRuntime, span: Tracer.Span, exit: Exit.Exit<unknown, unknown>) => {
+  if (span.status._tag === "Ended") return
+  span.end(runtime.spanTiming ? runtime.clock.currentTimeNanosUnsafe() : BigInt(0), exit)
+}
+
+/**
+ * Runs `effect` in a fiber of its own under `span`, which ends when the
+ * fiber does, and waits for its end or for it to be left behind.
+ */
+const runFiber = (
+  runtime: PoolRuntime,
+  task: Task.Any,
+  effect: Effect.Effect<unknown, unknown>,
+  span: Tracer.Span,
+  timeoutMs: number
+): Effect.Effect<Ended> =>
+  Effect.flatMap(Effect.forkDetach(effect, { startImmediately: true }), (fiber) => {
+    const exit = fiber.pollUnsafe()
+    if (exit !== undefined) {
+      endSpan(runtime, span, exit)
+      return Effect.succeed<Ended>({ _tag: "Exited", task, exit, stoppedBy: undefined })
+    }
+    fiber.addObserver((exit) => endSpan(runtime, span, exit))
+    return Effect.callback<Ended>((resume) => {
+      let ended = false
+      let removeObserver = () => {}
+      const attempt: RunningAttempt = {
+        fiber,
+        stoppedBy: undefined,
+        deadline: runtime.deadlines.add(timeoutMs, () => stop(runtime, attempt, "timeout")),
+        end: (exit) => {
+          if (ended) return
+          ended = true
+          attempt.deadline.cancel()
+          runtime.attempts.delete(attempt)
+          removeObserver()
+          resume(Effect.succeed<Ended>(
+            exit === undefined
+              ? { _tag: "LeftBehind", task, stoppedBy: attempt.stoppedBy ?? "shutdown" }
+              : { _tag: "Exited", task, exit, stoppedBy: attempt.stoppedBy }
+          ))
+        }
+      }
+      runtime.attempts.add(attempt)
+      removeObserver = fiber.addObserver((exit) => attempt.end(exit))
+      // Interrupting the waiting worker stops the attempt; it does not wait for it.
+      return Effect.sync(() => stop(runtime, attempt, "shutdown"))
+    })
+  })
+
+/** Runs one attempt of a claimed task and reports how it ended; never fails. */
+export const run = (runtime: PoolRuntime, queue: QueueState, row: TaskRecord): Effect.Effect<Ended> => {
+  const registered = runtime.handlers.get(row.taskName)
+  if (registered === undefined) {
+    return Effect.succeed({
+      _tag: "NotRegistered",
+      error: new TaskNotRegistered({
+        taskName: row.taskName,
+        queue: row.queue,
+        message: `no handler is registered for the task "${row.taskName}" in this worker pool`
+      })
+    })
+  }
+  const { handler } = registered
+  const decoded = registered.decode(row.payload)
+  if (Exit.isFailure(decoded)) {
+    const reason = decoded.cause.reasons[0]
+    return Effect.succeed({
+      _tag: "Undecodable",
+      task: handler.task,
+      error: new PayloadDecodeError({
+        taskName: row.taskName,
+        message: `the stored payload does not decode with the schema of "${row.taskName}": ${
+          reason !== undefined && reason._tag === "Fail" ? String(reason.error.message) : Cause.pretty(decoded.cause)
+        }`
+      })
+    })
+  }
+  const current: Task.CurrentTask = {
+    id: row.id,
+    name: row.taskName,
+    queue: row.queue,
+    attempt: row.attempt,
+    retries: row.retries,
+    maxRetries: row.maxRetries,
+    priority: row.priority,
+    createdAt: row.createdAt,
+    scheduledAt: row.scheduledAt
+  }
+  count(runtime, queue.metrics.started)
+  return Effect.flatMap(
+    Effect.makeSpan(row.taskName, {
+      attributes: {
+        "backie.task_id": row.id,
+        "backie.task": row.taskName,
+        "backie.queue": row.queue,
+        "backie.attempt": row.attempt
+      }
+    }),
+    (span) =>
+      runFiber(
+        runtime,
+        handler.task,
+        // The handler runs in the pool's context (its services), under its
+        // attempt's span, with the task's log annotations: one context
+        // update, on the hot path.
+        Effect.updateContext(
+          Effect.suspend(() => handler.run(decoded.value, current)) as Effect.Effect<unknown, unknown>,
+          (context: Context.Context<never>) =>
+            Context.add(
+              Context.add(context, Tracer.ParentSpan, span),
+              References.CurrentLogAnnotations,
+              { ...Context.get(context, References.CurrentLogAnnotations), ...annotations(row) }
+            )
+        ),
+        span,
+        // The stored timeout, which the lease was computed from.
+        row.timeoutMs
+      )
+  )
+}

@@ -1,0 +1,203 @@
+/**
+ * The outcome of an attempt: from how it ended (`attempt.ts`) to the
+ * settlement the completer writes. A typed error is retried after the task's
+ * backoff until `maxRetries`, then failed for good; `Task.failPermanently`,
+ * `Task.snooze` and `Task.cancel` say otherwise; a defect is recorded as
+ * backie records a panic and retried; an attempt over its timeout is a
+ * failed attempt; an attempt the pool interrupted at shutdown goes back to
+ * its queue without using an attempt.
+ */
+import { Cause, Duration, Effect, Exit, Option } from "effect"
+import * as Backoff from "../../Backoff.ts"
+import { TaskTimeout } from "../../PoolErrors.ts"
+import * as Retention from "../../Retention.ts"
+import * as Task from "../../Task.ts"
+import type { AttemptError, Settlement, TaskRecord } from "../../TaskStore.ts"
+import { describeDefect, describeError } from "../describe.ts"
+import type { Ended } from "./attempt.ts"
+import { annotations } from "./attempt.ts"
+import { type QueueState, recordAttemptTime } from "./queue.ts"
+import { count, type PoolRuntime } from "./runtime.ts"
+
+/** The latest run time stored: 9999-12-31, far inside both JavaScript's and PostgreSQL's ranges. */
+const latestRunAt = Date.UTC(9999, 11, 31)
+
+/** `now + delay`, clamped so that huge backoffs and snoozes still give a valid time. */
+const runAfter = (now: number, delayMillis: number): Date =>
+  new Date(Math.min(latestRunAt, now + Math.max(0, Number.isNaN(delayMillis) ? 0 : delayMillis)))
+
+const attemptError = (row: TaskRecord, now: number, error: unknown): AttemptError => ({
+  attempt: row.attempt,
+  at: new Date(now),
+  ...describeError(error)
+})
+
+/** A task returned to its queue unrun, or interrupted at shutdown: ready again, no attempt used. */
+export const release = (row: TaskRecord, now: number): Settlement => ({
+  _tag: "Release",
+  id: row.id,
+  attempt: row.attempt,
+  now: new Date(now)
+})
+
+/** A failed attempt: retried after its backoff, or failed for good. */
+const failure = Effect.fnUntraced(function*(
+  runtime: PoolRuntime,
+  queue: QueueState,
+  row: TaskRecord,
+  now: number,
+  error: AttemptError,
+  backoff: Backoff.Backoff
+) {
+  if (row.retries < row.maxRetries) {
+    const delay = yield* Backoff.delay(backoff, row.retries, now)
+    if (Option.isSome(delay)) {
+      count(runtime, queue.metrics.retried)
+      yield* Effect.logDebug(`attempt ${row.attempt} failed, retrying in ${Duration.format(delay.value)}`)
+      return {
+        _tag: "Retry",
+        id: row.id,
+        attempt: row.attempt,
+        now: new Date(now),
+        runAt: runAfter(now, Duration.toMillis(delay.value)),
+        error
+      } satisfies Settlement
+    }
+  }
+  count(runtime, queue.metrics.failed)
+  yield* Effect.logWarning(`task failed for good after attempt ${row.attempt}: ${error.message}`)
+  return {
+    _tag: "Fail",
+    id: row.id,
+    attempt: row.attempt,
+    now: new Date(now),
+    error,
+    remove: Retention.removes(queue.settings.retention, "failed")
+  } satisfies Settlement
+})
+
+/** The settlement of an attempt the handler ended with a failure, a defect or an interruption. */
+const unsuccessful = Effect.fnUntraced(function*(
+  runtime: PoolRuntime,
+  queue: QueueState,
+  row: TaskRecord,
+  task: Task.Any,
+  now: number,
+  cause: Cause.Cause<unknown>
+) {
+  const failed = Cause.findError(cause)
+  if (failed._tag === "Success") {
+    const error: unknown = failed.success
+    if (error instanceof Task.Snooze) {
+      count(runtime, queue.metrics.snoozed)
+      return {
+        _tag: "Snooze",
+        id: row.id,
+        attempt: row.attempt,
+        now: new Date(now),
+        runAt: runAfter(now, error.delayMillis)
+      } satisfies Settlement
+    }
+    if (error instanceof Task.Cancel) {
+      count(runtime, queue.metrics.cancelled)
+      return {
+        _tag: "Cancel",
+        id: row.id,
+        attempt: row.attempt,
+        now: new Date(now),
+        error: { attempt: row.attempt, at: new Date(now), message: `cancelled: ${error.reason}`, tag: "Cancel", details: null },
+        remove: Retention.removes(queue.settings.retention, "cancelled")
+      } satisfies Settlement
+    }
+    if (error instanceof Task.PermanentFailure) {
+      count(runtime, queue.metrics.failed)
+      const recorded = attemptError(row, now, error.error)
+      yield* Effect.logWarning(`task failed permanently in attempt ${row.attempt}: ${recorded.message}`)
+      return {
+        _tag: "Fail",
+        id: row.id,
+        attempt: row.attempt,
+        now: new Date(now),
+        error: recorded,
+        remove: Retention.removes(queue.settings.retention, "failed")
+      } satisfies Settlement
+    }
+    return yield* failure(runtime, queue, row, now, attemptError(row, now, error), task.backoff)
+  }
+  const defect = Cause.findDefect(cause)
+  if (defect._tag === "Success") {
+    const error: AttemptError = {
+      attempt: row.attempt,
+      at: new Date(now),
+      message: describeDefect(defect.success),
+      tag: "Defect",
+      details: null
+    }
+    return yield* failure(runtime, queue, row, now, error, task.backoff)
+  }
+  // Interrupted (only shutdown interrupts a running task): return it to the queue.
+  count(runtime, queue.metrics.released)
+  return release(row, now)
+})
+
+const timedOut = (runtime: PoolRuntime, queue: QueueState, row: TaskRecord, task: Task.Any, now: number) =>
+  failure(
+    runtime,
+    queue,
+    row,
+    now,
+    attemptError(
+      row,
+      now,
+      new TaskTimeout({
+        taskName: row.taskName,
+        timeoutMillis: row.timeoutMs,
+        message: `the attempt ran past its timeout of ${Duration.format(Duration.millis(row.timeoutMs))}`
+      })
+    ),
+    task.backoff
+  )
+
+/**
+ * Decides the settlement of an attempt that started at `startedAt` and
+ * ended as `ended`, and records its duration.
+ */
+export const decide = (
+  runtime: PoolRuntime,
+  queue: QueueState,
+  row: TaskRecord,
+  startedAt: number,
+  ended: Ended
+): Effect.Effect<Settlement> => {
+  switch (ended._tag) {
+    case "NotRegistered":
+      return failure(runtime, queue, row, startedAt, attemptError(row, startedAt, ended.error), Backoff.defaultBackoff)
+        .pipe(Effect.annotateLogs(annotations(row)))
+    case "Undecodable":
+      return failure(runtime, queue, row, startedAt, attemptError(row, startedAt, ended.error), ended.task.backoff)
+        .pipe(Effect.annotateLogs(annotations(row)))
+  }
+  const now = runtime.clock.currentTimeMillisUnsafe()
+  const tookMs = Math.max(0, now - startedAt)
+  recordAttemptTime(queue, tookMs)
+  queue.metrics.duration.updateUnsafe(Duration.millis(tookMs), runtime.context)
+  if (ended._tag === "Exited" && ended.stoppedBy !== "timeout" && Exit.isSuccess(ended.exit)) {
+    count(runtime, queue.metrics.succeeded)
+    return Effect.succeed({
+      _tag: "Done",
+      id: row.id,
+      attempt: row.attempt,
+      now: new Date(now),
+      remove: Retention.removes(queue.settings.retention, "done")
+    })
+  }
+  const decided = ended.stoppedBy === "timeout"
+    ? timedOut(runtime, queue, row, ended.task, now)
+    : ended._tag === "LeftBehind"
+    ? Effect.sync(() => {
+      count(runtime, queue.metrics.released)
+      return release(row, now)
+    })
+    : unsuccessful(runtime, queue, row, ended.task, now, (ended.exit as Exit.Failure<unknown, unknown>).cause)
+  return decided.pipe(Effect.annotateLogs(annotations(row)))
+}

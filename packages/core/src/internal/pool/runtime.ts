@@ -1,0 +1,72 @@
+/**
+ * What every stage of one pool shares: the store, the clock, the context the
+ * handlers run in, the timer of every attempt's timeout, the attempts running
+ * now, and the settlements waiting for the completer.
+ */
+import type { Clock, Context, Exit, Fiber, Metric, Schema } from "effect"
+import type * as Task from "../../Task.ts"
+import type { Settlement, TaskStore } from "../../TaskStore.ts"
+import type * as Deadlines from "../deadlines.ts"
+import type * as Signal from "../signal.ts"
+import type { QueueState } from "./queue.ts"
+
+/** A handler with its payload decoder (built once per task). */
+export interface Registered {
+  readonly handler: Task.AnyHandler
+  readonly decode: (input: unknown) => Exit.Exit<unknown, Schema.SchemaError>
+}
+
+/** An attempt running in a fiber of its own. */
+export interface RunningAttempt {
+  readonly fiber: Fiber.Fiber<unknown, unknown>
+  /** Why the pool interrupted it, once it did: its timeout, or shutdown (grace period, `interruptRunning`). */
+  stoppedBy: "timeout" | "shutdown" | undefined
+  /** Its timeout, then, once stopped, when it is left behind. */
+  deadline: Deadlines.Deadline
+  /** Ends the wait with the attempt's exit, or `undefined` when it is left behind. */
+  readonly end: (exit: Exit.Exit<unknown, unknown> | undefined) => void
+}
+
+/** A settlement decided, waiting to be written, with the queue whose counts it releases. */
+export interface PendingSettlement {
+  readonly queue: QueueState
+  readonly settlement: Settlement
+}
+
+export interface PoolRuntime {
+  readonly store: TaskStore["Service"]
+  readonly clock: Clock.Clock
+  /** The pool's context: the handlers' services and the metrics registry. */
+  readonly context: Context.Context<never>
+  readonly deadlines: Deadlines.Deadlines
+  readonly handlers: ReadonlyMap<string, Registered>
+  readonly queues: ReadonlyArray<QueueState>
+  /** Whether spans record their end time (`References.TracerTimingEnabled`). */
+  readonly spanTiming: boolean
+  /** Settlements waiting to be written, in the order they were decided. */
+  readonly pending: Array<PendingSettlement>
+  /** Wakes the completer. */
+  readonly settlementsWaiting: Signal.Signal
+  /** Notified whenever attempts end or settlements are written: shutdown waits on it. */
+  readonly progressed: Signal.Signal
+  /** The attempts running now, for the grace period and `interruptRunning`. */
+  readonly attempts: Set<RunningAttempt>
+}
+
+/** Adds one to a counter. */
+export const count = (runtime: PoolRuntime, metric: Metric.Metric<number, unknown>): void =>
+  metric.updateUnsafe(1, runtime.context)
+
+/** Hands a settlement to the completer. */
+export const settleLater = (runtime: PoolRuntime, queue: QueueState, settlement: Settlement): void => {
+  runtime.pending.push({ queue, settlement })
+  runtime.settlementsWaiting.notify()
+}
+
+/** Attempts running now, over every queue. */
+export const totalRunning = (runtime: PoolRuntime): number =>
+  runtime.queues.reduce((sum, queue) => sum + queue.running, 0)
+
+/** Claimed tasks not yet settled, over every queue. */
+export const totalInFlight = (runtime: PoolRuntime): number =>
+  runtime.queues.reduce((sum, queue) => sum + queue.inFlight, 0)
