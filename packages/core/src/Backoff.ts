@@ -62,15 +62,28 @@ export const exponential = (options?: {
   readonly max?: Duration.Input | undefined
 }): Backoff => ({
   _tag: "Exponential",
-  baseMillis: options?.first === undefined ? 2_000 : Duration.toMillis(options.first),
-  maxMillis: options?.max === undefined ? Number.POSITIVE_INFINITY : Duration.toMillis(options.max)
+  baseMillis: options?.first === undefined ? 2_000 : millisOf(options.first),
+  maxMillis: options?.max === undefined ? Number.POSITIVE_INFINITY : millisOf(options.max)
 })
+
+/** A duration input in milliseconds, NaN when it is not a duration (`invalid` then says so). */
+const millisOf = (input: Duration.Input): number => {
+  if (typeof input === "number" && Number.isNaN(input)) return Number.NaN
+  try {
+    return Duration.toMillis(input)
+  } catch {
+    return Number.NaN
+  }
+}
 
 /**
  * Any Effect `Schedule` as a backoff policy: jitter, caps and limits come with
  * Effect's combinators. The delay of retry `k` is the delay of the schedule's
  * step `k + 1`; a schedule that stops (e.g. `Schedule.recurs(2)` after two
- * steps) ends the retries even if `maxRetries` allows more.
+ * steps) ends the retries even if `maxRetries` allows more. The schedule is
+ * stepped without an input, so it must accept any (`Schedule<Out, unknown>`;
+ * one that reads its input does not compile). Should it fail anyway, the
+ * task is retried with the default backoff and its history says why.
  *
  * @example
  * ```ts
@@ -88,10 +101,44 @@ export const exponential = (options?: {
  *
  * @since 0.1.0
  */
-export const schedule = <Out, In>(schedule: Schedule.Schedule<Out, In>): Backoff => ({
+export const schedule = <Out>(schedule: Schedule.Schedule<Out, unknown>): Backoff => ({
   _tag: "Schedule",
   schedule: schedule as Schedule.Schedule<unknown, unknown>
 })
+
+/** The longest delay `exponential` accepts for `first`: 365 days. */
+const maxFirstMillis = 365 * 24 * 60 * 60 * 1000
+
+/**
+ * Why a policy cannot be used, or `undefined` when it can: an exponential
+ * policy needs a `first` delay from 0 to 365 days and a `max` that is not
+ * negative. (`Task.make` checks its `backoff` with it.)
+ *
+ * @example
+ * ```ts
+ * import { Backoff } from "@backie/core"
+ *
+ * Backoff.invalid(Backoff.exponential({ first: "1 second" })) // undefined
+ * Backoff.invalid(Backoff.exponential({ first: Number.NaN })) // "first must be ..."
+ * ```
+ *
+ * @since 0.1.0
+ */
+export const invalid = (backoff: Backoff): string | undefined => {
+  switch (backoff._tag) {
+    case "None":
+    case "Schedule":
+      return undefined
+    case "Exponential": {
+      const { baseMillis, maxMillis } = backoff
+      if (!(Number.isFinite(baseMillis) && baseMillis >= 0 && baseMillis <= maxFirstMillis)) {
+        return `first must be a delay between 0 and 365 days, got ${baseMillis} ms`
+      }
+      if (!(maxMillis >= 0)) return `max must be a delay of 0 or more, got ${maxMillis} ms`
+      return undefined
+    }
+  }
+}
 
 /**
  * The default policy: backie's exponential backoff (2 s, 4 s, 8 s, …).

@@ -29,7 +29,8 @@ import type {
   TaskState,
   Wakeups
 } from "./TaskStore.ts"
-import { readyRecord, TaskStore } from "./TaskStore.ts"
+import { firstUnstorable, unstorable } from "./internal/text.ts"
+import { readyRecord, TaskStore, TaskStoreError } from "./TaskStore.ts"
 
 type Mutable<A> = { -readonly [K in keyof A]: A[K] }
 type Row = Omit<Mutable<TaskRecord>, "errors"> & { errors: Array<AttemptError> }
@@ -40,6 +41,53 @@ const isFinished = (state: TaskState) => state === "done" || state === "failed" 
 // stable: ties keep insertion order (first in, first out).
 const byClaimOrder = (a: Row, b: Row): number =>
   b.priority - a.priority || a.scheduledAt.getTime() - b.scheduledAt.getTime()
+
+const int4 = (n: number) => Number.isSafeInteger(n) && n >= -(2 ** 31) && n <= 2 ** 31 - 1
+const isValidDate = (date: Date) => date instanceof Date && !Number.isNaN(date.getTime())
+
+/**
+ * Why the PostgreSQL table would refuse a task, or undefined: the same
+ * checks, so that both stores refuse the same input (`Rejected`).
+ */
+const refusedTask = (task: NewTask): string | undefined => {
+  for (const [field, text] of [["task name", task.taskName], ["queue name", task.queue]] as const) {
+    const reason = unstorable(text)
+    if (reason !== undefined) return `the ${field} ${reason}`
+  }
+  if (task.uniqueKey !== null) {
+    const reason = unstorable(task.uniqueKey)
+    if (reason !== undefined) return `the unique key ${reason}`
+  }
+  const payload = firstUnstorable(task.payload)
+  if (payload !== undefined) return payload
+  if (!int4(task.priority)) return `priority ${task.priority} is out of range for an integer column`
+  if (!int4(task.maxRetries)) return `maxRetries ${task.maxRetries} is out of range for an integer column`
+  if (!(Number.isFinite(task.timeoutMs) && Math.abs(task.timeoutMs) <= Number.MAX_SAFE_INTEGER)) {
+    return `timeoutMs ${task.timeoutMs} is out of range for a bigint column`
+  }
+  if (!isValidDate(task.now) || !isValidDate(task.scheduledAt)) return "a time is not a valid date"
+  return undefined
+}
+
+/** Why the PostgreSQL table would refuse a settlement's error, or undefined. */
+const refusedSettlement = (settlement: Settlement): string | undefined => {
+  if (!isValidDate(settlement.now)) return "a time is not a valid date"
+  if ((settlement._tag === "Retry" || settlement._tag === "Snooze") && !isValidDate(settlement.runAt)) {
+    return "the run time is not a valid date"
+  }
+  const error = settlement._tag === "Retry" || settlement._tag === "Fail" || settlement._tag === "Cancel"
+    ? settlement.error
+    : null
+  if (error === null) return undefined
+  const message = unstorable(error.message)
+  if (message !== undefined) return `the error message ${message}`
+  const tag = error.tag === null ? undefined : unstorable(error.tag)
+  if (tag !== undefined) return `the error tag ${tag}`
+  return firstUnstorable(error.details, "the error details")
+}
+
+const rejected = (operation: "insert" | "settle", reason: string) =>
+  new TaskStoreError({ reason: "Rejected", operation, message: `${operation} failed: ${reason}` })
 
 /** Copies so that callers never share mutable state with the store. */
 const snapshot = (row: Row): TaskRecord => ({ ...row, errors: [...row.errors] })
@@ -102,13 +150,19 @@ export const make: Effect.Effect<TaskStore["Service"]> = Effect.sync(() => {
   }
 
   const insert = (tasks: ReadonlyArray<NewTask>) =>
-    Effect.sync(() => {
+    Effect.suspend(() => {
+      for (const task of tasks) {
+        const refused = refusedTask(task)
+        if (refused !== undefined) return Effect.fail(rejected("insert", refused))
+      }
+      return Effect.void
+    }).pipe(Effect.andThen(Effect.sync(() => {
       const results = tasks.map(insertOne)
       const queues = new Set<string>()
       for (const result of results) if (result.inserted) queues.add(result.task.queue)
       if (queues.size > 0) notify(queues)
       return results
-    })
+    })))
 
   const claim = (request: ClaimRequest) =>
     Effect.sync(() => {
@@ -211,7 +265,15 @@ export const make: Effect.Effect<TaskStore["Service"]> = Effect.sync(() => {
     return { id: s.id, attempt: s.attempt, applied: true }
   }
 
-  const settle = (settlements: ReadonlyArray<Settlement>) => Effect.sync(() => settlements.map(settleOne))
+  // Like one statement: a settlement the store cannot keep refuses the whole batch.
+  const settle = (settlements: ReadonlyArray<Settlement>) =>
+    Effect.suspend(() => {
+      for (const settlement of settlements) {
+        const refused = refusedSettlement(settlement)
+        if (refused !== undefined) return Effect.fail(rejected("settle", refused))
+      }
+      return Effect.sync(() => settlements.map(settleOne))
+    })
 
   const get = (id: string) =>
     Effect.sync(() => {

@@ -72,3 +72,41 @@ export class TaskTimeout extends Schema.TaggedError<TaskTimeout>()("TaskTimeout"
   timeoutMillis: Schema.Number,
   message: Schema.String
 }) {}
+
+/**
+ * Recorded when a handler ended interrupted by itself or by anything other
+ * than the pool (`Effect.interrupt`, joining an interrupted fiber): a failed
+ * attempt, retried like any other. (Only the pool's own interruption, at a
+ * timeout or at shutdown, has another meaning.)
+ *
+ * @since 0.1.0
+ */
+export class HandlerInterrupted extends Schema.TaggedError<HandlerInterrupted>()("HandlerInterrupted", {
+  taskName: Schema.String,
+  message: Schema.String
+}) {}
+
+/**
+ * Recorded when a handler asked for a snooze whose delay is not a
+ * non-negative, finite duration: a failed attempt, so a task cannot snooze
+ * itself into a loop.
+ *
+ * @since 0.1.0
+ */
+export class InvalidSnooze extends Schema.TaggedError<InvalidSnooze>()("InvalidSnooze", {
+  taskName: Schema.String,
+  delayMillis: Schema.Number,
+  message: Schema.String
+}) {}
+
+/**
+ * Recorded when deciding the outcome of an attempt failed outside the
+ * handler (a defect in the pool's own code or in a policy it calls): a failed
+ * attempt, retried with backie's default backoff.
+ *
+ * @since 0.1.0
+ */
+export class OutcomeDefect extends Schema.TaggedError<OutcomeDefect>()("OutcomeDefect", {
+  taskName: Schema.String,
+  message: Schema.String
+}) {}

@@ -92,21 +92,25 @@ export interface Options<Name extends string, Queue extends string, S extends Pa
   readonly payload: S
   /** Default `"default"`. */
   readonly queue?: Queue | undefined
-  /** Default 3. */
+  /** From 0 to 10,000; default 3. */
   readonly maxRetries?: number | undefined
   /** Default: backie's exponential backoff (2 s, 4 s, 8 s, …). */
   readonly backoff?: Backoff.Backoff | undefined
-  /** Default 2 minutes. */
+  /** From 1 millisecond to 365 days; default 2 minutes. */
   readonly timeout?: Duration.Input | undefined
-  /** Default 0; higher runs first. */
+  /** An integer from -(2^31 - 1) to 2^31 - 1; default 0; higher runs first. */
   readonly priority?: number | undefined
-  /** Makes the task unique: enqueueing a payload whose key already exists returns the existing task. */
+  /**
+   * Makes the task unique: enqueueing a payload whose key already exists
+   * returns the existing task. A key is at most 1,024 bytes of UTF-8.
+   */
   readonly uniqueKey?: ((payload: S["Type"]) => string) | undefined
 }
 
 /**
- * An invalid task definition (for example an empty name or a negative
- * `maxRetries`). Thrown by {@link make}, since definitions are module-level
+ * An invalid task definition (for example an empty name, a `maxRetries`
+ * outside 0 to 10,000, or a timeout outside 1 millisecond to 365 days).
+ * Thrown by {@link make}, since definitions are module-level
  * constants: a bad one should stop the program at once.
  *
  * @since 0.1.0
@@ -117,6 +121,32 @@ export class InvalidTaskDefinition extends Schema.TaggedError<InvalidTaskDefinit
 }) {}
 
 const isNonNegativeInt = (n: number) => Number.isSafeInteger(n) && n >= 0
+
+/** The largest `maxRetries`. @since 0.1.0 */
+export const maxMaxRetries = 10_000
+
+/** The longest `timeout`: 365 days. @since 0.1.0 */
+export const maxTimeoutMillis = 365 * 24 * 60 * 60 * 1000
+
+/** A duration input as a `Duration`, or undefined when it is not one (NaN included). */
+const durationOf = (input: Duration.Input): Duration.Duration | undefined => {
+  if (typeof input === "number" && Number.isNaN(input)) return undefined
+  try {
+    const duration = Duration.fromInput(input)
+    return duration._tag === "Some" && Duration.isFinite(duration.value) ? duration.value : undefined
+  } catch {
+    return undefined
+  }
+}
+
+const describeInput = (input: unknown): string => {
+  if (Duration.isDuration(input)) return Duration.format(input)
+  try {
+    return typeof input === "string" ? JSON.stringify(input) : String(input)
+  } catch {
+    return typeof input
+  }
+}
 
 /**
  * Defines a task.
@@ -155,23 +185,28 @@ export const make = <
   const badQueue = unstorable(queue)
   if (badQueue !== undefined) fail(`the queue name ${badQueue}`)
   const maxRetries = options.maxRetries ?? 3
-  if (!isNonNegativeInt(maxRetries)) fail(`maxRetries must be a non-negative integer, got ${maxRetries}`)
+  if (!isNonNegativeInt(maxRetries) || maxRetries > maxMaxRetries) {
+    fail(`maxRetries must be an integer between 0 and ${maxMaxRetries}, got ${maxRetries}`)
+  }
   const priority = options.priority ?? 0
   if (!Number.isSafeInteger(priority) || Math.abs(priority) > 2 ** 31 - 1) {
     fail(`priority must be an integer between -(2^31 - 1) and 2^31 - 1, got ${priority}`)
   }
-  const timeout = Duration.fromInput(options.timeout ?? "2 minutes")
-  if (timeout._tag === "None" || !Duration.isFinite(timeout.value) || Duration.toMillis(timeout.value) <= 0) {
-    fail(`timeout must be a positive, finite duration, got ${String(options.timeout)}`)
+  const timeout = durationOf(options.timeout ?? "2 minutes")
+  if (timeout === undefined || Duration.toMillis(timeout) < 1 || Duration.toMillis(timeout) > maxTimeoutMillis) {
+    fail(`timeout must be a duration between 1 millisecond and 365 days, got ${describeInput(options.timeout)}`)
   }
+  const backoff = options.backoff ?? Backoff.defaultBackoff
+  const badBackoff = Backoff.invalid(backoff)
+  if (badBackoff !== undefined) fail(`backoff: ${badBackoff}`)
   return {
     [TypeId]: TypeId,
     name: options.name,
     queue,
     payload: options.payload,
     maxRetries,
-    backoff: options.backoff ?? Backoff.defaultBackoff,
-    timeout: (timeout as { value: Duration.Duration }).value,
+    backoff,
+    timeout: timeout!,
     priority,
     uniqueKey: options.uniqueKey,
     codec: Schema.toCodecJson(options.payload) as unknown as Schema.Codec<S["Type"], unknown>
@@ -297,7 +332,9 @@ export class Cancel extends Schema.TaggedError<Cancel>()("@backie/Cancel", {
 
 /**
  * Ends this attempt and runs the task again after `delay`, without counting
- * the attempt against `maxRetries`.
+ * the attempt against `maxRetries`. The delay must be a non-negative, finite
+ * duration; any other (NaN, negative) makes the attempt a failed one
+ * (`InvalidSnooze`), so a task cannot snooze itself into a loop.
  *
  * @example
  * ```ts
@@ -310,7 +347,17 @@ export class Cancel extends Schema.TaggedError<Cancel>()("@backie/Cancel", {
  * @since 0.1.0
  */
 export const snooze = (delay: Duration.Input): Effect.Effect<never, Snooze> =>
-  E.fail(new Snooze({ delayMillis: Duration.toMillis(delay) }))
+  E.fail(new Snooze({ delayMillis: snoozeMillis(delay) }))
+
+/** A snooze's delay in milliseconds: NaN when it is not a duration (NaN included), so the pool refuses it. */
+const snoozeMillis = (delay: Duration.Input): number => {
+  if (typeof delay === "number") return delay
+  try {
+    return Duration.toMillis(delay)
+  } catch {
+    return Number.NaN
+  }
+}
 
 /**
  * Fails the task for good: no retry, whatever `maxRetries` says. `error` is

@@ -71,6 +71,15 @@ export const refused = Metric.counter("backie_settlements_refused", {
   incremental: true
 })
 
+/**
+ * Settlements given up because the store rejected them even with a minimal
+ * error (their tasks run again once their leases lapse). @since 0.1.0
+ */
+export const dropped = Metric.counter("backie_settlements_dropped", {
+  description: "Settlements the store rejected even in minimal form, given up",
+  incremental: true
+})
+
 /** How long each attempt ran. @since 0.1.0 */
 export const duration = Metric.timer("backie_task_duration", {
   description: "Duration of each attempt"

@@ -26,7 +26,7 @@
  */
 import { Clock, Context, DateTime, Duration, Effect, Exit, Layer, Metric, Schema } from "effect"
 import type * as Task from "./Task.ts"
-import { firstUnstorable, unstorable } from "./internal/text.ts"
+import { firstUnstorable, maxJsonDepth, unstorable } from "./internal/text.ts"
 import * as TaskMetrics from "./TaskMetrics.ts"
 import type { NewTask, TaskRecord, TaskStoreError } from "./TaskStore.ts"
 import { TaskStore } from "./TaskStore.ts"
@@ -37,11 +37,14 @@ import { TaskStore } from "./TaskStore.ts"
  * @since 0.1.0
  */
 export interface EnqueueOptions {
-  /** Run no earlier than this time. */
+  /** Run no earlier than this time: between 0001-01-01 and 9999-12-31 (a past time runs now). */
   readonly runAt?: Date | DateTime.DateTime | undefined
-  /** Run no earlier than this long from now (ignored when `runAt` is given). */
+  /**
+   * Run no earlier than this long from now: not negative, and ending by
+   * 9999-12-31 (ignored when `runAt` is given).
+   */
   readonly delay?: Duration.Input | undefined
-  /** Overrides the definition's priority; higher runs first. */
+  /** Overrides the definition's priority (-(2^31 - 1) to 2^31 - 1); higher runs first. */
   readonly priority?: number | undefined
 }
 
@@ -95,7 +98,63 @@ export class TaskQueue extends Context.Service<TaskQueue, {
   ) => Effect.Effect<Enqueued, InvalidPayload | TaskStoreError>
 }>()("@backie/core/TaskQueue") {}
 
-const toMillis = (at: Date | DateTime.DateTime): number => at instanceof Date ? at.getTime() : DateTime.toEpochMillis(at)
+const toMillis = (at: Date | DateTime.DateTime): number => {
+  try {
+    return at instanceof Date ? at.getTime() : DateTime.toEpochMillis(at)
+  } catch {
+    return Number.NaN
+  }
+}
+
+/** The earliest run time stored: 0001-01-01T00:00:00Z. */
+const earliestRunAt = -62_135_596_800_000
+
+/** The latest run time stored: 9999-12-31T23:59:59.999Z. */
+const latestRunAt = Date.UTC(9999, 11, 31, 23, 59, 59, 999)
+
+/** The longest unique key, in bytes of UTF-8 (an index entry holds it with the task name). */
+export const maxUniqueKeyBytes = 1024
+
+const utf8Length = (text: string): number => Buffer.byteLength(text, "utf8")
+
+const describeTime = (millis: number): string => Number.isFinite(millis) && Math.abs(millis) <= 8.64e15
+  ? new Date(millis).toISOString()
+  : "an invalid time"
+
+const delayMillis = (input: Duration.Input): number => {
+  if (typeof input === "number" && Number.isNaN(input)) return Number.NaN
+  try {
+    const delay = Duration.fromInput(input)
+    return delay._tag === "Some" ? Duration.toMillis(delay.value) : Number.NaN
+  } catch {
+    return Number.NaN
+  }
+}
+
+const describeDelay = (input: Duration.Input): string => {
+  if (Duration.isDuration(input)) return Duration.format(input)
+  return typeof input === "string" ? JSON.stringify(input) : String(input)
+}
+
+/**
+ * Whether a value nests deeper than `limit` objects and arrays, walked
+ * without recursion (and stopping at the first branch that does).
+ */
+const nestingBeyond = (value: unknown, limit: number): boolean => {
+  if (typeof value !== "object" || value === null) return false
+  const stack: Array<readonly [unknown, number]> = [[value, 1]]
+  const seen = new Set<object>()
+  while (stack.length > 0) {
+    const [current, depth] = stack.pop()!
+    if (typeof current !== "object" || current === null || seen.has(current)) continue
+    if (depth > limit) return true
+    seen.add(current)
+    for (const child of Object.values(current)) {
+      if (typeof child === "object" && child !== null) stack.push([child, depth + 1])
+    }
+  }
+  return false
+}
 
 /**
  * Builds the client on the current `TaskStore`.
@@ -114,15 +173,21 @@ export const make: Effect.Effect<TaskQueue["Service"], never, TaskStore> = Effec
     let runAt = now
     if (options?.runAt !== undefined) {
       runAt = toMillis(options.runAt)
-    } else if (options?.delay !== undefined) {
-      const delay = Duration.fromInput(options.delay)
-      if (delay._tag === "None" || !Duration.isFinite(delay.value)) {
-        return yield* new InvalidPayload({ taskName: task.name, message: `invalid delay: ${String(options.delay)}` })
+      if (!(runAt >= earliestRunAt && runAt <= latestRunAt)) {
+        return yield* new InvalidPayload({
+          taskName: task.name,
+          message: `runAt must be a time between 0001-01-01 and 9999-12-31, got ${describeTime(runAt)}`
+        })
       }
-      runAt = now + Duration.toMillis(delay.value)
-    }
-    if (!Number.isFinite(runAt)) {
-      return yield* new InvalidPayload({ taskName: task.name, message: "invalid runAt: not a valid time" })
+    } else if (options?.delay !== undefined) {
+      const delay = delayMillis(options.delay)
+      if (!(delay >= 0 && now + delay <= latestRunAt)) {
+        return yield* new InvalidPayload({
+          taskName: task.name,
+          message: `delay must be a non-negative duration that ends by 9999-12-31, got ${describeDelay(options.delay)}`
+        })
+      }
+      runAt = now + delay
     }
     const priority = options?.priority ?? task.priority
     if (!Number.isSafeInteger(priority) || Math.abs(priority) > 2 ** 31 - 1) {
@@ -138,6 +203,15 @@ export const make: Effect.Effect<TaskQueue["Service"], never, TaskStore> = Effec
     const rows: Array<NewTask> = []
     let index = 0
     for (const payload of payloads) {
+      // A value nested deeper than any store keeps must not overflow the
+      // stack of a recursive schema: checked before encoding.
+      const tooDeep = nestingBeyond(payload, maxJsonDepth)
+      if (tooDeep) {
+        return yield* new InvalidPayload({
+          taskName: task.name,
+          message: `payload ${index} of ${task.name} nests deeper than ${maxJsonDepth} levels`
+        })
+      }
       const encoded = encode(payload)
       if (Exit.isFailure(encoded)) {
         const error = encoded.cause.reasons[0]
@@ -163,7 +237,8 @@ export const make: Effect.Effect<TaskQueue["Service"], never, TaskStore> = Effec
             message: `uniqueKey of ${task.name} must return a string, got ${typeof key}`
           })
         }
-        const badKey = unstorable(key)
+        const badKey = unstorable(key) ??
+          (utf8Length(key) > maxUniqueKeyBytes ? `is longer than ${maxUniqueKeyBytes} bytes of UTF-8` : undefined)
         if (badKey !== undefined) {
           return yield* new InvalidPayload({
             taskName: task.name,

@@ -57,7 +57,13 @@ import { TaskStore } from "./TaskStore.ts"
 
 export {
   /** @since 0.1.0 */
+  HandlerInterrupted,
+  /** @since 0.1.0 */
+  InvalidSnooze,
+  /** @since 0.1.0 */
   InvalidWorkerPoolConfig,
+  /** @since 0.1.0 */
+  OutcomeDefect,
   /** @since 0.1.0 */
   PayloadDecodeError,
   /** @since 0.1.0 */

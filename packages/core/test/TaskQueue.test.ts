@@ -263,22 +263,47 @@ describe("TaskQueue scheduling", () => {
       const infinite = yield* Effect.flip(queue.enqueue(Ping, { n: 1 }, { delay: Duration.infinity }))
       assert.instanceOf(infinite, TaskQueue.InvalidPayload)
       assert.strictEqual(infinite.taskName, "ping")
-      assert.include(infinite.message, "invalid delay")
+      assert.strictEqual(
+        infinite.message,
+        "delay must be a non-negative duration that ends by 9999-12-31, got Infinity"
+      )
 
       const garbage = yield* Effect.flip(
         queue.enqueue(Ping, { n: 1 }, { delay: "whenever" as unknown as Duration.Input })
       )
       assert.instanceOf(garbage, TaskQueue.InvalidPayload)
-      assert.strictEqual(garbage.message, "invalid delay: whenever")
+      assert.strictEqual(
+        garbage.message,
+        "delay must be a non-negative duration that ends by 9999-12-31, got \"whenever\""
+      )
+      for (const delay of [Number.NaN, -1, "-5 seconds", 1e300] as Array<Duration.Input>) {
+        const bent = yield* Effect.flip(queue.enqueue(Ping, { n: 1 }, { delay }))
+        assert.include(bent.message, "delay must be a non-negative duration that ends by 9999-12-31", String(delay))
+      }
 
       const badDate = yield* Effect.flip(queue.enqueue(Ping, { n: 1 }, { runAt: new Date(Number.NaN) }))
       assert.instanceOf(badDate, TaskQueue.InvalidPayload)
-      assert.strictEqual(badDate.message, "invalid runAt: not a valid time")
+      assert.strictEqual(badDate.message, "runAt must be a time between 0001-01-01 and 9999-12-31, got an invalid time")
+      for (const runAt of [new Date(-8.64e15), new Date(Date.UTC(10000, 0, 1)), new Date(-62_135_596_800_001)]) {
+        const outside = yield* Effect.flip(queue.enqueue(Ping, { n: 1 }, { runAt }))
+        assert.include(outside.message, "runAt must be a time between 0001-01-01 and 9999-12-31", runAt.toISOString())
+      }
 
       const many = yield* Effect.flip(queue.enqueueMany(Ping, [{ n: 1 }, { n: 2 }], { delay: Duration.infinity }))
       assert.instanceOf(many, TaskQueue.InvalidPayload)
 
       assert.deepStrictEqual(yield* listAll, [])
+    }).pipe(Effect.provide(QueueOnly)))
+
+  it.effect("run times at the edges of the range are stored as given", () =>
+    Effect.gen(function*() {
+      const queue = yield* TaskQueue.TaskQueue
+      const first = yield* queue.enqueue(Ping, { n: 1 }, { runAt: new Date(-62_135_596_800_000) })
+      assert.deepStrictEqual(first.task.scheduledAt, new Date("0001-01-01T00:00:00.000Z"))
+      const last = yield* queue.enqueue(Ping, { n: 1 }, { runAt: new Date("9999-12-31T23:59:59.999Z") })
+      assert.deepStrictEqual(last.task.scheduledAt, new Date("9999-12-31T23:59:59.999Z"))
+      const zero = yield* queue.enqueue(Ping, { n: 1 }, { delay: 0 })
+      assert.deepStrictEqual(zero.task.scheduledAt, new Date(0))
     }).pipe(Effect.provide(QueueOnly)))
 })
 
@@ -604,20 +629,43 @@ describe("Task.make", () => {
     assert.strictEqual(error.message, "the queue name must be a non-empty string")
   })
 
-  it.each([-1, 1.5, Number.NaN, Number.POSITIVE_INFINITY])("throws InvalidTaskDefinition for maxRetries %s", (maxRetries) => {
-    const error = definitionError(() => Task.make({ name: "retries", payload, maxRetries }))
-    assert.strictEqual(error.taskName, "retries")
-    assert.strictEqual(error.message, `maxRetries must be a non-negative integer, got ${maxRetries}`)
-  })
+  it.each([-1, 1.5, Number.NaN, Number.POSITIVE_INFINITY, 10_001, 2 ** 31])(
+    "throws InvalidTaskDefinition for maxRetries %s",
+    (maxRetries) => {
+      const error = definitionError(() => Task.make({ name: "retries", payload, maxRetries }))
+      assert.strictEqual(error.taskName, "retries")
+      assert.strictEqual(error.message, `maxRetries must be an integer between 0 and 10000, got ${maxRetries}`)
+    }
+  )
 
-  it.each([0, -1, "0 seconds", "-5 seconds", Duration.infinity] as Array<Duration.Input>)(
+  it.each(
+    [0, -1, Number.NaN, "0 seconds", "-5 seconds", "soon", Duration.infinity, "366 days", "20000000 weeks"] as Array<
+      Duration.Input
+    >
+  )(
     "throws InvalidTaskDefinition for timeout %s",
     (timeout) => {
       const error = definitionError(() => Task.make({ name: "timeouts", payload, timeout }))
       assert.strictEqual(error.taskName, "timeouts")
-      assert.isTrue(error.message.startsWith("timeout must be a positive, finite duration"), error.message)
+      assert.isTrue(
+        error.message.startsWith("timeout must be a duration between 1 millisecond and 365 days, got "),
+        error.message
+      )
     }
   )
+
+  it("throws InvalidTaskDefinition for an exponential backoff out of range", () => {
+    for (const first of [Number.NaN, -1, "400 days"] as Array<Duration.Input>) {
+      const error = definitionError(() =>
+        Task.make({ name: "backoffs", payload, backoff: Backoff.exponential({ first }) })
+      )
+      assert.isTrue(error.message.startsWith("backoff: first must be a delay between 0 and 365 days"), error.message)
+    }
+    const error = definitionError(() =>
+      Task.make({ name: "backoffs", payload, backoff: Backoff.exponential({ max: -5 }) })
+    )
+    assert.strictEqual(error.message, "backoff: max must be a delay of 0 or more, got -5 ms")
+  })
 
   it("throws InvalidTaskDefinition for an out-of-range or fractional priority", () => {
     for (const priority of [0.5, 2 ** 31, -(2 ** 31)]) {
@@ -637,4 +685,50 @@ describe("Task.make", () => {
     const tooLong = definitionError(() => Task.make({ name: "x".repeat(256), payload }))
     assert.strictEqual(tooLong.message, "the task name must be at most 255 characters")
   })
+})
+
+// ---------------------------------------------------------------------------
+// Values a store cannot keep, refused at the door
+// ---------------------------------------------------------------------------
+
+describe("TaskQueue limits", () => {
+  const Deep = Task.make({ name: "deep", payload: Schema.Struct({ tree: Schema.Unknown }) })
+  const Keyed = Task.make({
+    name: "keyed",
+    payload: Schema.Struct({ key: Schema.String }),
+    uniqueKey: ({ key }) => key
+  })
+
+  const nested = (depth: number): unknown => {
+    let value: unknown = []
+    for (let i = 1; i < depth; i++) value = [value]
+    return value
+  }
+
+  it.effect("a payload nested deeper than 1000 levels is InvalidPayload, not a stack overflow", () =>
+    Effect.gen(function*() {
+      const queue = yield* TaskQueue.TaskQueue
+      for (const depth of [1_001, 10_000, 200_000]) {
+        const error = yield* Effect.flip(queue.enqueue(Deep, { tree: nested(depth) }))
+        assert.instanceOf(error, TaskQueue.InvalidPayload)
+        assert.strictEqual(error.message, "payload 0 of deep nests deeper than 1000 levels")
+      }
+      assert.deepStrictEqual(yield* listAll, [])
+      // 1000 levels, the payload object included, are kept.
+      const kept = yield* queue.enqueue(Deep, { tree: nested(999) })
+      assert.isTrue(kept.inserted)
+    }).pipe(Effect.provide(QueueOnly)))
+
+  it.effect("a unique key longer than 1024 bytes of UTF-8 is InvalidPayload", () =>
+    Effect.gen(function*() {
+      const queue = yield* TaskQueue.TaskQueue
+      for (const key of ["k".repeat(1025), "é".repeat(513), "x".repeat(10_000)]) {
+        const error = yield* Effect.flip(queue.enqueue(Keyed, { key }))
+        assert.instanceOf(error, TaskQueue.InvalidPayload)
+        assert.strictEqual(error.message, "the unique key of payload 0 of keyed is longer than 1024 bytes of UTF-8")
+      }
+      assert.deepStrictEqual(yield* listAll, [])
+      assert.isTrue((yield* queue.enqueue(Keyed, { key: "é".repeat(512) })).inserted)
+      assert.isTrue((yield* queue.enqueue(Keyed, { key: "k".repeat(1024) })).inserted)
+    }).pipe(Effect.provide(QueueOnly)))
 })

@@ -1,5 +1,6 @@
-import { Context, Effect, Layer, Schema } from "effect"
+import { Context, Effect, Layer, Schedule, Schema } from "effect"
 import { describe, expectTypeOf, it } from "vitest"
+import * as Backoff from "../src/Backoff.ts"
 import * as MemoryTaskStore from "../src/MemoryTaskStore.ts"
 import * as Task from "../src/Task.ts"
 import * as TaskQueue from "../src/TaskQueue.ts"
@@ -75,6 +76,19 @@ describe("Task definitions", () => {
     const NeedsLookup = null as unknown as Schema.Codec<string, string, Lookup, never>
     // @ts-expect-error: payloads must decode without services
     Task.make({ name: "needs_lookup", payload: NeedsLookup })
+  })
+})
+
+describe("Backoff.schedule", () => {
+  it("takes schedules of any input, and refuses one that reads its input", () => {
+    expectTypeOf(Backoff.schedule(Schedule.exponential("1 second"))).toEqualTypeOf<Backoff.Backoff>()
+    expectTypeOf(Backoff.schedule(Schedule.spaced("1 second").pipe(Schedule.jittered))).toEqualTypeOf<Backoff.Backoff>()
+    const readsInput = Schedule.spaced("1 second").pipe(
+      Schedule.setInputType<{ readonly n: number }>(),
+      Schedule.map(({ input }) => input.n)
+    )
+    // @ts-expect-error: the schedule is stepped without an input
+    Backoff.schedule(readsInput)
   })
 })
 

@@ -127,4 +127,40 @@ describe("WorkerPool on PostgreSQL", () => {
         )
       )
     }))
+
+  it.effect("an error with text PostgreSQL cannot store is recorded with its escapes; its batch and queue go on", () =>
+    Effect.gen(function*() {
+      class Poisoned extends Schema.TaggedError<Poisoned>()("Poisoned", {
+        message: Schema.String,
+        note: Schema.String
+      }) {}
+      const Job = Task.make({ name: "job", payload: Schema.Struct({ n: Schema.Number }), maxRetries: 0 })
+      const schema = TestDatabase.randomSchema()
+      yield* Effect.gen(function*() {
+        const ids = (yield* TaskQueue.enqueueMany(Job, Array.from({ length: 30 }, (_, n) => ({ n })))).map((e) => e.id)
+        yield* WorkerPool.awaitIdle
+        const tasks = yield* Effect.forEach(ids, stored)
+        for (const [n, task] of tasks.entries()) {
+          assert.strictEqual(task.state, n % 10 === 0 ? "failed" : "done", `task ${n}`)
+        }
+        const poisoned = tasks[0]!
+        assert.strictEqual(poisoned.lastError?.message, "Poisoned: nul \\u0000, lone \\ud800 and \\udfff")
+        assert.deepStrictEqual(poisoned.lastError?.details, {
+          _tag: "Poisoned",
+          message: "nul \\u0000, lone \\ud800 and \\udfff",
+          note: "key \\u0000"
+        })
+      }).pipe(Effect.provide(
+        Layer.mergeAll(
+          WorkerPool.layer({
+            handlers: [Task.handler(Job, ({ n }) =>
+              n % 10 === 0
+                ? new Poisoned({ message: "nul \u0000, lone \ud800 and \udfff", note: "key \u0000" })
+                : Effect.void)],
+            queues: { default: { retention: "KeepAll", concurrency: 30 } }
+          }),
+          TaskQueue.layer
+        ).pipe(Layer.provideMerge(TestDatabase.storeWithClient(schema)))
+      ))
+    }))
 })

@@ -5,6 +5,9 @@
  */
 const loneSurrogate = /[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/
 
+/** The deepest nesting of a stored JSON value (payloads, error details). */
+export const maxJsonDepth = 1000
+
 /** Why `text` cannot be stored as it is, or undefined when it can. */
 export const unstorable = (text: string): string | undefined =>
   text.includes("\u0000")
@@ -13,25 +16,38 @@ export const unstorable = (text: string): string | undefined =>
     ? "contains a lone UTF-16 surrogate, which is not valid Unicode"
     : undefined
 
-/** The first string (or object key) in a JSON value that cannot be stored, with its path. */
+/**
+ * The first string (or object key) in a JSON value that cannot be stored,
+ * with its path, or a nesting deeper than `maxJsonDepth`. Walked without
+ * recursion, so no value can overflow the stack.
+ */
 export const firstUnstorable = (value: unknown, path = "payload"): string | undefined => {
-  if (typeof value === "string") {
-    const reason = unstorable(value)
-    return reason === undefined ? undefined : `${path} ${reason}`
-  }
-  if (Array.isArray(value)) {
-    for (let i = 0; i < value.length; i++) {
-      const found = firstUnstorable(value[i], `${path}[${i}]`)
-      if (found !== undefined) return found
+  const stack: Array<{ readonly value: unknown; readonly path: string; readonly depth: number }> = [
+    { value, path, depth: 0 }
+  ]
+  while (stack.length > 0) {
+    const next = stack.pop()!
+    const current = next.value
+    if (typeof current === "string") {
+      const reason = unstorable(current)
+      if (reason !== undefined) return `${next.path} ${reason}`
+      continue
     }
-    return undefined
-  }
-  if (typeof value === "object" && value !== null) {
-    for (const key of Object.keys(value)) {
+    if (typeof current !== "object" || current === null) continue
+    if (next.depth >= maxJsonDepth) return `${path} nests deeper than ${maxJsonDepth} levels`
+    // Pushed in reverse, so the first problem in document order is found first.
+    if (Array.isArray(current)) {
+      for (let i = current.length - 1; i >= 0; i--) {
+        stack.push({ value: current[i], path: `${next.path}[${i}]`, depth: next.depth + 1 })
+      }
+      continue
+    }
+    const keys = Object.keys(current)
+    for (let i = keys.length - 1; i >= 0; i--) {
+      const key = keys[i]!
       const keyReason = unstorable(key)
-      if (keyReason !== undefined) return `a key of ${path} ${keyReason}`
-      const found = firstUnstorable((value as Record<string, unknown>)[key], `${path}.${key}`)
-      if (found !== undefined) return found
+      if (keyReason !== undefined) return `a key of ${next.path} ${keyReason}`
+      stack.push({ value: (current as Record<string, unknown>)[key], path: `${next.path}.${key}`, depth: next.depth + 1 })
     }
   }
   return undefined

@@ -54,7 +54,13 @@ export const run = (runtime: PoolRuntime, queue: Queue.QueueState, wakeups: Wake
           return rows.length
         }))
       ).pipe(
-        Effect.tapError((error) => Effect.logWarning(`claiming from queue "${queue.name}" failed: ${error.message}`)),
+        // An outage is expected to pass; anything else is a store that
+        // cannot claim this queue, which an operator must look at.
+        Effect.tapError((error) =>
+          error.isRetryable
+            ? Effect.logWarning(`claiming from queue "${queue.name}" failed: ${error.message}`)
+            : Effect.logError(`claiming from queue "${queue.name}" failed (${error.reason}): ${error.message}`)
+        ),
         // Outages only delay claims: the retries never end.
         Effect.retry(storeRetry),
         Effect.orDie,

@@ -5,15 +5,17 @@
  * `Task.snooze` and `Task.cancel` say otherwise; a defect is recorded as
  * backie records a panic and retried; an attempt over its timeout is a
  * failed attempt; an attempt the pool interrupted at shutdown goes back to
- * its queue without using an attempt.
+ * its queue without using an attempt; any other interruption is a failed
+ * attempt. Deciding never fails: a defect while deciding (say, in a backoff
+ * policy) is itself recorded as a failed attempt.
  */
 import { Cause, Duration, Effect, Exit, Option } from "effect"
 import * as Backoff from "../../Backoff.ts"
-import { TaskTimeout } from "../../PoolErrors.ts"
+import { HandlerInterrupted, InvalidSnooze, OutcomeDefect, TaskTimeout } from "../../PoolErrors.ts"
 import * as Retention from "../../Retention.ts"
 import * as Task from "../../Task.ts"
 import type { AttemptError, Settlement, TaskRecord } from "../../TaskStore.ts"
-import { describeDefect, describeError } from "../describe.ts"
+import { describeDefect, describeError, describeText } from "../describe.ts"
 import type { Ended } from "./attempt.ts"
 import { annotations } from "./attempt.ts"
 import { type QueueState, recordAttemptTime } from "./queue.ts"
@@ -25,6 +27,14 @@ const latestRunAt = Date.UTC(9999, 11, 31)
 /** `now + delay`, clamped so that huge backoffs and snoozes still give a valid time. */
 const runAfter = (now: number, delayMillis: number): Date =>
   new Date(Math.min(latestRunAt, now + Math.max(0, Number.isNaN(delayMillis) ? 0 : delayMillis)))
+
+/** backie's default delay before retry `retries`: 2^(retries + 1) seconds. */
+const defaultDelayMillis = (retries: number): number => 2_000 * 2 ** Math.min(retries, 40)
+
+const defaultDelay = (retries: number) => Option.some(Duration.millis(defaultDelayMillis(retries)))
+
+const isValidSnooze = (delayMillis: number): boolean =>
+  typeof delayMillis === "number" && Number.isFinite(delayMillis) && delayMillis >= 0
 
 const attemptError = (row: TaskRecord, now: number, error: unknown): AttemptError => ({
   attempt: row.attempt,
@@ -50,7 +60,16 @@ const failure = Effect.fnUntraced(function*(
   backoff: Backoff.Backoff
 ) {
   if (row.retries < row.maxRetries) {
-    const delay = yield* Backoff.delay(backoff, row.retries, now)
+    let recorded = error
+    const delay = yield* Backoff.delay(backoff, row.retries, now).pipe(
+      Effect.catchCause((cause) => {
+        // A policy that throws must not stop the task: retry it with the
+        // default policy, and say so in its history.
+        const failure = `the task's backoff failed (${describeDefect(Cause.squash(cause))}); retried with the default backoff`
+        recorded = { ...error, message: describeText(`${error.message} [${failure}]`) }
+        return Effect.as(Effect.logWarning(failure), defaultDelay(row.retries))
+      })
+    )
     if (Option.isSome(delay)) {
       count(runtime, queue.metrics.retried)
       yield* Effect.logDebug(`attempt ${row.attempt} failed, retrying in ${Duration.format(delay.value)}`)
@@ -60,7 +79,7 @@ const failure = Effect.fnUntraced(function*(
         attempt: row.attempt,
         now: new Date(now),
         runAt: runAfter(now, Duration.toMillis(delay.value)),
-        error
+        error: recorded
       } satisfies Settlement
     }
   }
@@ -83,12 +102,21 @@ const unsuccessful = Effect.fnUntraced(function*(
   row: TaskRecord,
   task: Task.Any,
   now: number,
-  cause: Cause.Cause<unknown>
+  cause: Cause.Cause<unknown>,
+  stoppedBy: "shutdown" | undefined
 ) {
   const failed = Cause.findError(cause)
   if (failed._tag === "Success") {
     const error: unknown = failed.success
     if (error instanceof Task.Snooze) {
+      if (!isValidSnooze(error.delayMillis)) {
+        const invalid = new InvalidSnooze({
+          taskName: row.taskName,
+          delayMillis: error.delayMillis,
+          message: `Task.snooze needs a non-negative, finite delay, got ${error.delayMillis} ms`
+        })
+        return yield* failure(runtime, queue, row, now, attemptError(row, now, invalid), task.backoff)
+      }
       count(runtime, queue.metrics.snoozed)
       return {
         _tag: "Snooze",
@@ -105,7 +133,13 @@ const unsuccessful = Effect.fnUntraced(function*(
         id: row.id,
         attempt: row.attempt,
         now: new Date(now),
-        error: { attempt: row.attempt, at: new Date(now), message: `cancelled: ${error.reason}`, tag: "Cancel", details: null },
+        error: {
+          attempt: row.attempt,
+          at: new Date(now),
+          message: describeText(`cancelled: ${String(error.reason)}`),
+          tag: "Cancel",
+          details: null
+        },
         remove: Retention.removes(queue.settings.retention, "cancelled")
       } satisfies Settlement
     }
@@ -135,9 +169,16 @@ const unsuccessful = Effect.fnUntraced(function*(
     }
     return yield* failure(runtime, queue, row, now, error, task.backoff)
   }
-  // Interrupted (only shutdown interrupts a running task): return it to the queue.
-  count(runtime, queue.metrics.released)
-  return release(row, now)
+  if (stoppedBy === "shutdown") {
+    // Interrupted by the pool at shutdown: back to the queue, no attempt used.
+    count(runtime, queue.metrics.released)
+    return release(row, now)
+  }
+  const interrupted = new HandlerInterrupted({
+    taskName: row.taskName,
+    message: "the handler was interrupted, not by the pool (Effect.interrupt, or an interrupted fiber it joined)"
+  })
+  return yield* failure(runtime, queue, row, now, attemptError(row, now, interrupted), task.backoff)
 })
 
 const timedOut = (runtime: PoolRuntime, queue: QueueState, row: TaskRecord, task: Task.Any, now: number) =>
@@ -198,6 +239,53 @@ export const decide = (
       count(runtime, queue.metrics.released)
       return release(row, now)
     })
-    : unsuccessful(runtime, queue, row, ended.task, now, (ended.exit as Exit.Failure<unknown, unknown>).cause)
+    : unsuccessful(
+      runtime,
+      queue,
+      row,
+      ended.task,
+      now,
+      (ended.exit as Exit.Failure<unknown, unknown>).cause,
+      ended.stoppedBy
+    )
   return decided.pipe(Effect.annotateLogs(annotations(row)))
+}
+
+/**
+ * The settlement of an attempt whose outcome could not be decided (a defect
+ * outside the handler): a failed attempt, retried after backie's default
+ * backoff, computed here without anything that could fail again.
+ */
+export const undecided = (
+  runtime: PoolRuntime,
+  queue: QueueState,
+  row: TaskRecord,
+  now: number,
+  cause: Cause.Cause<unknown>
+): Settlement => {
+  const defect = new OutcomeDefect({
+    taskName: row.taskName,
+    message: `the outcome of attempt ${row.attempt} could not be decided: ${describeDefect(Cause.squash(cause))}`
+  })
+  const error = attemptError(row, now, defect)
+  if (row.retries < row.maxRetries) {
+    count(runtime, queue.metrics.retried)
+    return {
+      _tag: "Retry",
+      id: row.id,
+      attempt: row.attempt,
+      now: new Date(now),
+      runAt: runAfter(now, defaultDelayMillis(row.retries)),
+      error
+    }
+  }
+  count(runtime, queue.metrics.failed)
+  return {
+    _tag: "Fail",
+    id: row.id,
+    attempt: row.attempt,
+    now: new Date(now),
+    error,
+    remove: Retention.removes(queue.settings.retention, "failed")
+  }
 }

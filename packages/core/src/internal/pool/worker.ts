@@ -2,7 +2,8 @@
  * A worker: one of a queue's `concurrency` fibers. It takes the next claimed
  * task from the queue's buffer, runs its attempt, and hands the settlement to
  * the completer. Only the handler can be interrupted (by the grace period or
- * `interruptRunning`): a task taken is always settled.
+ * `interruptRunning`), and nothing that fails outside the handler ends the
+ * worker: a task taken is always settled, and its slot always freed.
  */
 import { Effect } from "effect"
 import type { Settlement } from "../../TaskStore.ts"
@@ -26,8 +27,14 @@ export const run = (runtime: PoolRuntime, queue: Queue.QueueState): Effect.Effec
         // within its lease any more: return it to the queue unrun.
         const settlement: Settlement = row.leaseExpiresAt !== null && now + row.timeoutMs > row.leaseExpiresAt.getTime()
           ? Outcome.release(row, now)
-          : yield* Effect.flatMap(Attempt.run(runtime, queue, row), (ended) =>
-            Outcome.decide(runtime, queue, row, now, ended))
+          : yield* Effect.flatMap(Effect.suspend(() => Attempt.run(runtime, queue, row)), (ended) =>
+            Outcome.decide(runtime, queue, row, now, ended)).pipe(
+              // Whatever fails outside the handler is a failed attempt, never
+              // a dead worker: the slot is freed and the task settled.
+              Effect.catchCause((cause) =>
+                Effect.sync(() => Outcome.undecided(runtime, queue, row, runtime.clock.currentTimeMillisUnsafe(), cause))
+              )
+            )
         queue.running -= 1
         settleLater(runtime, queue, settlement)
         if (queue.buffer.length === 0) {
