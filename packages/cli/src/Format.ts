@@ -50,18 +50,79 @@ export const relative = (date: Date, now: number): string => {
 }
 
 /**
- * Text on one line and at most `width` characters, cut with `…`.
- *
- * @since 0.1.0
+ * Characters a terminal acts on rather than shows: C0 controls (escape,
+ * carriage return, backspace, ...), DEL, C1 controls (8-bit CSI and OSC
+ * included), and the Unicode controls that reorder or break lines (bidi
+ * overrides and isolates, line and paragraph separators).
  */
-export const truncate = (text: string, width: number): string => {
-  const line = text.replace(/\s+/g, " ").trim()
-  return line.length <= width ? line : `${line.slice(0, Math.max(0, width - 1))}…`
+const terminalControl = /[\u0000-\u001f\u007f-\u009f\u061c\u200e\u200f\u2028-\u202e\u2066-\u2069]/
+
+/** One character as printable text: `\x1b`, `\u202e`. */
+const escapeCharacter = (character: string): string => {
+  const code = character.charCodeAt(0)
+  return code < 0x100 ? `\\x${code.toString(16).padStart(2, "0")}` : `\\u${code.toString(16).padStart(4, "0")}`
 }
 
 /**
- * A JSON value indented by two spaces; `Date`s become ISO strings.
+ * Stored text as it is safe to print to a terminal: every control character
+ * written as its escape (`\x1b`, `\n`'s `\x0a`, `\u202e`), so a task name,
+ * queue name or error message cannot change the terminal, clear the screen
+ * or forge a line of output. (`--json` output escapes them as JSON does.)
+ *
+ * @example
+ * ```ts
+ * import * as Format from "@backie/cli/Format"
+ *
+ * Format.text("\u001b]0;pwned\u0007") // "\\x1b]0;pwned\\x07"
+ * ```
  *
  * @since 0.1.0
  */
-export const json = (value: unknown): string => JSON.stringify(value, null, 2) ?? "null"
+export const text = (value: string): string => {
+  if (!terminalControl.test(value)) return value
+  let escaped = ""
+  for (const character of value) escaped += terminalControl.test(character) ? escapeCharacter(character) : character
+  return escaped
+}
+
+/**
+ * Text on one line and at most `width` characters, cut with `…`: runs of
+ * spaces, tabs and line breaks become one space, other control characters
+ * are escaped (see {@link text}), and the cut never falls inside an escape or
+ * a surrogate pair.
+ *
+ * @since 0.1.0
+ */
+export const truncate = (value: string, width: number): string => {
+  const line = value.replace(/[ \t\n\r\f\v]+/g, " ").trim()
+  const units: Array<string> = []
+  let length = 0
+  for (const character of line) {
+    const unit = terminalControl.test(character) ? escapeCharacter(character) : character
+    units.push(unit)
+    length += unit.length
+  }
+  if (length <= width) return units.join("")
+  let cut = ""
+  for (const unit of units) {
+    if (cut.length + unit.length > width - 1) break
+    cut += unit
+  }
+  return `${cut}…`
+}
+
+/** What `JSON.stringify` leaves raw but a terminal acts on: DEL, C1 controls, bidi and line controls. */
+const jsonUnsafe = /[\u007f-\u009f\u061c\u200e\u200f\u2028-\u202e\u2066-\u2069]/g
+
+/**
+ * A JSON value indented by two spaces; `Date`s become ISO strings. Every
+ * character a terminal acts on is written as a JSON escape (`\u009b`), so the
+ * output is safe to print and parses to exactly the same value.
+ *
+ * @since 0.1.0
+ */
+export const json = (value: unknown): string =>
+  (JSON.stringify(value, null, 2) ?? "null").replace(
+    jsonUnsafe,
+    (character) => `\\u${character.charCodeAt(0).toString(16).padStart(4, "0")}`
+  )

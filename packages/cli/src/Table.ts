@@ -1,9 +1,11 @@
 /**
  * Plain-text tables for people: a header row, then one row per item, columns
- * padded to their widest cell, numbers aligned right.
+ * padded to their widest cell, numbers aligned right, control characters in
+ * cells escaped.
  *
  * @since 0.1.0
  */
+import * as Format from "./Format.ts"
 
 /**
  * A column: its header and whether its cells align right (numbers).
@@ -17,10 +19,14 @@ export interface Column {
 
 /**
  * Renders a table; the last column is not padded, so no line ends in spaces.
+ * Every cell is escaped with `Format.text`.
  *
  * @since 0.1.0
  */
-export const render = (columns: ReadonlyArray<Column>, rows: ReadonlyArray<ReadonlyArray<string>>): string => {
+export const render = (columns: ReadonlyArray<Column>, cells: ReadonlyArray<ReadonlyArray<string>>): string => {
+  // Stored text may hold control characters: a cell never reaches the
+  // terminal raw.
+  const rows = cells.map((row) => row.map(Format.text))
   const widths = columns.map((column, index) =>
     Math.max(column.header.length, ...rows.map((row) => (row[index] ?? "").length))
   )

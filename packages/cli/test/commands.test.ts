@@ -396,6 +396,62 @@ describe("purge", () => {
     const noAge = await runOn(schema, ["purge", "--done"])
     expect(noAge.code).toBe(ExitCode.Usage)
     expect(noAge.stderr).toContain("--older-than")
+    for (const age of ["99999999999d", "36501d", "101 years"]) {
+      const tooOld = await runOn(schema, ["purge", "--done", "--older-than", age])
+      expect(tooOld.code, age).toBe(ExitCode.Usage)
+      expect(isOneLine(tooOld.stderr)).toBe(true)
+      expect(tooOld.stderr).toContain("at most 36500d")
+    }
+    // The longest age is accepted (the schema is not migrated: exit code 4, not 2).
+    const oldest = await runOn(schema, ["purge", "--done", "--older-than", "36500d"])
+    expect(oldest.code).toBe(ExitCode.SchemaNotMigrated)
+  })
+})
+
+describe("stored text with terminal control characters", () => {
+  const schema = randomSchema()
+  const hostile = "evil\u001b]0;pwned\u0007\u001b[2J\rforged line\u009b31m\u202ereversed"
+  let id = ""
+
+  beforeAll(async () => {
+    schemas.push(schema)
+    await withStore(
+      schema,
+      Effect.gen(function*() {
+        ;[id = ""] = yield* insert([{
+          taskName: `task ${hostile}`,
+          queue: `queue ${hostile}`,
+          payload: { note: hostile },
+          maxRetries: 0,
+          at: ago(minute)
+        }])
+        yield* settleAll(`queue ${hostile}`, ago(minute / 2), { _tag: "Fail", message: `boom ${hostile}`, details: { hostile } })
+      })
+    )
+  })
+
+  /** No character a terminal would act on, but line breaks. */
+  const printable = (text: string) => expect(text).not.toMatch(/[\u0000-\u0009\u000b-\u001f\u007f-\u009f\u202e]/)
+
+  it.each([["list"], ["status"], ["show"]])("%s escapes them", async (command) => {
+    const result = await runOn(schema, command === "show" ? ["show", id] : [command])
+    expect(result.code).toBe(0)
+    printable(result.stdout)
+    expect(result.stdout).toContain("evil\\x1b]0;pwned\\x07\\x1b[2J")
+    expect(result.stdout).not.toContain("\nforged line")
+  })
+
+  it("list cuts a long error after an escape, never inside one", async () => {
+    const result = await runOn(schema, ["list"])
+    const row = result.stdout.split("\n")[1]!
+    expect(row.endsWith("…")).toBe(true)
+    expect(row).toMatch(/(\\x[0-9a-f]{2}|\\u[0-9a-f]{4}|[^\\])…$/)
+  })
+
+  it("--json keeps the text exactly, escaped as JSON", async () => {
+    const result = await runOn(schema, ["show", id, "--json"])
+    printable(result.stdout)
+    expect(JSON.parse(result.stdout).lastError.message).toBe(`boom ${hostile}`)
   })
 })
 

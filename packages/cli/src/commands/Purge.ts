@@ -22,9 +22,13 @@ const shortUnits: Record<string, Duration.Unit> = {
   w: "weeks"
 }
 
+/** The oldest age `purge` accepts: 100 years (36,500 days). */
+const maxAgeMillis = 36_500 * 86_400_000
+
 /**
  * Parses an age: `7 days`, `12 hours`, `30 minutes`, or short `7d`, `12h`,
- * `30m`, `90s`, `2w`. Negative and infinite ages are refused.
+ * `30m`, `90s`, `2w`, from 0 to 100 years (36,500 days). Negative, infinite
+ * and longer ages are refused.
  *
  * @since 0.1.0
  */
@@ -34,7 +38,7 @@ export const parseAge = (text: string): Option.Option<Duration.Duration> => {
   const parsed = short !== null
     ? Duration.fromInput(`${Number(short[1])} ${shortUnits[short[2]!]!}` as Duration.Input)
     : Duration.fromInput(trimmed as Duration.Input)
-  return Option.filter(parsed, (d) => Duration.isFinite(d) && Duration.toMillis(d) >= 0)
+  return Option.filter(parsed, (d) => Duration.isFinite(d) && Duration.toMillis(d) >= 0 && Duration.toMillis(d) <= maxAgeMillis)
 }
 
 /**
@@ -56,7 +60,7 @@ export const purge = Command.make(
       Flag.withMetavar("age"),
       Flag.filterMap(
         parseAge,
-        () => "an age such as \"7 days\", \"12 hours\", 7d or 30m"
+        () => "an age such as \"7 days\", \"12 hours\", 7d or 30m, at most 36500d"
       )
     ),
     queue: Flag.String("queue").pipe(Flag.withDescription("Only tasks of this queue"), Flag.optional)

@@ -31,8 +31,9 @@ export const find = Effect.fn("Show.find")(function*(id: string) {
   return task
 })
 
+/** Multi-line text, each line indented and escaped (see `Format.text`). */
 const indent = (text: string, prefix: string) =>
-  text.split("\n").map((line) => `${prefix}${line}`).join("\n")
+  text.split("\n").map((line) => `${prefix}${Format.text(line)}`).join("\n")
 
 /**
  * Renders a task for people.
@@ -58,14 +59,14 @@ export const renderText = (task: TaskRecord, now: number): string => {
     ["done", at(task.doneAt)]
   ]
   const width = Math.max(...fields.map(([name]) => name.length))
-  const lines = fields.map(([name, value]) => `${name.padEnd(width)}  ${value}`)
+  const lines = fields.map(([name, value]) => `${name.padEnd(width)}  ${Format.text(value)}`)
   lines.push("payload", indent(Format.json(task.payload), "  "))
   if (task.errors.length === 0) {
     lines.push(`${"errors".padEnd(width)}  none`)
   } else {
     lines.push(`errors (${task.errors.length}, oldest first)`)
     for (const error of task.errors) {
-      lines.push(`  attempt ${error.attempt}  ${Format.time(error.at)}  ${error.message}`)
+      lines.push(`  attempt ${error.attempt}  ${Format.time(error.at)}  ${Format.text(error.message)}`)
       if (error.details !== null && error.details !== undefined) {
         lines.push(indent(JSON.stringify(error.details) ?? "", "      "))
       }
