@@ -57,7 +57,8 @@ const driveClock = <A, E, R>(effect: Effect.Effect<A, E, R>) =>
 
 const spawn = (script: string, env: Record<string, string>) =>
   new Promise<{ code: number | null; stdout: string; stderr: string }>((resolve) => {
-    execFile(process.execPath, [path.join(import.meta.dirname, "..", script)], {
+    // As `npm start` runs it: the sources under test, not a build in dist/.
+    execFile(process.execPath, ["--conditions=@backie/source", path.join(import.meta.dirname, "..", script)], {
       env: { ...process.env, ...env },
       timeout: 60_000
     }, (error, stdout, stderr) => resolve({ code: error === null ? 0 : (error.code as number | null) ?? 1, stdout, stderr }))
