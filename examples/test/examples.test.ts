@@ -143,6 +143,13 @@ describe("examples", () => {
     assert.include(stdout, "greeted: Hello, Ada! Hello, Barbara! Hello, Frances! Hello, Grace! Hello, Radia!")
   })
 
+  it("postgres: the program of the README's PostgreSQL section runs its task and exits 0", async () => {
+    const { code, stdout, stderr } = await spawn("postgres.ts", { DATABASE_URL: url() })
+    assert.strictEqual(code, 0, stderr)
+    assert.include(stdout, "welcomed ada@example.com on attempt 1")
+    assert.match(stdout, /task [0-9a-f-]{36} is done/)
+  })
+
   it("npm start: a bad DATABASE_URL or an unreachable server gives one clear line and exit code 1", async () => {
     for (
       const [databaseUrl, expected] of [
