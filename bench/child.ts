@@ -80,10 +80,6 @@ const runClient = async (init: ChildInit) => {
         }
         return { type: "ok" }
       }
-      case "explain": {
-        const { explain } = await import("./systems/backie-explain.ts")
-        return { type: "plans", plans: await explain({ url: init.url, schema: init.schema }, command.limits) }
-      }
       case "close": {
         await client.close()
         await send({ type: "ok" })

@@ -37,7 +37,22 @@ import { fmt, quantile, round, summarize } from "./lib/stats.ts"
 import type { Summary } from "./lib/stats.ts"
 
 const here = path.dirname(fileURLToPath(import.meta.url))
-const childPath = path.join(here, "child.ts")
+const root = path.join(here, "..")
+/**
+ * The children (clients and workers) run built JavaScript: `bench/dist/child.js`
+ * over the packages' `dist/`, as an application installed from npm runs them,
+ * so a worker's RSS and CPU do not include Node's type stripping. `build()`
+ * compiles them at the start of every run.
+ */
+const childPath = path.join(here, "dist", "child.js")
+
+/** Builds the packages and the children (incremental: quick when nothing changed), so no run measures stale output. */
+const build = () => {
+  execFileSync(process.execPath, [path.join(root, "scripts", "build.ts"), "bench/tsconfig.build.json"], {
+    cwd: root,
+    stdio: "inherit"
+  })
+}
 
 // --- configuration ----------------------------------------------------------
 
@@ -183,13 +198,13 @@ const awaitBackendsGone = async (before: number | undefined) => {
 let postmasterPid: number | undefined
 
 /**
- * A fingerprint of the library sources the workers load, so a run during
- * which they were edited is reported as such (each child process loads the
- * sources when it starts).
+ * A fingerprint of the built packages the workers load, so a run during which
+ * they were rebuilt is reported as such (each child process loads them when it
+ * starts).
  */
 const sourcesFingerprint = (): string => {
   const hash = crypto.createHash("sha1")
-  const roots = ["core", "sql-pg"].map((pkg) => path.join(here, "..", "packages", pkg, "src"))
+  const roots = ["core", "sql-pg"].map((pkg) => path.join(root, "packages", pkg, "dist"))
   const walk = (dir: string) => {
     let entries: Array<fs.Dirent>
     try {
@@ -200,7 +215,7 @@ const sourcesFingerprint = (): string => {
     for (const entry of entries) {
       const file = path.join(dir, entry.name)
       if (entry.isDirectory()) walk(file)
-      else if (entry.name.endsWith(".ts")) hash.update(file).update(fs.readFileSync(file))
+      else if (entry.name.endsWith(".js")) hash.update(file).update(fs.readFileSync(file))
     }
   }
   for (const root of roots) walk(root)
@@ -212,7 +227,7 @@ const gitState = (): { commit: string; dirty: boolean } | undefined => {
   const label = env("BENCH_SOURCE_LABEL")
   if (label !== undefined) return { commit: label, dirty: false }
   try {
-    const cwd = path.join(here, "..")
+    const cwd = root
     const commit = execFileSync("git", ["rev-parse", "--short", "HEAD"], { cwd, encoding: "utf8" }).trim()
     const status = execFileSync("git", ["status", "--porcelain", "--", "packages"], { cwd, encoding: "utf8" }).trim()
     return { commit, dirty: status !== "" }
@@ -240,7 +255,21 @@ const noisy: Array<string> = []
 
 // --- child processes --------------------------------------------------------
 
-const childEnv = (payload: object) => ({ ...process.env, BENCH_CHILD: JSON.stringify(payload) })
+/**
+ * `EXPLAIN (ANALYZE, BUFFERS)` of backie's claim and settle on its schema, in this process: it uses the
+ * store's private statement module, from the sources (loaded only when asked for).
+ */
+const explainBackie = async (url: string, limits: ReadonlyArray<number>) => {
+  const { explain } = await import("./systems/backie-explain.ts")
+  return explain({ url, schema: schemaOf("backie") }, limits)
+}
+
+/** A child's environment: without the development condition (they run dist/), plus its payload. */
+const childEnv = (payload: object) => ({
+  ...process.env,
+  NODE_OPTIONS: (process.env.NODE_OPTIONS ?? "").replace(/--conditions[= ]@backie\/source/g, "").trim(),
+  BENCH_CHILD: JSON.stringify(payload)
+})
 
 const children = new Set<ChildProcess>()
 
@@ -472,6 +501,7 @@ const plans: Array<{ readonly title: string; readonly plan: string }> = []
 // --- workloads --------------------------------------------------------------
 
 const main = async () => {
+  build()
   if (env("DATABASE_URL") === undefined) log("starting the embedded PostgreSQL (DATABASE_URL is not set)")
   const { source: database, stop: stopServer, url } = await openDatabase()
   const onSignal = () => {
@@ -709,8 +739,7 @@ const main = async () => {
           await analyze(system)
           log(`  ${system}: ${config.waiting} waiting tasks inserted in ${fmt((performance.now() - started) / 1000)} s`)
           if (system === "backie" && config.explain && run === config.runs) {
-            const reply = await clients.get(system)!.request({ cmd: "explain", limits: config.explainLimits })
-            if (reply.type === "plans") plans.push(...reply.plans)
+            plans.push(...await explainBackie(url!, config.explainLimits))
           }
           await awaitQuiet(`${system} million`)
           const result = await runWorkers({
@@ -723,10 +752,8 @@ const main = async () => {
           })
           await verify(system, "million", config.waiting - result.stats[0]!.count - result.stats[0]!.extra)
           if (system === "backie" && config.explain && run === config.runs) {
-            const reply = await clients.get(system)!.request({ cmd: "explain", limits: config.explainLimits.slice(0, 1) })
-            if (reply.type === "plans") {
-              plans.push(...reply.plans.map((p) => ({ ...p, title: `${p.title}, after ${result.stats[0]!.count} were claimed and deleted` })))
-            }
+            const after = await explainBackie(url!, config.explainLimits.slice(0, 1))
+            plans.push(...after.map((p) => ({ ...p, title: `${p.title}, after ${result.stats[0]!.count} were claimed and deleted` })))
           }
           record(system, "drain10_1m", result.rate)
           record(system, "drain10_1m_machine_cores", result.machineCores)
@@ -739,7 +766,7 @@ const main = async () => {
     }
 
     const sourcesChanged = sourcesFingerprint() !== sourcesAtStart
-    if (sourcesChanged) log("WARNING: packages/core or packages/sql-pg changed during the run: its figures mix versions")
+    if (sourcesChanged) log("WARNING: packages/core or packages/sql-pg was rebuilt during the run: its figures mix versions")
     report({ ...environment, sourcesChanged }, descriptions)
   } finally {
     await Promise.all([...clients.values()].map((client) => client.close().catch(() => undefined)))

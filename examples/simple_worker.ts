@@ -12,7 +12,8 @@
  * interrupts them and returns them to their queues.
  */
 import { Backoff, Task, TaskMetrics, TaskQueue, TaskStore, WorkerPool } from "@backie/core"
-import { EmbeddedPostgres, PgTaskStore } from "@backie/sql-pg"
+import { PgTaskStore } from "@backie/sql-pg"
+import * as EmbeddedPostgres from "@backie/sql-pg/EmbeddedPostgres"
 import * as NodeRuntime from "@effect/platform-node/NodeRuntime"
 import { Cause, Clock, Console, Context, Effect, Layer, Metric, Schema } from "effect"
 import * as path from "node:path"

@@ -7,7 +7,8 @@
  *     node examples/transactional.ts      # DATABASE_URL, or the embedded PostgreSQL in .data/postgres
  */
 import { Task, TaskQueue, WorkerPool } from "@backie/core"
-import { EmbeddedPostgres, PgTaskStore } from "@backie/sql-pg"
+import { PgTaskStore } from "@backie/sql-pg"
+import * as EmbeddedPostgres from "@backie/sql-pg/EmbeddedPostgres"
 import * as NodeRuntime from "@effect/platform-node/NodeRuntime"
 import { Console, Effect, Layer, Schema } from "effect"
 import { SqlClient } from "effect/sql"

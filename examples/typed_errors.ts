@@ -5,7 +5,8 @@
  *     node examples/typed_errors.ts      # DATABASE_URL, or the embedded PostgreSQL in .data/postgres
  */
 import { Backoff, Task, TaskQueue, TaskStore, WorkerPool } from "@backie/core"
-import { EmbeddedPostgres, PgTaskStore } from "@backie/sql-pg"
+import { PgTaskStore } from "@backie/sql-pg"
+import * as EmbeddedPostgres from "@backie/sql-pg/EmbeddedPostgres"
 import * as NodeRuntime from "@effect/platform-node/NodeRuntime"
 import { Console, Effect, Layer, Schema } from "effect"
 import * as path from "node:path"

@@ -17,14 +17,12 @@ export type ClientCommand =
   | { readonly cmd: "bulk"; readonly count: number }
   | { readonly cmd: "prefill"; readonly count: number; readonly chunk: number }
   | { readonly cmd: "latency"; readonly count: number; readonly intervalMs: number }
-  | { readonly cmd: "explain"; readonly limits: ReadonlyArray<number> }
   | { readonly cmd: "close" }
 
 export type ClientReply =
   | { readonly type: "ready" }
   | { readonly type: "timed"; readonly ms: number; readonly cpuMs: number }
   | { readonly type: "ok" }
-  | { readonly type: "plans"; readonly plans: ReadonlyArray<{ readonly title: string; readonly plan: string }> }
   | { readonly type: "error"; readonly message: string }
 
 /** A worker process is configured by its environment (BENCH_CHILD, see child.ts) and told to stop over IPC. */

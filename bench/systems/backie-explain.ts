@@ -2,10 +2,12 @@
  * `EXPLAIN (ANALYZE, BUFFERS)` of backie's claim and settle statements, as
  * the PostgreSQL store builds them (its own statement module, so the plans are
  * those of the current code), inside a transaction that is rolled back: the
- * table is left as it was.
+ * table is left as it was. It reads the store's private statement module
+ * (which the package does not export), so run.ts calls it in its own process,
+ * from the sources; the measured children run the built packages.
  */
-import * as Names from "@backie/sql-pg/internal/names"
-import * as Statements from "@backie/sql-pg/internal/statements"
+import * as Names from "../../packages/sql-pg/src/internal/names.ts"
+import * as Statements from "../../packages/sql-pg/src/internal/statements.ts"
 import { PgClient } from "@effect/sql-pg"
 import { Effect, Redacted } from "effect"
 import type { Target } from "./types.ts"

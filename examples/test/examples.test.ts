@@ -57,7 +57,8 @@ const driveClock = <A, E, R>(effect: Effect.Effect<A, E, R>) =>
 
 const spawn = (script: string, env: Record<string, string>) =>
   new Promise<{ code: number | null; stdout: string; stderr: string }>((resolve) => {
-    execFile(process.execPath, [path.join(import.meta.dirname, "..", script)], {
+    // As `npm start` runs it: the sources under test, not a build in dist/.
+    execFile(process.execPath, ["--conditions=@backie/source", path.join(import.meta.dirname, "..", script)], {
       env: { ...process.env, ...env },
       timeout: 60_000
     }, (error, stdout, stderr) => resolve({ code: error === null ? 0 : (error.code as number | null) ?? 1, stdout, stderr }))
@@ -140,6 +141,13 @@ describe("examples", () => {
     assert.strictEqual(code, 0, stderr)
     assert.include(stdout, "225 of 230 tasks done and 5 failed for good, after 50 retries")
     assert.include(stdout, "greeted: Hello, Ada! Hello, Barbara! Hello, Frances! Hello, Grace! Hello, Radia!")
+  })
+
+  it("postgres: the program of the README's PostgreSQL section runs its task and exits 0", async () => {
+    const { code, stdout, stderr } = await spawn("postgres.ts", { DATABASE_URL: url() })
+    assert.strictEqual(code, 0, stderr)
+    assert.include(stdout, "welcomed ada@example.com on attempt 1")
+    assert.match(stdout, /task [0-9a-f-]{36} is done/)
   })
 
   it("npm start: a bad DATABASE_URL or an unreachable server gives one clear line and exit code 1", async () => {

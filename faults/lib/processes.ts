@@ -60,7 +60,9 @@ const spawnChild = (
 ): Effect.Effect<Child, never, Scope.Scope> =>
   Effect.acquireRelease(
     Effect.sync((): Child => {
-      const child = spawn(process.execPath, [script], {
+      // The sources under test, not a build in dist/ (`@backie/*` through their
+      // development export condition), as `npm run faults` runs the suite itself.
+      const child = spawn(process.execPath, ["--conditions=@backie/source", script], {
         env: {
           ...process.env,
           [configVariable]: JSON.stringify(config),

@@ -1,6 +1,8 @@
 import { defineConfig } from "vitest/config"
+import { sources } from "../../vitest.shared.ts"
 
 export default defineConfig({
+  ...sources,
   test: {
     name: "sql-pg",
     include: ["test/**/*.test.ts"],

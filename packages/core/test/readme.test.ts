@@ -6,11 +6,18 @@ import { program } from "../../../examples/quickstart.ts"
 
 const readme = readFileSync(new URL("../../../README.md", import.meta.url), "utf8")
 const example = readFileSync(new URL("../../../examples/quickstart.ts", import.meta.url), "utf8")
+const postgres = readFileSync(new URL("../../../examples/postgres.ts", import.meta.url), "utf8")
 
 describe("README", () => {
   it("shows examples/quickstart.ts exactly as it is", () => {
     const block = /```ts\n([\s\S]*?)```/.exec(readme)?.[1]
     assert.strictEqual(block, example)
+  })
+
+  it("shows examples/postgres.ts (run by the examples and consumer tests) exactly as it is, under On PostgreSQL", () => {
+    const section = readme.slice(readme.indexOf("## On PostgreSQL"))
+    const block = /```ts\n([\s\S]*?)```/.exec(section)?.[1]
+    assert.strictEqual(block, postgres)
   })
 
   it.effect("its example enqueues a task and the pool runs it with the application's service", () =>

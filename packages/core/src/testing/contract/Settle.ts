@@ -1,0 +1,400 @@
+/**
+ * The store contract, settle: each outcome is written under the attempt fence, in batches.
+ *
+ * @since 0.1.0
+ */
+import { assert, describe } from "@effect/vitest"
+import { Effect } from "effect"
+import type { AttemptError, Settlement, TaskRecord, TaskState } from "../../TaskStore.ts"
+import {
+  T0,
+  at,
+  plus,
+  HOUR,
+  MARGIN,
+  TIMEOUT,
+  missingId,
+  newTask,
+  attemptError,
+  single,
+  idsOf,
+  mustGet,
+  insertOne,
+  claimAll,
+  running,
+  settleOne,
+  finished,
+  reclaimed,
+  everything
+} from "./Fixtures.ts"
+import type { Suite } from "./Suite.ts"
+
+/**
+ * Registers the settle tests of the store contract.
+ *
+ * @since 0.1.0
+ */
+export const settle = ({ test }: Suite): void => {
+  describe("settle", () => {
+    test("Done: done at now, lease cleared, nothing else changed", (store) =>
+      Effect.gen(function*() {
+        const task = yield* running(store)
+        const results = yield* store.settle([{ _tag: "Done", id: task.id, attempt: 1, now: at(5_000), remove: false }])
+        assert.deepStrictEqual(results, [{ id: task.id, attempt: 1, applied: true }])
+        assert.deepStrictEqual(yield* mustGet(store, task.id), {
+          ...task,
+          state: "done",
+          doneAt: at(5_000),
+          leaseExpiresAt: null
+        })
+      }))
+
+    test("Done with remove deletes the row", (store) =>
+      Effect.gen(function*() {
+        const task = yield* running(store)
+        assert.isTrue(yield* settleOne(store, { _tag: "Done", id: task.id, attempt: 1, now: at(5), remove: true }))
+        assert.isUndefined(yield* store.get(task.id))
+        assert.deepStrictEqual(yield* everything(store), [])
+        assert.deepStrictEqual(yield* store.counts, [])
+      }))
+
+    test("Retry: ready at runAt, retries + 1, error recorded, history appended oldest first", (store) =>
+      Effect.gen(function*() {
+        const task = yield* running(store)
+        const e1 = attemptError(1, at(100))
+        assert.isTrue(
+          yield* settleOne(store, { _tag: "Retry", id: task.id, attempt: 1, now: at(100), runAt: at(60_000), error: e1 })
+        )
+        const afterFirst: TaskRecord = {
+          ...task,
+          state: "ready",
+          retries: 1,
+          scheduledAt: at(60_000),
+          leaseExpiresAt: null,
+          lastError: e1,
+          errors: [e1]
+        }
+        assert.deepStrictEqual(yield* mustGet(store, task.id), afterFirst)
+
+        assert.deepStrictEqual(yield* claimAll(store, at(59_999)), [])
+        const second = single(yield* claimAll(store, at(60_000)))
+        assert.deepStrictEqual(second, {
+          ...afterFirst,
+          state: "running",
+          attempt: 2,
+          runningAt: at(60_000),
+          leaseExpiresAt: at(60_000 + TIMEOUT + MARGIN)
+        })
+
+        const e2 = attemptError(2, at(60_100), { message: "second failure", tag: null, details: null })
+        assert.isTrue(
+          yield* settleOne(store, {
+            _tag: "Retry",
+            id: task.id,
+            attempt: 2,
+            now: at(60_100),
+            runAt: at(120_000),
+            error: e2
+          })
+        )
+        assert.deepStrictEqual(yield* mustGet(store, task.id), {
+          ...second,
+          state: "ready",
+          retries: 2,
+          scheduledAt: at(120_000),
+          leaseExpiresAt: null,
+          lastError: e2,
+          errors: [e1, e2]
+        })
+      }))
+
+    test("Retry is applied as asked even past maxRetries (the caller decides)", (store) =>
+      Effect.gen(function*() {
+        const task = yield* running(store, { maxRetries: 0 })
+        const error = attemptError(1, at(1))
+        assert.isTrue(
+          yield* settleOne(store, { _tag: "Retry", id: task.id, attempt: 1, now: at(1), runAt: at(2), error })
+        )
+        const record = yield* mustGet(store, task.id)
+        assert.strictEqual(record.state, "ready")
+        assert.strictEqual(record.retries, 1)
+        assert.deepStrictEqual(record.scheduledAt, at(2))
+      }))
+
+    test("Fail: failed at now, retries + 1, error appended to the history", (store) =>
+      Effect.gen(function*() {
+        const task = yield* running(store)
+        const e1 = attemptError(1, at(10))
+        assert.isTrue(
+          yield* settleOne(store, { _tag: "Retry", id: task.id, attempt: 1, now: at(10), runAt: at(20), error: e1 })
+        )
+        const second = single(yield* claimAll(store, at(20)))
+        const e2 = attemptError(2, at(30), { tag: "InvalidAddress", details: { address: "nobody@" } })
+        assert.isTrue(
+          yield* settleOne(store, { _tag: "Fail", id: task.id, attempt: 2, now: at(31), error: e2, remove: false })
+        )
+        assert.deepStrictEqual(yield* mustGet(store, task.id), {
+          ...second,
+          state: "failed",
+          retries: 2,
+          doneAt: at(31),
+          leaseExpiresAt: null,
+          lastError: e2,
+          errors: [e1, e2]
+        })
+      }))
+
+    test("Fail with remove deletes the row", (store) =>
+      Effect.gen(function*() {
+        const task = yield* running(store)
+        assert.isTrue(
+          yield* settleOne(store, {
+            _tag: "Fail",
+            id: task.id,
+            attempt: 1,
+            now: at(5),
+            error: attemptError(1, at(5)),
+            remove: true
+          })
+        )
+        assert.isUndefined(yield* store.get(task.id))
+        assert.deepStrictEqual(yield* everything(store), [])
+      }))
+
+    test("Snooze: ready at runAt, retries and errors unchanged", (store) =>
+      Effect.gen(function*() {
+        const task = yield* running(store)
+        const e1 = attemptError(1, at(10))
+        assert.isTrue(
+          yield* settleOne(store, { _tag: "Retry", id: task.id, attempt: 1, now: at(10), runAt: at(20), error: e1 })
+        )
+        const second = single(yield* claimAll(store, at(20)))
+        assert.isTrue(
+          yield* settleOne(store, { _tag: "Snooze", id: task.id, attempt: 2, now: at(30), runAt: at(HOUR) })
+        )
+        const snoozed: TaskRecord = { ...second, state: "ready", scheduledAt: at(HOUR), leaseExpiresAt: null }
+        assert.deepStrictEqual(snoozed.retries, 1)
+        assert.deepStrictEqual(snoozed.errors, [e1])
+        assert.deepStrictEqual(yield* mustGet(store, task.id), snoozed)
+
+        assert.deepStrictEqual(yield* claimAll(store, at(HOUR - 1)), [])
+        const third = single(yield* claimAll(store, at(HOUR)))
+        assert.strictEqual(third.attempt, 3)
+        assert.strictEqual(third.retries, 1)
+      }))
+
+    test("Release: ready again at now, retries unchanged", (store) =>
+      Effect.gen(function*() {
+        const task = yield* running(store, { scheduledAt: at(-HOUR) })
+        assert.isTrue(yield* settleOne(store, { _tag: "Release", id: task.id, attempt: 1, now: at(500) }))
+        const released: TaskRecord = { ...task, state: "ready", scheduledAt: at(500), leaseExpiresAt: null }
+        assert.deepStrictEqual(yield* mustGet(store, task.id), released)
+        const again = single(yield* claimAll(store, at(500)))
+        assert.strictEqual(again.attempt, 2)
+        assert.strictEqual(again.retries, 0)
+        assert.deepStrictEqual(again.errors, [])
+      }))
+
+    test("Cancel: cancelled at now; an error, when given, is recorded; remove deletes the row", (store) =>
+      Effect.gen(function*() {
+        const plain = yield* running(store)
+        assert.isTrue(
+          yield* settleOne(store, { _tag: "Cancel", id: plain.id, attempt: 1, now: at(7), error: null, remove: false })
+        )
+        assert.deepStrictEqual(yield* mustGet(store, plain.id), {
+          ...plain,
+          state: "cancelled",
+          doneAt: at(7),
+          leaseExpiresAt: null
+        })
+
+        const withError = yield* running(store)
+        const error = attemptError(1, at(8), { tag: "Cancelled", message: "no longer wanted" })
+        assert.isTrue(
+          yield* settleOne(store, { _tag: "Cancel", id: withError.id, attempt: 1, now: at(9), error, remove: false })
+        )
+        assert.deepStrictEqual(yield* mustGet(store, withError.id), {
+          ...withError,
+          state: "cancelled",
+          doneAt: at(9),
+          leaseExpiresAt: null,
+          lastError: error,
+          errors: [error]
+        })
+
+        const removed = yield* running(store)
+        assert.isTrue(
+          yield* settleOne(store, { _tag: "Cancel", id: removed.id, attempt: 1, now: at(9), error, remove: true })
+        )
+        assert.isUndefined(yield* store.get(removed.id))
+        assert.lengthOf(yield* everything(store), 2)
+      }))
+
+    test("the fence: a settlement for an older attempt is refused and changes nothing", (store) =>
+      Effect.gen(function*() {
+        const { first, second } = yield* reclaimed(store)
+        const stale = (now: Date): Array<Settlement> => [
+          { _tag: "Done", id: first.id, attempt: 1, now, remove: false },
+          { _tag: "Done", id: first.id, attempt: 1, now, remove: true },
+          { _tag: "Retry", id: first.id, attempt: 1, now, runAt: now, error: attemptError(1, now) },
+          { _tag: "Fail", id: first.id, attempt: 1, now, error: attemptError(1, now), remove: false },
+          { _tag: "Fail", id: first.id, attempt: 1, now, error: attemptError(1, now), remove: true },
+          { _tag: "Snooze", id: first.id, attempt: 1, now, runAt: now },
+          { _tag: "Release", id: first.id, attempt: 1, now },
+          { _tag: "Cancel", id: first.id, attempt: 1, now, error: attemptError(1, now), remove: false },
+          { _tag: "Cancel", id: first.id, attempt: 1, now, error: null, remove: true }
+        ]
+        const settlements = stale(plus(second.runningAt!, 10))
+        const results = yield* store.settle(settlements)
+        assert.deepStrictEqual(results, settlements.map(() => ({ id: first.id, attempt: 1, applied: false })))
+        assert.deepStrictEqual(yield* mustGet(store, first.id), second)
+
+        assert.isTrue(
+          yield* settleOne(store, { _tag: "Done", id: first.id, attempt: 2, now: plus(second.runningAt!, 20), remove: false })
+        )
+        assert.strictEqual((yield* mustGet(store, first.id)).state, "done")
+      }))
+
+    test("settling a task that is not running, a future attempt or a missing task is refused", (store) =>
+      Effect.gen(function*() {
+        const ready = yield* insertOne(store, { scheduledAt: at(HOUR) })
+        const done = yield* finished(store, "done", at(10))
+        const live = yield* running(store)
+        const missing = missingId()
+        const settlements: Array<Settlement> = [
+          { _tag: "Done", id: ready.id, attempt: 0, now: at(20), remove: false },
+          { _tag: "Release", id: ready.id, attempt: 1, now: at(20) },
+          { _tag: "Done", id: done.id, attempt: 1, now: at(20), remove: true },
+          { _tag: "Retry", id: done.id, attempt: 1, now: at(20), runAt: at(20), error: attemptError(1, at(20)) },
+          { _tag: "Done", id: live.id, attempt: 2, now: at(20), remove: false },
+          { _tag: "Snooze", id: live.id, attempt: 0, now: at(20), runAt: at(20) },
+          { _tag: "Done", id: missing, attempt: 1, now: at(20), remove: false },
+          { _tag: "Cancel", id: missing, attempt: 0, now: at(20), error: null, remove: true }
+        ]
+        const results = yield* store.settle(settlements)
+        assert.deepStrictEqual(
+          results,
+          settlements.map((s) => ({ id: s.id, attempt: s.attempt, applied: false }))
+        )
+        assert.deepStrictEqual(yield* mustGet(store, ready.id), ready)
+        assert.deepStrictEqual(yield* mustGet(store, done.id), done)
+        assert.deepStrictEqual(yield* mustGet(store, live.id), live)
+        assert.isUndefined(yield* store.get(missing))
+        assert.lengthOf(yield* everything(store), 3)
+      }))
+
+    test("a task can be settled once per attempt", (store) =>
+      Effect.gen(function*() {
+        const task = yield* running(store)
+        assert.isTrue(yield* settleOne(store, { _tag: "Done", id: task.id, attempt: 1, now: at(1), remove: false }))
+        const done = yield* mustGet(store, task.id)
+        assert.isFalse(
+          yield* settleOne(store, {
+            _tag: "Fail",
+            id: task.id,
+            attempt: 1,
+            now: at(2),
+            error: attemptError(1, at(2)),
+            remove: false
+          })
+        )
+        assert.deepStrictEqual(yield* mustGet(store, task.id), done)
+      }))
+
+    test("a mixed batch reports each result in input order", (store) =>
+      Effect.gen(function*() {
+        const inserted = yield* store.insert(
+          Array.from({ length: 4 }, (_, i) => newTask({ priority: 10 - i, payload: { i } }))
+        )
+        const tasks = yield* claimAll(store, T0)
+        assert.deepStrictEqual(idsOf(tasks), inserted.map((result) => result.task.id))
+        const [t1, t2, t3, t4] = tasks as [TaskRecord, TaskRecord, TaskRecord, TaskRecord]
+        const missing = missingId()
+        const batch: Array<Settlement> = [
+          { _tag: "Snooze", id: t2.id, attempt: 1, now: at(1), runAt: at(HOUR) },
+          { _tag: "Done", id: missing, attempt: 1, now: at(1), remove: false },
+          { _tag: "Done", id: t1.id, attempt: 1, now: at(1), remove: false },
+          { _tag: "Fail", id: t3.id, attempt: 3, now: at(1), error: attemptError(3, at(1)), remove: false },
+          { _tag: "Cancel", id: t4.id, attempt: 1, now: at(1), error: null, remove: false },
+          { _tag: "Retry", id: t3.id, attempt: 1, now: at(1), runAt: at(2), error: attemptError(1, at(1)) }
+        ]
+        assert.deepStrictEqual(yield* store.settle(batch), [
+          { id: t2.id, attempt: 1, applied: true },
+          { id: missing, attempt: 1, applied: false },
+          { id: t1.id, attempt: 1, applied: true },
+          { id: t3.id, attempt: 3, applied: false },
+          { id: t4.id, attempt: 1, applied: true },
+          { id: t3.id, attempt: 1, applied: true }
+        ])
+        assert.deepStrictEqual(
+          [t1, t2, t3, t4].map((t) => t.id),
+          inserted.map((result) => result.task.id)
+        )
+        const states: Array<TaskState> = []
+        for (const t of [t1, t2, t3, t4]) states.push((yield* mustGet(store, t.id)).state)
+        assert.deepStrictEqual(states, ["done", "ready", "ready", "cancelled"])
+      }))
+
+    test("a batch that repeats a settlement or names an impossible id refuses just those", (store) =>
+      Effect.gen(function*() {
+        const [t1, t2] = yield* Effect.all([running(store), running(store)])
+        const batch: Array<Settlement> = [
+          { _tag: "Done", id: t1.id, attempt: 1, now: at(1), remove: false },
+          { _tag: "Done", id: "not a task id", attempt: 1, now: at(1), remove: false },
+          { _tag: "Release", id: t2.id, attempt: 0, now: at(1) },
+          { _tag: "Done", id: t1.id, attempt: 1, now: at(2), remove: true },
+          { _tag: "Snooze", id: t2.id, attempt: 1, now: at(1), runAt: at(HOUR) },
+          { _tag: "Release", id: t2.id, attempt: 0, now: at(1) }
+        ]
+        assert.deepStrictEqual(yield* store.settle(batch), [
+          { id: t1.id, attempt: 1, applied: true },
+          { id: "not a task id", attempt: 1, applied: false },
+          { id: t2.id, attempt: 0, applied: false },
+          { id: t1.id, attempt: 1, applied: false },
+          { id: t2.id, attempt: 1, applied: true },
+          { id: t2.id, attempt: 0, applied: false }
+        ])
+        const first = yield* mustGet(store, t1.id)
+        assert.strictEqual(first.state, "done")
+        assert.deepStrictEqual(first.doneAt, at(1))
+        const second = yield* mustGet(store, t2.id)
+        assert.strictEqual(second.state, "ready")
+        assert.deepStrictEqual(second.scheduledAt, at(HOUR))
+      }))
+
+    test("attempt errors round-trip exactly (attempt, at, message, tag, details)", (store) =>
+      Effect.gen(function*() {
+        const task = yield* running(store)
+        const e1: AttemptError = {
+          attempt: 1,
+          at: new Date("2030-01-01T00:00:01.234Z"),
+          message: "MailerDown: \"smtp\" said 'no' — 送信失敗 ✉️ \\ backslash\nsecond line",
+          tag: "MailerDown",
+          details: {
+            host: "smtp.example.com",
+            codes: [421, 450],
+            nested: { retryable: true, reason: null, ratio: 0.25, note: "ünïcödé 🚨" }
+          }
+        }
+        assert.isTrue(
+          yield* settleOne(store, { _tag: "Retry", id: task.id, attempt: 1, now: at(1_234), runAt: at(2_000), error: e1 })
+        )
+        const second = single(yield* claimAll(store, at(2_000)))
+        const e2: AttemptError = {
+          attempt: 2,
+          at: new Date("2030-01-01T00:00:02.999Z"),
+          message: "panicked: boom",
+          tag: null,
+          details: null
+        }
+        assert.isTrue(
+          yield* settleOne(store, { _tag: "Fail", id: second.id, attempt: 2, now: at(3_000), error: e2, remove: false })
+        )
+        const record = yield* mustGet(store, task.id)
+        assert.deepStrictEqual(record.errors, [e1, e2])
+        assert.deepStrictEqual(record.lastError, e2)
+        const listed = single(yield* everything(store))
+        assert.deepStrictEqual(listed.errors, [e1, e2])
+      }))
+  })
+}
