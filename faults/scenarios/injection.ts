@@ -98,9 +98,27 @@ export const scenario: Scenario = {
         }
 
         // Hostile unique keys: each stored intact, and a second enqueue of the same key finds the first.
+        // A key longer than TaskQueue.maxUniqueKeyBytes is refused with a clear error, nothing stored.
         let keysIntact = 0
+        let keysTooLong = 0
         for (const k of Injection.payloads) {
           const payload = { s: "unique", k: JSON.stringify(k) }
+          if (Buffer.byteLength(k, "utf8") > TaskQueue.maxUniqueKeyBytes) {
+            const before = yield* rowCount
+            const refused = yield* Effect.result(TaskQueue.enqueue(InjectionUnique, payload))
+            const after = yield* rowCount
+            if (
+              refused._tag === "Failure" && refused.failure._tag === "InvalidPayload" &&
+              /longer than 1024 bytes/.test(refused.failure.message) && after === before
+            ) keysTooLong += 1
+            else {
+              checks.fail(
+                `the unique key ${printable(k)} of ${Buffer.byteLength(k, "utf8")} bytes was not refused clearly ` +
+                  `(${refused._tag === "Failure" ? message(refused.failure) : "accepted"}; ${after - before} rows stored)`
+              )
+            }
+            continue
+          }
           const first = yield* TaskQueue.enqueue(InjectionUnique, payload)
           const again = yield* TaskQueue.enqueue(InjectionUnique, payload)
           const stored = yield* store.get(first.id)
@@ -195,9 +213,9 @@ export const scenario: Scenario = {
           if (outcome._tag === "Success") yield* sql`DELETE FROM ${sql(tasksTable(schema))} WHERE id = ${outcome.success.id}::uuid`
         }
 
-        return { schemasRefused, expected, intact, keysIntact, rejected, attempts: attempts.length, unstorable }
+        return { schemasRefused, expected, intact, keysIntact, keysTooLong, rejected, attempts: attempts.length, unstorable }
       }).pipe(Effect.provide(Db.queueLayer(schema)), (effect) => Effect.withTracer(effect, trace.tracer))
-      const { schemasRefused, expected, intact, keysIntact, rejected, attempts, unstorable } = yield* suite
+      const { schemasRefused, expected, intact, keysIntact, keysTooLong, rejected, attempts, unstorable } = yield* suite
 
       // A worker whose queues have the hostile names runs every task and records what its handler received.
       const worker = yield* Processes.spawnWorker(
@@ -241,7 +259,7 @@ export const scenario: Scenario = {
       checks.detail(
         `${injectionTasks.length} hostile task names × ${Injection.payloads.length} hostile payload strings, on queues with ` +
           `hostile names: ${intact} stored and returned intact by the store; ${keysIntact} of ${Injection.payloads.length} ` +
-          `hostile unique keys stored intact and found again; ${received} tasks received intact by their handler`
+          `hostile unique keys stored intact and found again, ${keysTooLong} longer than ${TaskQueue.maxUniqueKeyBytes} bytes refused; ${received} tasks received intact by their handler`
       )
       checks.detail(
         `${rejected} of ${attempts} names, keys and payloads with NUL bytes or lone surrogates rejected with a clear error; ` +
