@@ -1,9 +1,11 @@
 /**
  * What one insert, one claim and one settlement cost in PostgreSQL, by batch
  * size: the PostgreSQL store's own `insert`, `claim` and `settle` (through the
- * `TaskStore` port, one connection), repeated, with the wall time per call and the server CPU
- * time per call (read from /proc for the connection's backend, so the
- * database must be on this machine).
+ * `TaskStore` port, one connection), repeated, with the wall time per call, the client CPU
+ * time per call (this process's user and system time, `process.cpuUsage`: the
+ * driver, row decoding and the Effect runtime) and the server CPU time per call
+ * (read from /proc for the connection's backend, so the database must be on
+ * this machine).
  *
  *   DATABASE_URL=... node bench/store-cost.ts [waiting=50000] [repeats=200] [batches=1,10,50,100,500]
  *
@@ -26,6 +28,12 @@ const schema = "bench_store_cost"
 const settings = process.env.BENCH_BACKIE_PG_SETTINGS
 
 const { stop: stopServer, url } = await openDatabase()
+
+/** This process's CPU time (user + system) in milliseconds. */
+const clientCpu = () => {
+  const usage = process.cpuUsage()
+  return (usage.user + usage.system) / 1000
+}
 
 const cpuOf = (pid: number) => {
   const text = fs.readFileSync(`/proc/${pid}/stat`, "utf8")
@@ -53,7 +61,7 @@ const program = Effect.gen(function*() {
     scheduledAt: now
   })
   const cell = (total: number, calls: number, batch: number) =>
-    `${(total / calls).toFixed(2)} ms; ${((total / calls / batch) * 1000).toFixed(0)} µs`.padEnd(22)
+    `${(total / calls).toFixed(2)} ms; ${((total / calls / batch) * 1000).toFixed(1)} µs`.padEnd(22)
   console.log("batch  insert wall             insert server CPU       (per call; per task)")
   for (const batch of batches) {
     yield* sql.unsafe(`TRUNCATE ${schema}.tasks`)
@@ -70,31 +78,41 @@ const program = Effect.gen(function*() {
     }
     console.log(`${String(batch).padStart(5)}  ${cell(wallTotal, repeats, batch)}  ${cell(cpuTotal, repeats, batch)}`)
   }
-  console.log("batch  claim wall              claim server CPU        settle wall             settle server CPU")
+  console.log(
+    "batch  claim wall              claim client CPU        claim server CPU        " +
+      "settle wall             settle client CPU       settle server CPU"
+  )
   for (const batch of batches) {
     yield* sql.unsafe(`TRUNCATE ${schema}.tasks`)
     yield* sql.unsafe(admins.backie.fill!(schema), [waiting + batch * repeats])
     yield* sql.unsafe(`ANALYZE ${schema}.tasks`)
     let claimWall = 0
+    let claimClient = 0
     let claimCpu = 0
     let settleWall = 0
+    let settleClient = 0
     let settleCpu = 0
     for (let i = 0; i < repeats; i++) {
       let cpu = cpuOf(pid)
+      let client = clientCpu()
       let wall = performance.now()
       const rows = yield* store.claim({ queue: "bench", limit: batch, now: new Date(), leaseMarginMs: 30_000 })
       claimWall += performance.now() - wall
+      claimClient += clientCpu() - client
       claimCpu += cpuOf(pid) - cpu
       const now = new Date()
       cpu = cpuOf(pid)
+      client = clientCpu()
       wall = performance.now()
       yield* store.settle(rows.map((row) => ({ _tag: "Done", id: row.id, attempt: row.attempt, now, remove: true })))
       settleWall += performance.now() - wall
+      settleClient += clientCpu() - client
       settleCpu += cpuOf(pid) - cpu
     }
     console.log(
-      `${String(batch).padStart(5)}  ${cell(claimWall, repeats, batch)}  ${cell(claimCpu, repeats, batch)}  ` +
-        `${cell(settleWall, repeats, batch)}  ${cell(settleCpu, repeats, batch)}`
+      `${String(batch).padStart(5)}  ${cell(claimWall, repeats, batch)}  ${cell(claimClient, repeats, batch)}  ` +
+        `${cell(claimCpu, repeats, batch)}  ${cell(settleWall, repeats, batch)}  ` +
+        `${cell(settleClient, repeats, batch)}  ${cell(settleCpu, repeats, batch)}`
     )
   }
   yield* sql.unsafe(`DROP SCHEMA ${schema} CASCADE`)

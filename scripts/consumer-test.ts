@@ -345,7 +345,7 @@ const install = async () => {
   const tsPaths = declarations.filter((file) => /["']\.{1,2}\/[^"'\n]*\.[mc]?ts["']/.test(codeOf(file)))
   check(tsPaths.length === 0, `installed declarations (${declarations.length} files) import no .ts path`, tsPaths.join("\n"))
   // Private modules stay private: each of these imports must be refused.
-  const privateModules = ["@backie/core/internal/text", "@backie/core/testing/StoreContract", "@backie/sql-pg/internal/statements", "@backie/cli/bin"]
+  const privateModules = ["@backie/core/internal/text", "@backie/core/testing/StoreContract", "@backie/sql-pg/internal/sql/claimTasks", "@backie/cli/bin"]
   const probe = await run(process.execPath, [
     "--input-type=module",
     "-e",

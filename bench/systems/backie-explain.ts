@@ -7,7 +7,9 @@
  * from the sources; the measured children run the built packages.
  */
 import * as Names from "../../packages/sql-pg/src/internal/names.ts"
-import * as Statements from "../../packages/sql-pg/src/internal/statements.ts"
+import { claimTasks } from "../../packages/sql-pg/src/internal/sql/claimTasks.ts"
+import * as Shared from "../../packages/sql-pg/src/internal/sql/shared.ts"
+import { settleTasks } from "../../packages/sql-pg/src/internal/sql/settleTasks.ts"
 import { PgClient } from "@effect/sql-pg"
 import { Effect, Redacted } from "effect"
 import type { Target } from "./types.ts"
@@ -22,7 +24,7 @@ export const explain = async (target: Target, limits: ReadonlyArray<number>) => 
     const names = yield* Names.make(target.schema)
     const pg = yield* PgClient.PgClient
     const sql = pg.withoutTransforms()
-    const statements = Statements.make(sql, names)
+    const statementTarget = Shared.target(sql, names)
     const leaseMarginMs = 30_000
     const show = Effect.fnUntraced(function*(title: string, statement: import("effect/sql/Statement").Fragment) {
       const rows = yield* sql<{ "QUERY PLAN": string }>`EXPLAIN (ANALYZE, BUFFERS, VERBOSE OFF) ${statement}`
@@ -36,15 +38,15 @@ export const explain = async (target: Target, limits: ReadonlyArray<number>) => 
         for (const limit of limits) {
           yield* show(
             `claim, limit ${limit}, ${count} ready rows waiting`,
-            statements.claimTasks("bench", limit, new Date(), leaseMarginMs)
+            claimTasks(statementTarget, { queue: "bench", limit, now: new Date(), leaseMarginMs })
           )
         }
         const limit = limits[0] ?? 10
-        const claimed = yield* statements.claimTasks("bench", limit, new Date(), leaseMarginMs)
+        const claimed = yield* claimTasks(statementTarget, { queue: "bench", limit, now: new Date(), leaseMarginMs })
         const now = new Date()
         yield* show(
           `settle ${claimed.length} Done (RemoveDone: delete), ${count} rows in the table`,
-          statements.settleTasks({
+          settleTasks(statementTarget, {
             ids: claimed.map((row) => row.id),
             attempts: claimed.map((row) => row.attempt),
             kinds: claimed.map(() => "Done"),

@@ -10,6 +10,16 @@
  * inside `sql.withTransaction` commits or rolls back with the caller's own
  * writes, and its wake-up is only delivered on commit.
  *
+ * One row never stops its queue. A row a claim cannot work with (numbers at
+ * the end of their column's range, a timeout whose lease would be past the
+ * latest time the store can hold, a negative `max_retries`, or a column that
+ * does not decode, such as a timestamp of `infinity`, e.g. after a hand edit)
+ * is set `failed` on its own with a `MalformedRow` attempt error naming the
+ * column and its value, is not returned, and the claim goes on with the rest.
+ *
+ * Each statement lives in a file of its own under `internal/sql/`, with its
+ * design notes; this module maps the port onto them.
+ *
  * @example
  * ```ts
  * import { PgTaskStore } from "@backie/sql-pg"
@@ -45,9 +55,25 @@ import { readyRecord, TaskStore, TaskStoreError } from "@backie/core/TaskStore"
 import * as Errors from "./internal/errors.ts"
 import * as Listener from "./internal/listener.ts"
 import * as Names from "./internal/names.ts"
-import { encodeAttemptError, toTaskRecord } from "./internal/rows.ts"
-import type { TaskRow } from "./internal/rows.ts"
-import * as Statements from "./internal/statements.ts"
+import { encodeAttemptError } from "./internal/attemptError.ts"
+import { cancelTask } from "./internal/sql/cancelTask.ts"
+import { claimTasks, latestLeaseMs } from "./internal/sql/claimTasks.ts"
+import { countTasks } from "./internal/sql/countTasks.ts"
+import { failClaimedTasks } from "./internal/sql/failClaimedTasks.ts"
+import { insertTask } from "./internal/sql/insertTask.ts"
+import type { InsertColumns } from "./internal/sql/insertTasks.ts"
+import { insertTasks } from "./internal/sql/insertTasks.ts"
+import { listTasks } from "./internal/sql/listTasks.ts"
+import { purgeTasks } from "./internal/sql/purgeTasks.ts"
+import { retryTasks } from "./internal/sql/retryTasks.ts"
+import type { SelectionFilter } from "./internal/sql/selection.ts"
+import { selectTask } from "./internal/sql/selectTask.ts"
+import { selectTasksByUniqueKey } from "./internal/sql/selectTasksByUniqueKey.ts"
+import type { SettleColumns } from "./internal/sql/settleTasks.ts"
+import { settleTasks } from "./internal/sql/settleTasks.ts"
+import * as Shared from "./internal/sql/shared.ts"
+import type { MalformedRow } from "./internal/taskRow.ts"
+import { decodeTaskRecords } from "./internal/taskRow.ts"
 import * as Migrations from "./Migrations.ts"
 
 /**
@@ -97,8 +123,25 @@ const attempt = <A>(operation: TaskStoreOperation, f: () => A): Effect.Effect<A,
       })
   })
 
-const toRecords = (operation: TaskStoreOperation, rows: ReadonlyArray<TaskRow>) =>
-  attempt(operation, () => rows.map(toTaskRecord))
+/**
+ * Decodes the rows an operation read; a row that does not decode fails the
+ * operation as `Rejected`, with the `MalformedRow` as its cause.
+ */
+const toRecords = (
+  operation: TaskStoreOperation,
+  rows: ReadonlyArray<unknown>
+): Effect.Effect<ReadonlyArray<TaskRecord>, TaskStoreError> => {
+  const { malformed, records } = decodeTaskRecords(rows)
+  const first = malformed[0]
+  return first === undefined ? Effect.succeed(records) : Effect.fail(
+    new TaskStoreError({
+      reason: "Rejected",
+      operation,
+      message: `${operation} failed: ${first[1].message}`,
+      cause: first[1]
+    })
+  )
+}
 
 const uniqueSlot = (taskName: string, uniqueKey: string) => `${taskName}\u0000${uniqueKey}`
 
@@ -110,10 +153,17 @@ const storedTimeout = (timeoutMs: number): number => Math.round(timeoutMs)
  * the JSON text stored (so it reads back equal), the column defaults of a new
  * row for the rest.
  */
-const newRecord = (task: NewTask, columns: Statements.InsertColumns, position: number): TaskRecord => ({
+const newRecord = (task: NewTask, columns: InsertColumns, position: number): TaskRecord => ({
   ...readyRecord(columns.ids[position]!, task, JSON.parse(columns.payloads[position]!)),
   timeoutMs: columns.timeoutsMs[position]!
 })
+
+/**
+ * The `limit` sent to the claim: a whole number from 1 to 2147483647 (the
+ * statement's `int4` parameter); a limit that is not a number claims one.
+ */
+const claimLimit = (limit: number): number =>
+  Number.isNaN(limit) ? 1 : Math.min(2_147_483_647, Math.max(1, Math.trunc(limit)))
 
 /** How often an insert retries when a duplicate's existing task vanished before it could be read. */
 const maxInsertRounds = 5
@@ -134,10 +184,10 @@ export const make = Effect.fn("PgTaskStore.make")(
     if (options?.migrate !== false) {
       yield* Migrations.run({ schema: names.schema }).pipe(Effect.provideService(SqlClient.SqlClient, pg))
     }
-    const statements = Statements.make(sql, names)
+    const target = Shared.target(sql, names)
     const reconnect: Listener.ReconnectOptions = { ...Listener.defaultReconnectOptions, ...options?.reconnect }
 
-    const encodeInsert = (tasks: ReadonlyArray<NewTask>): Statements.InsertColumns => ({
+    const encodeInsert = (tasks: ReadonlyArray<NewTask>): InsertColumns => ({
       ids: tasks.map(() => crypto.randomUUID()),
       taskNames: tasks.map((task) => task.taskName),
       queues: tasks.map((task) => task.queue),
@@ -181,7 +231,7 @@ export const make = Effect.fn("PgTaskStore.make")(
         }
         const batch = pending.map((index) => tasks[index]!)
         const columns = yield* attempt("insert", () => encodeInsert(batch))
-        const inserted = yield* (batch.length === 1 ? statements.insertTask(columns) : statements.insertTasks(columns))
+        const inserted = yield* (batch.length === 1 ? insertTask(target, columns) : insertTasks(target, columns))
           .pipe(Effect.mapError(failedWith("insert")))
         const insertedIds = new Set<string>()
         for (const row of inserted) insertedIds.add(row.id)
@@ -200,7 +250,8 @@ export const make = Effect.fn("PgTaskStore.make")(
 
         // Duplicates of tasks that already exist: read them (a separate statement
         // sees rows committed while the insert waited on their key).
-        const existing = yield* statements.selectTasksByUniqueKey(
+        const existing = yield* selectTasksByUniqueKey(
+          target,
           conflicted.map((index) => tasks[index]!.taskName),
           conflicted.map((index) => tasks[index]!.uniqueKey!)
         ).pipe(Effect.mapError(failedWith("insert")))
@@ -221,17 +272,70 @@ export const make = Effect.fn("PgTaskStore.make")(
       return results as ReadonlyArray<InsertResult>
     })
 
+    /**
+     * Fails claimed rows that did not decode, each with its `MalformedRow` as
+     * the attempt error, in one statement. When that statement fails too, the
+     * rows stay claimed until their leases lapse (and a later claim meets them
+     * again); the tasks claimed with them are returned all the same.
+     */
+    const failMalformed = (malformed: ReadonlyArray<readonly [row: unknown, error: MalformedRow]>, now: Date) => {
+      // The fence needs the row's id and attempt; a row without them cannot be named.
+      const fenced = malformed.flatMap(([row, error]) => {
+        const { attempt, id } = row as { readonly id?: unknown; readonly attempt?: unknown }
+        return typeof id === "string" && isUuid(id) && typeof attempt === "number" && Number.isSafeInteger(attempt)
+          ? [{ id, attempt, error }]
+          : []
+      })
+      const described = malformed.map(([, error]) => error.message).join("; ")
+      return Effect.suspend(() =>
+        failClaimedTasks(target, {
+          ids: fenced.map((row) => row.id),
+          attempts: fenced.map((row) => row.attempt),
+          errors: fenced.map(({ attempt, error }) =>
+            encodeAttemptError({
+              attempt,
+              at: now,
+              message: error.message,
+              tag: error._tag,
+              details: { column: error.column, value: error.value, problem: error.problem }
+            })
+          )
+        }, now)
+      ).pipe(
+        Effect.tap(() => Effect.logWarning(`failed ${malformed.length} claimed task(s) that do not decode: ${described}`)),
+        Effect.catch((error) =>
+          Effect.logWarning(
+            `failing ${malformed.length} claimed task(s) that do not decode (${described}) failed: ` +
+              Errors.describe(error)
+          )
+        )
+      )
+    }
+
     const claim = Effect.fnUntraced(function*(request: ClaimRequest) {
-      const rows = yield* statements.claimTasks(
-        request.queue,
-        Math.max(1, Math.trunc(request.limit)),
-        request.now,
-        request.leaseMarginMs
-      ).pipe(Effect.mapError(failedWith("claim")))
-      return yield* toRecords("claim", rows)
+      const margin = request.leaseMarginMs
+      // Leases must end by the latest time the store can hold (see claimTasks).
+      if (!(Number.isFinite(margin) && margin >= 0 && latestLeaseMs - request.now.getTime() - margin > 0)) {
+        return yield* new TaskStoreError({
+          reason: "Rejected",
+          operation: "claim",
+          message: `claim failed: the lease margin must be a finite number of milliseconds, at least 0, and ` +
+            `with the claim time leave the lease before +275760-09-13T00:00:00.000Z; got a lease margin of ` +
+            `${margin} at ${Number.isNaN(request.now.getTime()) ? "an invalid date" : request.now.toISOString()}`
+        })
+      }
+      const rows = yield* claimTasks(target, {
+        queue: request.queue,
+        limit: claimLimit(request.limit),
+        now: request.now,
+        leaseMarginMs: margin
+      }).pipe(Effect.mapError(failedWith("claim")))
+      const { malformed, records } = decodeTaskRecords(rows)
+      if (malformed.length > 0) yield* failMalformed(malformed, request.now)
+      return records
     })
 
-    const encodeSettle = (settlements: ReadonlyArray<Settlement>): Statements.SettleColumns => ({
+    const encodeSettle = (settlements: ReadonlyArray<Settlement>): SettleColumns => ({
       ids: settlements.map((s) => s.id),
       attempts: settlements.map((s) => s.attempt),
       kinds: settlements.map((s) => s._tag),
@@ -273,7 +377,7 @@ export const make = Effect.fn("PgTaskStore.make")(
       const applied = new Uint8Array(sent.length)
       if (sent.length > 0) {
         const columns = yield* attempt("settle", () => encodeSettle(sent))
-        const rows = yield* statements.settleTasks(columns).pipe(Effect.mapError(failedWith("settle")))
+        const rows = yield* settleTasks(target, columns).pipe(Effect.mapError(failedWith("settle")))
         for (const row of rows) applied[row.ord] = 1
       }
       return settlements.map((s, index): SettleResult => ({
@@ -285,13 +389,13 @@ export const make = Effect.fn("PgTaskStore.make")(
 
     const get = Effect.fn("PgTaskStore.get")(function*(id: string) {
       if (!isUuid(id)) return undefined
-      const rows = yield* statements.selectTask(id).pipe(Effect.mapError(failedWith("get")))
+      const rows = yield* selectTask(target, id).pipe(Effect.mapError(failedWith("get")))
       const records = yield* toRecords("get", rows)
       return records[0]
     })
 
     const list = Effect.fn("PgTaskStore.list")(function*(filter: ListFilter) {
-      const rows = yield* statements.listTasks({
+      const rows = yield* listTasks(target, {
         queue: filter.queue,
         state: filter.state,
         taskName: filter.taskName,
@@ -301,7 +405,7 @@ export const make = Effect.fn("PgTaskStore.make")(
       return yield* toRecords("list", rows)
     })
 
-    const counts = statements.countTasks().pipe(
+    const counts = countTasks(target).pipe(
       Effect.mapError(failedWith("counts")),
       Effect.map((rows) =>
         rows.map((row): QueueCount => ({
@@ -316,17 +420,17 @@ export const make = Effect.fn("PgTaskStore.make")(
 
     const cancel = Effect.fn("PgTaskStore.cancel")(function*(id: string, now: Date) {
       if (!isUuid(id)) return undefined
-      const rows = yield* statements.cancelTask(id, now).pipe(Effect.mapError(failedWith("cancel")))
+      const rows = yield* cancelTask(target, id, now).pipe(Effect.mapError(failedWith("cancel")))
       const [cancelled] = yield* toRecords("cancel", rows)
       if (cancelled !== undefined) return cancelled
       // Not cancellable (finished already) or absent: report it as it is.
-      const current = yield* statements.selectTask(id).pipe(Effect.mapError(failedWith("cancel")))
+      const current = yield* selectTask(target, id).pipe(Effect.mapError(failedWith("cancel")))
       const [record] = yield* toRecords("cancel", current)
       return record
     })
 
     /** The finished tasks a selection names, or `undefined` when it cannot name any. */
-    const selectionFilter = (selection: Selection): Statements.SelectionFilter | undefined => {
+    const selectionFilter = (selection: Selection): SelectionFilter | undefined => {
       const states = selection.states.filter((state) => finishedStates.has(state))
       if (states.length === 0) return undefined
       if (selection.id !== undefined) return isUuid(selection.id) ? { _tag: "ById", id: selection.id, states } : undefined
@@ -336,14 +440,14 @@ export const make = Effect.fn("PgTaskStore.make")(
     const retry = Effect.fn("PgTaskStore.retry")(function*(selection: Selection, now: Date) {
       const filter = selectionFilter(selection)
       if (filter === undefined) return 0
-      const rows = yield* statements.retryTasks(filter, now).pipe(Effect.mapError(failedWith("retry")))
+      const rows = yield* retryTasks(target, filter, now).pipe(Effect.mapError(failedWith("retry")))
       return Number(rows[0]?.count ?? 0)
     })
 
     const purge = Effect.fn("PgTaskStore.purge")(function*(selection: Selection) {
       const filter = selectionFilter(selection)
       if (filter === undefined) return 0
-      const rows = yield* statements.purgeTasks(filter).pipe(Effect.mapError(failedWith("purge")))
+      const rows = yield* purgeTasks(target, filter).pipe(Effect.mapError(failedWith("purge")))
       return Number(rows[0]?.count ?? 0)
     })
 

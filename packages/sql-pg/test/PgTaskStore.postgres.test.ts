@@ -15,7 +15,8 @@ import type { NewTask, TaskRecord } from "@backie/core/TaskStore"
 import { TaskStore, TaskStoreError } from "@backie/core/TaskStore"
 import * as Errors from "../src/internal/errors.ts"
 import * as Names from "../src/internal/names.ts"
-import * as Statements from "../src/internal/statements.ts"
+import { claimTasks } from "../src/internal/sql/claimTasks.ts"
+import * as Shared from "../src/internal/sql/shared.ts"
 import * as Migrations from "../src/Migrations.ts"
 import * as PgTaskStore from "../src/PgTaskStore.ts"
 import * as TestDatabase from "./utils/TestDatabase.ts"
@@ -294,7 +295,12 @@ describe("PgTaskStore on PostgreSQL", () => {
       withStore(({ schema, sql }) =>
         Effect.gen(function*() {
           const names = yield* Names.make(schema)
-          const [text, params] = Statements.make(sql, names).claimTasks("default", 10, T0, 5_000).compile()
+          const [text, params] = claimTasks(Shared.target(sql, names), {
+            queue: "default",
+            limit: 10,
+            now: T0,
+            leaseMarginMs: 5_000
+          }).compile()
           const plan = yield* sql.withTransaction(
             Effect.gen(function*() {
               yield* sql`SET LOCAL enable_seqscan = off`

@@ -1,0 +1,66 @@
+/**
+ * Inserts a batch of new tasks in one statement.
+ *
+ * Rows whose unique key is taken are skipped (`ON CONFLICT DO NOTHING`, which
+ * waits for a concurrent insert of the same key to commit or roll back); the
+ * caller reads the existing tasks with `selectTasksByUniqueKey`. Only the ids
+ * of the inserted rows come back: the caller built everything else it sent,
+ * so it makes the records itself instead of reading every column back.
+ *
+ * In the same statement, the store's channel is notified once per queue that
+ * got a row, so idle claimers wake up (on commit, when the caller's
+ * transaction holds the insert).
+ *
+ * Rows are inserted in input order (`WITH ORDINALITY` ... `ORDER BY ord`), so
+ * `seq`, the claim's last tie-breaker, keeps the batch first in, first out.
+ */
+import type { Statement } from "effect/sql/Statement"
+import type { Target } from "./shared.ts"
+import { float8s, int4s, texts, timestamps, uuids } from "./shared.ts"
+
+/** The columns of a batch of new tasks, one array per column, in input order. */
+export interface InsertColumns {
+  readonly ids: ReadonlyArray<string>
+  readonly taskNames: ReadonlyArray<string>
+  readonly queues: ReadonlyArray<string>
+  readonly uniqueKeys: ReadonlyArray<string | null>
+  /** JSON text. */
+  readonly payloads: ReadonlyArray<string>
+  readonly priorities: ReadonlyArray<number>
+  readonly maxRetries: ReadonlyArray<number>
+  /** Whole milliseconds. */
+  readonly timeoutsMs: ReadonlyArray<number>
+  readonly createdAt: ReadonlyArray<Date>
+  readonly scheduledAt: ReadonlyArray<Date>
+}
+
+/** A row of `insertTasks` and `insertTask`: the id of an inserted task. */
+export interface InsertedRow {
+  readonly id: string
+}
+
+/** Inserts a batch of tasks; returns the ids of those inserted (see the module documentation). */
+export const insertTasks = ({ channel, sql, tasks }: Target, columns: InsertColumns): Statement<InsertedRow> =>
+  sql<InsertedRow>`
+        WITH input AS (
+          SELECT * FROM unnest(
+            ${uuids(columns.ids)}, ${texts(columns.taskNames)}, ${texts(columns.queues)},
+            ${texts(columns.uniqueKeys)}, ${texts(columns.payloads)}, ${int4s(columns.priorities)},
+            ${int4s(columns.maxRetries)}, ${float8s(columns.timeoutsMs)}, ${timestamps(columns.createdAt)},
+            ${timestamps(columns.scheduledAt)}
+          ) WITH ORDINALITY AS i(id, task_name, queue_name, uniq_key, payload, priority, max_retries,
+                 timeout_msecs, created_at, scheduled_at, ord)
+        ), inserted AS (
+          INSERT INTO ${tasks} AS t (id, task_name, queue_name, uniq_key, payload, priority, max_retries,
+                                     timeout_msecs, created_at, scheduled_at)
+          SELECT id, task_name, queue_name, uniq_key, payload::jsonb, priority, max_retries,
+                 round(timeout_msecs)::bigint, created_at, scheduled_at
+          FROM input
+          ORDER BY ord
+          ON CONFLICT (task_name, uniq_key) WHERE uniq_key IS NOT NULL DO NOTHING
+          RETURNING t.id, t.queue_name
+        ), woken AS (
+          SELECT pg_notify(${channel}, queue_name) FROM (SELECT DISTINCT queue_name FROM inserted) AS q
+        )
+        SELECT inserted.id, (SELECT count(*) FROM woken) AS woken FROM inserted
+      `

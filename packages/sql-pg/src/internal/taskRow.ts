@@ -1,0 +1,208 @@
+/**
+ * A row of the tasks table as the driver returns it, and its decoding into
+ * the port's `TaskRecord`.
+ *
+ * The driver decodes each column by its type: `uuid` and `text` to strings,
+ * `integer` to numbers, `bigint` to bigints, `timestamptz` to Dates (an
+ * invalid Date for `infinity` and for times JavaScript cannot hold), `jsonb`
+ * to parsed JSON. `TaskRow` states what the store can work with; a row
+ * edited by hand, or written by another program, may not match it, and is
+ * then a `MalformedRow` rather than a record with an invalid date or an
+ * unknown state.
+ */
+import type { TaskRecord } from "@backie/core/TaskStore"
+import { Cause, Exit, Result, Schema, SchemaIssue, SchemaParser } from "effect"
+import { decodeAttemptError } from "./attemptError.ts"
+
+/** `text` and `uuid` columns. */
+const Text = Schema.String
+/** Nullable `text` columns. */
+const NullableText = Schema.NullOr(Schema.String)
+/** `integer` columns (the driver's int4 values are always integers). */
+const Int4 = Schema.Int
+/** `bigint` columns: the driver returns bigints. */
+const Int8 = Schema.BigInt
+/** `timestamptz` columns: a valid Date (`infinity` and times past JavaScript's range are not). */
+const Timestamp = Schema.Date
+/** Nullable `timestamptz` columns. */
+const NullableTimestamp = Schema.NullOr(Schema.Date)
+/** `jsonb` columns: parsed JSON, any value. */
+const Jsonb = Schema.Unknown
+/** The `state` column (the table's CHECK allows these only). */
+const State = Schema.Literals(["ready", "running", "done", "failed", "cancelled"])
+/** The `errors` column: a JSON array (the table's CHECK), each entry read leniently. */
+const JsonbArray = Schema.Array(Schema.Unknown)
+
+/**
+ * One row of the tasks table, in the driver's values. Columns a statement
+ * returns beyond these (`seq`) are ignored.
+ */
+export const TaskRow = Schema.Struct({
+  id: Text,
+  task_name: Text,
+  queue_name: Text,
+  uniq_key: NullableText,
+  payload: Jsonb,
+  state: State,
+  priority: Int4,
+  attempt: Int4,
+  retries: Int4,
+  max_retries: Int4,
+  timeout_msecs: Int8,
+  created_at: Timestamp,
+  scheduled_at: Timestamp,
+  running_at: NullableTimestamp,
+  lease_expires_at: NullableTimestamp,
+  done_at: NullableTimestamp,
+  /** An attempt error, read leniently (see `decodeAttemptError`). */
+  error_info: Jsonb,
+  errors: JsonbArray
+})
+
+/** One row of the tasks table, decoded. */
+export type TaskRow = typeof TaskRow.Type
+
+/**
+ * A row the store cannot work with: which task, which column, its value, and
+ * what is wrong with it. Claims fail such a row on its own (with this error
+ * recorded as its attempt error) and go on with the rest.
+ */
+export class MalformedRow extends Schema.TaggedError<MalformedRow>()("MalformedRow", {
+  /** The task's id, or `"unknown"` when the row has none that reads. */
+  taskId: Schema.String,
+  /** The column at fault. */
+  column: Schema.String,
+  /** Its value, as text. */
+  value: Schema.String,
+  /** What is wrong with it. */
+  problem: Schema.String
+}) {
+  /** `Task <id> has a malformed <column> (<value>): <problem>`. */
+  override get message(): string {
+    return `Task ${this.taskId} has a malformed ${this.column} (${this.value}): ${this.problem}`
+  }
+}
+
+const decodeRow = SchemaParser.decodeUnknownExit(TaskRow)
+const formatIssue = SchemaIssue.makeFormatterStandardSchemaV1()
+
+const isText = (value: unknown): boolean => typeof value === "string"
+const isNullableText = (value: unknown): boolean => value === null || typeof value === "string"
+const isInt4 = (value: unknown): boolean => Number.isSafeInteger(value)
+const isInt8 = (value: unknown): boolean => typeof value === "bigint"
+const isTimestamp = (value: unknown): boolean => value instanceof Date && !Number.isNaN(value.getTime())
+const isNullableTimestamp = (value: unknown): boolean => value === null || isTimestamp(value)
+const isJsonb = (value: unknown): boolean => value !== undefined
+const states: ReadonlySet<unknown> = new Set(State.literals)
+const isState = (value: unknown): boolean => states.has(value)
+const isJsonbArray = (value: unknown): boolean => Array.isArray(value)
+
+/**
+ * Whether `TaskRow` accepts a row as it is, by a plain check of each column,
+ * spelled out column by column. Rows are decoded on every claim, hundreds at
+ * a time, and Effect's struct parser costs about 2 µs a row (18 columns),
+ * some 40 times these checks; so a row that passes them is taken as it is,
+ * and any other row goes through `TaskRow`'s decoder, which decides and says
+ * what is wrong. A check never accepts a value its column's schema refuses,
+ * and on every value the driver can return it agrees with the schema (a test
+ * holds the checks to `Schema.is(TaskRow)` with each column set to each of
+ * many values). The `jsonb` check alone is stricter, with `undefined`, which
+ * no driver value is: such a row just takes the slower path.
+ */
+export const isPlainTaskRow = (row: unknown): row is TaskRow => {
+  if (typeof row !== "object" || row === null) return false
+  const r = row as { readonly [column: string]: unknown }
+  return isText(r.id) && isText(r.task_name) && isText(r.queue_name) && isNullableText(r.uniq_key) &&
+    isJsonb(r.payload) && isState(r.state) && isInt4(r.priority) && isInt4(r.attempt) && isInt4(r.retries) &&
+    isInt4(r.max_retries) && isInt8(r.timeout_msecs) && isTimestamp(r.created_at) && isTimestamp(r.scheduled_at) &&
+    isNullableTimestamp(r.running_at) && isNullableTimestamp(r.lease_expires_at) &&
+    isNullableTimestamp(r.done_at) && isJsonb(r.error_info) && isJsonbArray(r.errors)
+}
+
+/** A value as short text for an error message. */
+const show = (value: unknown): string => {
+  const text = value instanceof Date
+    ? (Number.isNaN(value.getTime()) ? "Invalid Date" : value.toISOString())
+    : typeof value === "bigint"
+    ? String(value)
+    : JSON.stringify(value) ?? String(value)
+  return text.length > 100 ? `${text.slice(0, 100)}…` : text
+}
+
+/** The `MalformedRow` for a row that failed to decode, from the first issue the decoder found. */
+const malformed = (row: unknown, cause: Cause.Cause<SchemaIssue.Issue>): MalformedRow => {
+  const record: Readonly<Record<string, unknown>> = typeof row === "object" && row !== null
+    ? row as Record<string, unknown>
+    : {}
+  const taskId = typeof record.id === "string" ? record.id : "unknown"
+  const issue = Cause.findErrorOption(cause)
+  const first = issue._tag === "Some" ? formatIssue(issue.value).issues[0] : undefined
+  const key = first?.path?.[0]
+  const column = typeof key === "string" ? key : "row"
+  return new MalformedRow({
+    taskId,
+    column,
+    value: show(column === "row" ? row : record[column]),
+    problem: first?.message ?? Cause.pretty(cause)
+  })
+}
+
+/** Maps a decoded row to the port's record. */
+const toTaskRecord = (row: TaskRow): TaskRecord => ({
+  id: row.id,
+  taskName: row.task_name,
+  queue: row.queue_name,
+  uniqueKey: row.uniq_key,
+  payload: row.payload,
+  state: row.state,
+  priority: row.priority,
+  attempt: row.attempt,
+  retries: row.retries,
+  maxRetries: row.max_retries,
+  timeoutMs: Number(row.timeout_msecs),
+  createdAt: row.created_at,
+  scheduledAt: row.scheduled_at,
+  runningAt: row.running_at,
+  leaseExpiresAt: row.lease_expires_at,
+  doneAt: row.done_at,
+  lastError: row.error_info === null ? null : decodeAttemptError(row.error_info, row.created_at),
+  errors: row.errors.map((error) => decodeAttemptError(error, row.created_at))
+})
+
+/** The slow path of decoding: through `TaskRow`'s decoder, built once. */
+const decodeWithSchema = (row: unknown): TaskRecord | MalformedRow => {
+  const decoded = decodeRow(row)
+  return Exit.isSuccess(decoded) ? toTaskRecord(decoded.value) : malformed(row, decoded.cause)
+}
+
+/**
+ * Decodes one row as the driver returned it into a `TaskRecord`, or the
+ * `MalformedRow` saying what is wrong with it (the first problem `TaskRow`'s
+ * decoder finds).
+ */
+export const decodeTaskRecord = (row: unknown): Result.Result<TaskRecord, MalformedRow> => {
+  const decoded = isPlainTaskRow(row) ? toTaskRecord(row) : decodeWithSchema(row)
+  return decoded instanceof MalformedRow ? Result.fail(decoded) : Result.succeed(decoded)
+}
+
+/** The rows of one statement, decoded: the records in the rows' order, and the rows that did not decode. */
+export interface DecodedRows {
+  readonly records: ReadonlyArray<TaskRecord>
+  /** Each row that did not decode, with what is wrong with it; empty when all did. */
+  readonly malformed: ReadonlyArray<readonly [row: unknown, error: MalformedRow]>
+}
+
+const noneMalformed: DecodedRows["malformed"] = []
+
+/** Decodes the rows a statement returned (`decodeTaskRecord` for each, without a `Result` per row). */
+export const decodeTaskRecords = (rows: ReadonlyArray<unknown>): DecodedRows => {
+  const records: Array<TaskRecord> = []
+  let malformedRows: Array<readonly [unknown, MalformedRow]> | undefined
+  for (let i = 0; i < rows.length; i++) {
+    const row = rows[i]
+    const decoded = isPlainTaskRow(row) ? toTaskRecord(row) : decodeWithSchema(row)
+    if (decoded instanceof MalformedRow) (malformedRows ??= []).push([row, decoded])
+    else records.push(decoded)
+  }
+  return { records, malformed: malformedRows ?? noneMalformed }
+}
