@@ -1,7 +1,7 @@
 /**
  * The fault suite: real worker processes against a real PostgreSQL, under
  * kills, outages, lost connections, paused processes, races, bad input,
- * shutdowns and hostile strings. Each scenario prints
+ * shutdowns, hostile strings and poisoned tasks. Each scenario prints
  *
  *   <scenario>: N tasks, N completed, N lost, N ran twice
  *
@@ -38,6 +38,7 @@ import * as Injection from "./scenarios/injection.ts"
 import * as Kill from "./scenarios/kill.ts"
 import * as Listen from "./scenarios/listen.ts"
 import * as Outage from "./scenarios/outage.ts"
+import * as Poison from "./scenarios/poison.ts"
 import * as Shutdown from "./scenarios/shutdown.ts"
 import * as Stale from "./scenarios/stale.ts"
 import * as UniqueRace from "./scenarios/uniqueRace.ts"
@@ -54,7 +55,8 @@ const scenarios: ReadonlyArray<Scenario> = [
   UniqueRace.scenario,
   BadInput.scenario,
   Shutdown.make(random),
-  Injection.scenario
+  Injection.scenario,
+  Poison.scenario
 ]
 
 const freePort = () =>

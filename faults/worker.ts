@@ -43,6 +43,7 @@ const stats = Effect.gen(function*() {
     failed: yield* total(TaskMetrics.failed),
     released: yield* total(TaskMetrics.released),
     refused: yield* total(TaskMetrics.refused),
+    dropped: yield* total(TaskMetrics.dropped),
     statements: trace.statements(),
     tainted: trace.tainted().length
   }

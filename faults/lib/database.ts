@@ -53,6 +53,8 @@ export interface StoredError {
   readonly attempt: number
   readonly tag: string | null
   readonly message: string
+  /** The error's fields as stored (JSON), or null. */
+  readonly details?: unknown
 }
 
 export interface TaskRow {

@@ -11,7 +11,7 @@
 export const configVariable = "BACKIE_FAULTS_CONFIG"
 
 /** Which tasks and handlers a worker runs (see `tasks.ts`). */
-export type Profile = "drain" | "stale" | "bad" | "shutdown" | "unique" | "injection"
+export type Profile = "drain" | "stale" | "bad" | "shutdown" | "unique" | "injection" | "poison"
 
 /** The configuration of one worker process. */
 export interface WorkerConfig {
@@ -51,6 +51,8 @@ export interface WorkerStats {
   readonly failed: number
   readonly released: number
   readonly refused: number
+  /** Outcomes the completer could not write even with a minimal error, and gave up (`backie_settlements_dropped`). */
+  readonly dropped: number
   /** With `traceSql`: statements seen, and how many carried the taint marker in their text. */
   readonly statements: number
   readonly tainted: number

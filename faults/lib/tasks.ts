@@ -8,7 +8,7 @@
  */
 import { Backoff, Task, WorkerPool } from "@backie/core"
 import type { TaskStore, TaskStoreError } from "@backie/core/TaskStore"
-import { Clock, Duration, Effect, Layer, Schema } from "effect"
+import { Clock, Duration, Effect, Layer, Schedule, Schema } from "effect"
 import { SqlClient } from "effect/sql"
 import * as crypto from "node:crypto"
 import * as Injection from "./injection.ts"
@@ -144,6 +144,115 @@ export const InjectionUnique = Task.make({
 export const injectionNote = (task: Task.CurrentTask, payload: unknown) =>
   JSON.stringify({ name: task.name, queue: task.queue, payload })
 
+// --- poison: one poisoned task never stops a queue -------------------------------
+
+/** The ordinary tasks of the poison queue. */
+export const PoisonOk = Task.make({
+  name: "fault_poison_ok",
+  queue: "poison",
+  payload: Schema.Struct({ n: Schema.Int }),
+  timeout: "2 seconds",
+  maxRetries: 0,
+  backoff: Backoff.none
+})
+
+/** What a poisoned handler does (see `poisoned`). */
+export const poisonKinds = [
+  "nul",
+  "surrogate",
+  "huge",
+  "cyclic",
+  "deep",
+  "nulTag",
+  "interrupt",
+  "snoozeNaN",
+  "snoozeNegative",
+  "unreadable"
+] as const
+export type PoisonKind = typeof poisonKinds[number]
+
+/** A poisoned task: each attempt misbehaves as its `kind` says; one retry, at once. */
+export const Poison = Task.make({
+  name: "fault_poison",
+  queue: "poison",
+  payload: Schema.Struct({ kind: Schema.Literals(poisonKinds) }),
+  timeout: "2 seconds",
+  maxRetries: 1,
+  backoff: Backoff.none
+})
+
+/**
+ * A backoff policy that throws when it is stepped. It compiles against the
+ * public types (the schedule's input is `unknown`); stepping it dies.
+ */
+export const throwingBackoff = Backoff.schedule(
+  Schedule.spaced("10 millis").pipe(
+    Schedule.map((): number => {
+      throw new Error("the backoff threw on purpose")
+    })
+  )
+)
+
+/** A task whose first attempt fails and whose backoff then throws; its second attempt succeeds. */
+export const PoisonBackoff = Task.make({
+  name: "fault_poison_backoff",
+  queue: "poison",
+  payload: Schema.Struct({}),
+  timeout: "2 seconds",
+  maxRetries: 1,
+  backoff: throwingBackoff
+})
+
+/** A typed failure whose fields a poisoned handler fills with what PostgreSQL or JSON cannot take. */
+export class PoisonError extends Schema.TaggedError<PoisonError>()("PoisonError", {
+  message: Schema.String,
+  details: Schema.Unknown
+}) {}
+
+/** The length of the huge error message: 1 MB. */
+export const hugeMessageChars = 1024 * 1024
+/** How deep the deep details object is nested. */
+export const deepDetailsLevels = 100_000
+
+/** What each poisoned handler's attempt ends with. */
+const poisoned = (kind: PoisonKind): Effect.Effect<void, unknown> => {
+  switch (kind) {
+    case "nul":
+      return Effect.fail(new PoisonError({ message: "a NUL \u0000 in the middle", details: { note: "\u0000" } }))
+    case "surrogate":
+      return Effect.fail(new PoisonError({ message: "a lone \ud800 surrogate", details: { note: "\udc00" } }))
+    case "huge":
+      return Effect.fail(new PoisonError({ message: `huge ${"x".repeat(hugeMessageChars)}`, details: null }))
+    case "cyclic": {
+      const cyclic: Record<string, unknown> = { note: "refers to itself" }
+      cyclic.self = cyclic
+      return Effect.fail(new PoisonError({ message: "its details refer to themselves", details: cyclic }))
+    }
+    case "deep": {
+      let deep: Record<string, unknown> = {}
+      for (let i = 0; i < deepDetailsLevels; i++) deep = { next: deep }
+      return Effect.fail(new PoisonError({ message: `its details are ${deepDetailsLevels} levels deep`, details: deep }))
+    }
+    case "nulTag":
+      return Effect.fail({ _tag: "Nul\u0000Tag", message: "a tag with a NUL character" })
+    case "interrupt":
+      return Effect.interrupt
+    case "snoozeNaN":
+      return Task.snooze(Number.NaN)
+    case "snoozeNegative":
+      return Task.snooze(-1000)
+    case "unreadable":
+      // An error whose prototype cannot be read: deciding the outcome (`instanceof`) throws.
+      return Effect.fail(
+        new Proxy({}, {
+          getPrototypeOf: () => {
+            throw new Error("the error's prototype cannot be read")
+          }
+        })
+      )
+  }
+}
+
 // --- pools -----------------------------------------------------------------------
 
 type PoolLayer = Layer.Layer<
@@ -237,6 +346,20 @@ export const pool = (config: WorkerConfig): PoolLayer => {
           Task.handler(InjectionUnique, (payload, task) => record(task, injectionNote(task, payload)))
         ],
         queues: Object.fromEntries(Injection.names.map((name) => [name, queue])),
+        ...grace
+      }),
+    poison: () =>
+      WorkerPool.layer({
+        handlers: [
+          Task.handler(PoisonOk, (_, task) => Effect.andThen(record(task), Effect.sleep("20 millis"))),
+          Task.handler(Poison, ({ kind }, task) => Effect.andThen(record(task, kind), poisoned(kind))),
+          Task.handler(PoisonBackoff, (_, task) =>
+            Effect.andThen(
+              record(task),
+              task.attempt === 1 ? Effect.fail(new FaultError({ message: "fails once" })) : Effect.void
+            ))
+        ],
+        queues: { poison: queue },
         ...grace
       })
   }
