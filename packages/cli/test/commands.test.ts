@@ -2,7 +2,9 @@
  * Every command, run in process against a real database in fresh schemas:
  * the text and JSON output, the one-line errors and the exit codes.
  */
+import { TaskStore } from "@backie/core/TaskStore"
 import { Effect } from "effect"
+import * as crypto from "node:crypto"
 import { afterAll, beforeAll, describe, expect, it } from "vitest"
 import { ExitCode } from "../src/Errors.ts"
 import {
@@ -35,7 +37,10 @@ describe("migrate", () => {
     const schema = fresh()
     const first = await runOn(schema, ["migrate"])
     expect(first).toMatchObject({ code: 0, stderr: "" })
-    expect(first.stdout).toBe(`applied migration 0001_create_tasks to schema "${schema}"`)
+    expect(first.stdout).toBe(
+      `applied migration 0001_create_tasks to schema "${schema}"\n` +
+        `applied migration 0002_holders to schema "${schema}"`
+    )
 
     const again = await runOn(schema, ["migrate"])
     expect(again.code).toBe(0)
@@ -50,7 +55,10 @@ describe("migrate", () => {
     const schema = fresh()
     const result = await runOn(schema, ["--json", "migrate"])
     expect(result.code).toBe(0)
-    expect(JSON.parse(result.stdout)).toEqual({ schema, applied: [{ id: 1, name: "create_tasks" }] })
+    expect(JSON.parse(result.stdout)).toEqual({
+      schema,
+      applied: [{ id: 1, name: "create_tasks" }, { id: 2, name: "holders" }]
+    })
   })
 })
 
@@ -115,7 +123,8 @@ describe("reading", () => {
     const result = await runOn(schema, ["status"])
     expect(result.code).toBe(0)
     expect(result.stderr).toBe("")
-    const lines = result.stdout.split("\n")
+    const [table, unclaimed] = result.stdout.split("\n\n")
+    const lines = table!.split("\n")
     expect(lines[0]).toMatch(/^QUEUE\s+READY\s+RUNNING\s+DONE\s+FAILED\s+CANCELLED\s+OLDEST WAITING$/)
     expect(lines.slice(1).map((line) => line.split(/\s+/).slice(0, 6))).toEqual([
       ["images", "0", "0", "0", "2", "0"],
@@ -125,6 +134,54 @@ describe("reading", () => {
     ])
     expect(lines.find((line) => line.startsWith("mail"))).toMatch(/ 5m( \d+s)?$/)
     expect(lines.find((line) => line.startsWith("later"))).toMatch(/ -$/)
+    // No pool runs: every waiting task name is listed as unclaimed.
+    const waiting = unclaimed!.split("\n")
+    expect(waiting[0]).toBe("waiting for a worker pool that knows their task name (0 live pools registered):")
+    expect(waiting[1]).toMatch(/^QUEUE\s+TASK\s+READY\s+SCHEDULED SINCE$/)
+    expect(waiting.slice(2).map((line) => line.split(/\s+/).slice(0, 3)).sort()).toEqual(
+      [["later", expect.any(String), "1"], ["mail", expect.any(String), "4"]].sort()
+    )
+  })
+
+  it("status lists as unclaimed only the waiting task names no live pool claims on their queue", async () => {
+    const other = randomSchema()
+    schemas.push(other)
+    await withStore(
+      other,
+      Effect.gen(function*() {
+        yield* insert([{ taskName: "welcome_email", queue: "mail" }, { taskName: "new_name", queue: "mail" }])
+        const store = yield* TaskStore
+        const now = new Date()
+        // A live pool knows welcome_email on mail; an expired one knew new_name.
+        yield* store.heartbeat({
+          id: crypto.randomUUID(),
+          queues: ["mail"],
+          taskNames: ["welcome_email"],
+          host: "h",
+          pid: 1,
+          now,
+          expiresAt: new Date(now.getTime() + 10 * minute),
+          startedUpTo: 0
+        })
+        yield* store.heartbeat({
+          id: crypto.randomUUID(),
+          queues: ["mail"],
+          taskNames: ["new_name"],
+          host: "h",
+          pid: 2,
+          now: ago(10 * minute),
+          expiresAt: ago(9 * minute),
+          startedUpTo: 0
+        })
+      })
+    )
+    const result = await runOn(other, ["status", "--json"])
+    expect(result.code).toBe(0)
+    const status = JSON.parse(result.stdout)
+    expect(status.livePools).toBe(1)
+    expect(status.unclaimed).toMatchObject([{ queue: "mail", taskName: "new_name", ready: 1 }])
+    const text = await runOn(other, ["status"])
+    expect(text.stdout).toMatch(/\(1 live pools registered\):\nQUEUE\s+TASK\s+READY\s+SCHEDULED SINCE\nmail\s+new_name\s+1\s/)
   })
 
   it("status --json", async () => {
@@ -151,7 +208,7 @@ describe("reading", () => {
     expect(lines.at(-1)).toBe("tasks 1-9")
     expect(lines[1]).toContain(ids.mail![0]!)
     const failed = lines.find((line) => line.startsWith(ids.images![0]!))
-    expect(failed).toMatch(/resize\s+images\s+failed\s+1\s+1\/0\s+\S+ \S+Z\s+ResizeError: too big$/)
+    expect(failed).toMatch(/resize\s+images\s+failed\s+1\s+0\/0\s+\S+ \S+Z\s+ResizeError: too big$/)
   })
 
   it("list filters by queue, state and task name", async () => {
@@ -190,7 +247,7 @@ describe("reading", () => {
       state: "failed",
       payload: { url: "https://example.com/1.png" },
       attempt: 1,
-      retries: 1,
+      retries: 0,
       maxRetries: 0,
       lastError: { attempt: 1, message: "ResizeError: too big", tag: "ResizeError", details: { size: 9000 } }
     })
@@ -206,7 +263,7 @@ describe("reading", () => {
     expect(text).toMatch(/^queue\s+images$/m)
     expect(text).toMatch(/^state\s+failed$/m)
     expect(text).toMatch(/^attempts\s+1$/m)
-    expect(text).toMatch(/^retries\s+1 of 0$/m)
+    expect(text).toMatch(/^retries\s+0 of 0$/m)
     expect(text).toMatch(/^created\s+\S+ \S+Z \(10m( \d+s)? ago\)$/m)
     expect(text).toMatch(/^scheduled\s+\S+ \S+Z \(10m( \d+s)? ago\)$/m)
     expect(text).toMatch(/^done\s+\S+ \S+Z \(2m( \d+s)? ago\)$/m)

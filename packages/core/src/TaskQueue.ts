@@ -24,12 +24,12 @@
  *
  * @since 0.1.0
  */
-import { Clock, Context, DateTime, Duration, Effect, Exit, Layer, Metric, Schema } from "effect"
+import { Context, DateTime, Duration, Effect, Exit, Layer, Metric, Schema } from "effect"
 import type * as Task from "./Task.ts"
 import { firstUnstorable, maxJsonDepth, unstorable } from "./internal/text.ts"
 import * as TaskMetrics from "./TaskMetrics.ts"
 import type { NewTask, TaskRecord, TaskStoreError } from "./TaskStore.ts"
-import { TaskStore } from "./TaskStore.ts"
+import { currentTimeMillis, TaskStore } from "./TaskStore.ts"
 
 /**
  * When and how urgently to run an enqueued task.
@@ -169,7 +169,7 @@ export const make: Effect.Effect<TaskQueue["Service"], never, TaskStore> = Effec
     payloads: Iterable<Task.Payload<T>>,
     options: EnqueueOptions | undefined
   ) {
-    const now = yield* Clock.currentTimeMillis
+    const now = yield* currentTimeMillis(store)
     let runAt = now
     if (options?.runAt !== undefined) {
       runAt = toMillis(options.runAt)
@@ -252,6 +252,7 @@ export const make: Effect.Effect<TaskQueue["Service"], never, TaskStore> = Effec
         queue: task.queue,
         payload: encoded.value,
         uniqueKey,
+        uniqueStates: task.uniqueStates,
         priority,
         maxRetries: task.maxRetries,
         timeoutMs,

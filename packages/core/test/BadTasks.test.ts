@@ -118,7 +118,7 @@ describe("one bad task never stops a queue", () => {
       const stubborn = TaskStore.of({
         ...memory,
         settle: (settlements: ReadonlyArray<Settlement>) =>
-          settlements.some((s) => s.id === poisoned && s.attempt === 1)
+          settlements.some((s) => s.id === poisoned && s.claim === 1)
             ? Effect.fail(new TaskStoreError({ reason: "Rejected", operation: "settle", message: "settle failed: no" }))
             : memory.settle(settlements)
       })

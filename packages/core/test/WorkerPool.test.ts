@@ -11,6 +11,11 @@ import { TaskStore, TaskStoreError } from "../src/TaskStore.ts"
 import * as WorkerPool from "../src/WorkerPool.ts"
 import { harness, stored } from "./utils.ts"
 
+/** The task names this file's direct claims take. */
+const ANY_NAMES: ReadonlyArray<string> = ["job"]
+/** The holder of this file's direct claims (never registered: a rescue counts it as lost). */
+const TEST_HOLDER = "7e57c0de-0000-4000-8000-00000000beef"
+
 class MailerDown extends Schema.TaggedError<MailerDown>()("MailerDown", {
   host: Schema.String,
   message: Schema.String
@@ -130,7 +135,9 @@ describe("WorkerPool", () => {
             const task = yield* stored(id)
             assert.strictEqual(runs, 3)
             assert.strictEqual(task.state, "failed")
-            assert.strictEqual(task.retries, 3)
+            // Never more than its maximum: the last failure ends the task, it is not a retry.
+            assert.strictEqual(task.retries, 2)
+            assert.strictEqual(task.attempt, 3)
             assert.deepStrictEqual(task.errors.map((e) => e.message), ["failure 1", "failure 2", "failure 3"])
             assert.strictEqual(task.lastError?.message, "failure 3")
             assert.deepStrictEqual(task.doneAt, at(0))
@@ -313,38 +320,49 @@ describe("WorkerPool", () => {
   })
 
   describe("stored tasks the pool cannot run", () => {
-    it.effect("an unknown task name is recorded as TaskNotRegistered and the pool goes on", () =>
+    it.effect("a task of a name the pool has no handler for is not claimed: it waits for a pool that knows it", () =>
       Effect.gen(function*() {
         const done: Array<string> = []
-        yield* withPool(
-          {
-            handlers: [Task.handler(Email, ({ to }) => Effect.sync(() => done.push(to)))],
-            queues: { default: {} }
-          },
-          Effect.gen(function*() {
-            const store = yield* TaskStore
-            const [ghost] = yield* store.insert([{
-              taskName: "ghost",
-              queue: "default",
-              payload: {},
-              uniqueKey: null,
-              priority: 10,
-              maxRetries: 0,
-              timeoutMs: 1000,
-              now: at(0),
-              scheduledAt: at(0)
-            }])
-            yield* TaskQueue.enqueue(Email, { to: "still served" })
-            yield* WorkerPool.awaitIdle
-            const task = yield* stored(ghost!.task.id)
-            assert.strictEqual(task.state, "failed")
-            assert.strictEqual(task.lastError?.tag, "TaskNotRegistered")
-            assert.strictEqual(
-              task.lastError?.message,
-              "TaskNotRegistered: no handler is registered for the task \"ghost\" in this worker pool"
-            )
-            assert.deepStrictEqual(done, ["still served"])
-          })
+        const store = yield* MemoryTaskStore.make
+        const Ghost = Task.make({ name: "ghost", payload: Schema.Struct({}), maxRetries: 0 })
+        const { id: ghost } = yield* TaskQueue.enqueue(Ghost, {}).pipe(
+          Effect.provide(TaskQueue.layer),
+          Effect.provideService(TaskStore, store)
+        )
+        yield* Effect.gen(function*() {
+          yield* TaskQueue.enqueue(Email, { to: "still served" })
+          yield* WorkerPool.awaitIdle
+          yield* TestClock.adjust(sec(3600))
+          yield* WorkerPool.awaitIdle
+          const task = yield* stored(ghost)
+          assert.strictEqual(task.state, "ready")
+          assert.strictEqual(task.attempt, 0)
+          assert.deepStrictEqual(task.errors, [])
+          assert.deepStrictEqual(done, ["still served"])
+        }).pipe(
+          Effect.provide(Layer.merge(
+            WorkerPool.layer({
+              handlers: [Task.handler(Email, ({ to }) => Effect.sync(() => done.push(to)))],
+              queues: { default: {} }
+            }),
+            TaskQueue.layer
+          )),
+          Effect.provideService(TaskStore, store),
+          Effect.scoped
+        )
+        // A pool of the next release, which knows the name, runs it.
+        yield* Effect.gen(function*() {
+          yield* WorkerPool.awaitIdle
+          const task = yield* store.get(ghost)
+          assert.strictEqual(task?.state, "done")
+          assert.strictEqual(task?.attempt, 1)
+        }).pipe(
+          Effect.provide(WorkerPool.layer({
+            handlers: [Task.handler(Ghost, () => Effect.void)],
+            queues: { default: { retention: "KeepAll" } }
+          })),
+          Effect.provideService(TaskStore, store),
+          Effect.scoped
         )
       }))
 
@@ -553,7 +571,7 @@ describe("WorkerPool", () => {
           })
       ))
 
-    it.effect("a claimed task that waited longer than the lease margin for a slot is returned unrun", () =>
+    it.effect("a claimed task that waited past half the lease margin for a slot is returned unrun, its attempt given back", () =>
       Effect.gen(function*() {
         const Work = Task.make({ name: "work", payload: Schema.Struct({ ms: Schema.Number }), timeout: "1 minute" })
         const runs: Array<[number, number]> = []
@@ -564,18 +582,23 @@ describe("WorkerPool", () => {
             queues: { default: { concurrency: 1, prefetch: 2, leaseMargin: "1 second", retention: "KeepAll" } }
           },
           Effect.gen(function*() {
-            const [slow, waiting] = yield* TaskQueue.enqueueMany(Work, [{ ms: 5000 }, { ms: 0 }])
+            const [slow, waiting] = yield* TaskQueue.enqueueMany(Work, [{ ms: 600 }, { ms: 0 }])
             yield* TestClock.adjust("10 millis")
             assert.strictEqual((yield* stored(waiting!.id)).state, "running", "claimed ahead")
-            yield* TestClock.adjust("5 seconds")
+            yield* TestClock.adjust("600 millis")
             yield* WorkerPool.awaitIdle
-            // It waited 5 s for the slot, more than the 1 s margin: released, then claimed and run again.
-            assert.deepStrictEqual(runs, [[5000, 1], [0, 2]])
+            // It waited 0.6 s for the slot, more than half the 1 s margin:
+            // returned unrun, then claimed and run as attempt 1.
+            assert.deepStrictEqual(runs, [[600, 1], [0, 1]])
             const task = yield* stored(waiting!.id)
             assert.strictEqual(task.state, "done")
+            assert.strictEqual(task.attempt, 1)
+            assert.strictEqual(task.claim, 2)
             assert.strictEqual(task.retries, 0)
             assert.deepStrictEqual(task.errors, [])
             assert.strictEqual((yield* stored(slow!.id)).state, "done")
+            const returned = yield* Metric.value(Metric.withAttributes(TaskMetrics.returned, { queue: "default" }))
+            assert.strictEqual(returned.count, 1)
           })
         )
       }))
@@ -611,20 +634,149 @@ describe("WorkerPool", () => {
   })
 
   describe("leases and the attempt fence", () => {
-    it.effect("a task whose worker died runs again once its lease expires", () =>
+    /** Registers `holder` as another process's pool until `expiresAt`, and claims the queue's tasks as it. */
+    const claimElsewhere = (store: TaskStore["Service"], holder: string, expiresAt: number) =>
+      Effect.andThen(
+        store.heartbeat({
+          id: holder,
+          queues: ["default"],
+          taskNames: ANY_NAMES,
+          host: "elsewhere",
+          pid: 2,
+          now: at(0),
+          expiresAt: at(expiresAt),
+          startedUpTo: 0
+        }),
+        store.claim({ queue: "default", taskNames: ANY_NAMES, holder, limit: 10, now: at(0), leaseMarginMs: 5000 })
+      )
+
+    it.effect("a task claimed by a process that died comes back uncharged once its registration expires", () =>
+      Effect.gen(function*() {
+        const Job = Task.make({ name: "job", payload: Schema.Struct({}), timeout: "10 seconds", maxRetries: 0 })
+        const runs: Array<[number, number]> = []
+        const store = yield* MemoryTaskStore.make
+        const queue = yield* TaskQueue.make.pipe(Effect.provideService(TaskStore, store))
+        const { id } = yield* queue.enqueue(Job, {})
+        // A pool in another process claims it, then dies: its registration lasts 5 s.
+        const [claimed] = yield* claimElsewhere(store, TEST_HOLDER, sec(5))
+        assert.strictEqual(claimed?.id, id)
+
+        yield* Effect.gen(function*() {
+          yield* WorkerPool.awaitIdle
+          assert.deepStrictEqual(runs, [])
+          yield* TestClock.adjust(sec(5) - 1)
+          yield* WorkerPool.awaitIdle
+          assert.deepStrictEqual(runs, [])
+          // The rescuer runs every half margin: at 5 s it finds the registration expired.
+          yield* TestClock.adjust(1)
+          yield* WorkerPool.awaitIdle
+          // Well before the 15 s lease, and with maxRetries 0 it still runs: nothing was charged.
+          assert.deepStrictEqual(runs, [[1, 0]])
+          const task = yield* stored(id)
+          assert.strictEqual(task.state, "done")
+          assert.deepStrictEqual(task.errors, [])
+          assert.strictEqual(task.rescued, 1)
+          assert.strictEqual(task.claim, 2)
+          // A task rescued once has its start recorded before it runs.
+          assert.isTrue(task.startRecorded)
+          // The dead worker's late outcome is refused by the fence.
+          const [late] = yield* store.settle([{ _tag: "Done", id, claim: 1, now: at(sec(20)), remove: false }])
+          assert.isFalse(late!.applied)
+          const rescued = yield* Metric.value(
+            Metric.withAttributes(TaskMetrics.rescued, { outcome: "returned" })
+          )
+          assert.strictEqual(rescued.count, 1)
+        }).pipe(
+          Effect.provide(WorkerPool.layer({
+            handlers: [Task.handler(Job, (_, task) => Effect.sync(() => runs.push([task.attempt, task.retries])))],
+            queues: { default: { retention: "KeepAll", leaseMargin: "5 seconds" } }
+          })),
+          Effect.provideService(TaskStore, store)
+        )
+      }))
+
+    it.effect("each heartbeat says how far the pool started: its running tasks, not the ones it holds ahead", () =>
+      Effect.gen(function*() {
+        const Job = Task.make({ name: "job", payload: Schema.Struct({ n: Schema.Number }), timeout: "10 seconds" })
+        const gate = yield* Deferred.make<void>()
+        const store = yield* MemoryTaskStore.make
+        const queue = yield* TaskQueue.make.pipe(Effect.provideService(TaskStore, store))
+        const [first, second, third] = yield* queue.enqueueMany(Job, [{ n: 1 }, { n: 2 }, { n: 3 }])
+        yield* Effect.gen(function*() {
+          yield* TestClock.adjust("10 millis")
+          const held = yield* Effect.forEach([first!, second!, third!], (t) => stored(t.id))
+          assert.deepStrictEqual(held.map((t) => t.state), ["running", "running", "running"])
+          // One slot: the first runs, the other two wait in the buffer. The
+          // next heartbeat (a quarter of the 4 s margin) reports the first only.
+          yield* TestClock.adjust("1 second")
+          const [holder] = yield* store.holders
+          assert.strictEqual(holder?.startedUpTo, held[0]!.holdSeq)
+          assert.isBelow(holder!.startedUpTo, held[1]!.holdSeq!)
+          assert.deepStrictEqual(holder?.taskNames, ["job"])
+          assert.strictEqual(holder?.holding, 3)
+          yield* Deferred.succeed(gate, undefined)
+          yield* WorkerPool.awaitIdle
+          yield* TestClock.adjust("1 second")
+          const [after] = yield* store.holders
+          assert.strictEqual(after?.startedUpTo, held[2]!.holdSeq)
+        }).pipe(
+          Effect.provide(WorkerPool.layer({
+            handlers: [Task.handler(Job, ({ n }) => n === 1 ? Deferred.await(gate) : Effect.void)],
+            queues: { default: { concurrency: 1, prefetch: 3, leaseMargin: "4 seconds", retention: "KeepAll" } }
+          })),
+          Effect.provideService(TaskStore, store),
+          Effect.scoped
+        )
+        // Shutdown ended the registration.
+        assert.deepStrictEqual(yield* store.holders, [])
+      }))
+
+    it.effect("a task that crashes its worker every time is charged from its second crash and ends failed", () =>
+      Effect.gen(function*() {
+        const Job = Task.make({ name: "job", payload: Schema.Struct({}), timeout: "10 seconds", maxRetries: 1 })
+        const store = yield* MemoryTaskStore.make
+        const queue = yield* TaskQueue.make.pipe(Effect.provideService(TaskStore, store))
+        const { id } = yield* queue.enqueue(Job, {})
+        // Crash 1: the holder dies before its start could be recorded: returned uncharged.
+        const holders = ["7e57c0de-0000-4000-8000-0000000000a1", "7e57c0de-0000-4000-8000-0000000000a2", "7e57c0de-0000-4000-8000-0000000000a3"]
+        yield* claimElsewhere(store, holders[0]!, sec(1))
+        assert.deepStrictEqual(yield* store.rescue({ queues: ["default"], now: at(sec(1)), limit: 10 }), {
+          returned: 1,
+          retried: 0,
+          failed: 0
+        })
+        // Crashes 2 and 3: the task was rescued before, so a pool records its
+        // start before running it; it then counts as started: it keeps its
+        // lease (10 s + 5 s) and is charged when that lapses.
+        for (const [i, holder] of holders.slice(1).entries()) {
+          const [claimed] = yield* claimElsewhere(store, holder, sec(1))
+          assert.isTrue(yield* store.recordStart({ id, claim: claimed!.claim }))
+          assert.deepStrictEqual(yield* store.rescue({ queues: ["default"], now: at(sec(1)), limit: 10 }), {
+            returned: 0,
+            retried: 0,
+            failed: 0
+          })
+          const result = yield* store.rescue({ queues: ["default"], now: at(sec(15)), limit: 10 })
+          assert.deepStrictEqual(result, i === 0 ? { returned: 0, retried: 1, failed: 0 } : { returned: 0, retried: 0, failed: 1 })
+        }
+        const task = yield* stored(id).pipe(Effect.provideService(TaskStore, store))
+        assert.strictEqual(task.state, "failed")
+        assert.strictEqual(task.retries, 1)
+        assert.strictEqual(task.rescued, 1)
+        assert.deepStrictEqual(task.errors.map((e) => e.tag), ["LeaseExpired", "LeaseExpired"])
+      }))
+
+    it.effect("a task whose lease lapsed while its holder lives is charged LeaseExpired and runs again", () =>
       Effect.gen(function*() {
         const Job = Task.make({ name: "job", payload: Schema.Struct({}), timeout: "10 seconds" })
         const runs: Array<[number, number]> = []
         const store = yield* MemoryTaskStore.make
         const queue = yield* TaskQueue.make.pipe(Effect.provideService(TaskStore, store))
         const { id } = yield* queue.enqueue(Job, {})
-        // A worker in another process claims it, then dies.
-        const [claimed] = yield* store.claim({ queue: "default", limit: 1, now: at(0), leaseMarginMs: 5000 })
-        assert.strictEqual(claimed?.id, id)
+        // Another process's pool claims it and stays registered, but never settles it.
+        yield* claimElsewhere(store, TEST_HOLDER, sec(3600))
 
         yield* Effect.gen(function*() {
-          yield* WorkerPool.awaitIdle
-          assert.deepStrictEqual(runs, [])
           yield* TestClock.adjust(sec(15) - 1)
           yield* WorkerPool.awaitIdle
           assert.deepStrictEqual(runs, [])
@@ -635,9 +787,6 @@ describe("WorkerPool", () => {
           assert.strictEqual(task.state, "done")
           assert.strictEqual(task.errors[0]?.tag, "LeaseExpired")
           assert.strictEqual(task.errors[0]?.attempt, 1)
-          // The dead worker's late outcome is refused by the fence.
-          const [late] = yield* store.settle([{ _tag: "Done", id, attempt: 1, now: at(sec(20)), remove: false }])
-          assert.isFalse(late!.applied)
         }).pipe(
           Effect.provide(WorkerPool.layer({
             handlers: [Task.handler(Job, (_, task) => Effect.sync(() => runs.push([task.attempt, task.retries])))],
@@ -996,7 +1145,8 @@ describe("WorkerPool", () => {
         assert.strictEqual(task?.state, "ready")
         assert.strictEqual(task?.retries, 0)
         assert.strictEqual(task?.attempt, 1)
-        assert.deepStrictEqual(task?.scheduledAt, at(sec(10)))
+        // Its place in the queue is kept.
+        assert.deepStrictEqual(task?.scheduledAt, at(0))
         assert.deepStrictEqual(task?.errors, [])
       }))
     it.effect("interruptRunning during shutdown (a second Ctrl-C) returns running tasks to the queue at once", () =>

@@ -3,8 +3,8 @@
  *
  * @since 0.1.0
  */
-import { TaskStore } from "@backie/core/TaskStore"
-import { Clock, Console, Effect } from "effect"
+import { currentTimeMillis, TaskStore } from "@backie/core/TaskStore"
+import { Console, Effect } from "effect"
 import { Command } from "effect/cli"
 import * as Database from "../Database.ts"
 import { NothingToDo, TaskNotFound } from "../Errors.ts"
@@ -28,7 +28,7 @@ export const cancel = Command.make(
       if (before.state !== "ready" && before.state !== "running") {
         return yield* new NothingToDo({ message: `task ${id} is already ${before.state}: nothing to cancel` })
       }
-      const now = new Date(yield* Clock.currentTimeMillis)
+      const now = new Date(yield* currentTimeMillis(store).pipe(Effect.mapError(Database.storeFailure)))
       const task = yield* store.cancel(id, now).pipe(Effect.mapError(Database.storeFailure))
       if (task === undefined) return yield* new TaskNotFound({ id, message: `no task with id ${id}` })
       if (task.state !== "cancelled") {

@@ -4,8 +4,8 @@
  *
  * @since 0.1.0
  */
-import { TaskStore } from "@backie/core/TaskStore"
-import { Clock, Console, Effect, Option } from "effect"
+import { currentTimeMillis, TaskStore } from "@backie/core/TaskStore"
+import { Console, Effect, Option } from "effect"
 import { Argument, Command, Flag } from "effect/cli"
 import * as Database from "../Database.ts"
 import { NothingToDo, UsageError } from "../Errors.ts"
@@ -41,7 +41,7 @@ export const retry = Command.make(
     }
     yield* Effect.gen(function*() {
       const store = yield* TaskStore
-      const now = new Date(yield* Clock.currentTimeMillis)
+      const now = new Date(yield* currentTimeMillis(store).pipe(Effect.mapError(Database.storeFailure)))
       if (Option.isSome(input.id)) {
         const id = input.id.value
         const retried = yield* store.retry({ id, states: ["failed", "cancelled"] }, now).pipe(

@@ -47,6 +47,7 @@ import { claim } from "./contract/Claim.ts"
 import { insert } from "./contract/Insert.ts"
 import { purge } from "./contract/Purge.ts"
 import { reads } from "./contract/Reads.ts"
+import { rescue } from "./contract/Rescue.ts"
 import { retry } from "./contract/Retry.ts"
 import { settle } from "./contract/Settle.ts"
 import type { Body, Suite } from "./contract/Suite.ts"
@@ -96,6 +97,7 @@ export const storeContract = (
     insert(suite)
     uniqueKeys(suite)
     claim(suite)
+    rescue(suite)
     settle(suite)
     reads(suite)
     cancel(suite)

@@ -10,7 +10,8 @@
  * then a `MalformedRow` rather than a record with an invalid date or an
  * unknown state.
  */
-import type { TaskRecord } from "@backie/core/TaskStore"
+import type { TaskRecord, TaskState } from "@backie/core/TaskStore"
+import { defaultUniqueStates } from "@backie/core/TaskStore"
 import { Cause, Exit, Result, Schema, SchemaIssue, SchemaParser } from "effect"
 import { decodeAttemptError } from "./attemptError.ts"
 
@@ -32,6 +33,9 @@ const Jsonb = Schema.Unknown
 const State = Schema.Literals(["ready", "running", "done", "failed", "cancelled"])
 /** The `errors` column: a JSON array (the table's CHECK), each entry read leniently. */
 const JsonbArray = Schema.Array(Schema.Unknown)
+const States = Schema.Array(State)
+const NullableUuid = Schema.NullOr(Schema.String)
+const Bool = Schema.Boolean
 
 /**
  * One row of the tasks table, in the driver's values. Columns a statement
@@ -42,10 +46,12 @@ export const TaskRow = Schema.Struct({
   task_name: Text,
   queue_name: Text,
   uniq_key: NullableText,
+  uniq_states: States,
   payload: Jsonb,
   state: State,
   priority: Int4,
   attempt: Int4,
+  claim: Int4,
   retries: Int4,
   max_retries: Int4,
   timeout_msecs: Int8,
@@ -53,6 +59,10 @@ export const TaskRow = Schema.Struct({
   scheduled_at: Timestamp,
   running_at: NullableTimestamp,
   lease_expires_at: NullableTimestamp,
+  holder: NullableUuid,
+  hold_seq: Schema.NullOr(Int8),
+  start_recorded: Bool,
+  rescued: Int4,
   done_at: NullableTimestamp,
   /** An attempt error, read leniently (see `decodeAttemptError`). */
   error_info: Jsonb,
@@ -96,6 +106,8 @@ const isJsonb = (value: unknown): boolean => value !== undefined
 const states: ReadonlySet<unknown> = new Set(State.literals)
 const isState = (value: unknown): boolean => states.has(value)
 const isJsonbArray = (value: unknown): boolean => Array.isArray(value)
+const isStates = (value: unknown): boolean => Array.isArray(value) && value.every(isState)
+const isBool = (value: unknown): boolean => typeof value === "boolean"
 
 /**
  * Whether `TaskRow` accepts a row as it is, by a plain check of each column,
@@ -116,7 +128,8 @@ export const isPlainTaskRow = (row: unknown): row is TaskRow => {
     isJsonb(r.payload) && isState(r.state) && isInt4(r.priority) && isInt4(r.attempt) && isInt4(r.retries) &&
     isInt4(r.max_retries) && isInt8(r.timeout_msecs) && isTimestamp(r.created_at) && isTimestamp(r.scheduled_at) &&
     isNullableTimestamp(r.running_at) && isNullableTimestamp(r.lease_expires_at) &&
-    isNullableTimestamp(r.done_at) && isJsonb(r.error_info) && isJsonbArray(r.errors)
+    isNullableTimestamp(r.done_at) && isJsonb(r.error_info) && isJsonbArray(r.errors) && isInt4(r.claim) &&
+    isStates(r.uniq_states) && isNullableText(r.holder) && (r.hold_seq === null || isInt8(r.hold_seq)) && isBool(r.start_recorded) && isInt4(r.rescued)
 }
 
 /** A value as short text for an error message. */
@@ -148,15 +161,22 @@ const malformed = (row: unknown, cause: Cause.Cause<SchemaIssue.Issue>): Malform
 }
 
 /** Maps a decoded row to the port's record. */
+/** The default unique states, shared by every record that has them (most do). */
+const defaultStates = defaultUniqueStates
+const uniqueStatesOf = (states: ReadonlyArray<TaskState>): ReadonlyArray<TaskState> =>
+  states.length === 2 && states[0] === "ready" && states[1] === "running" ? defaultStates : states
+
 const toTaskRecord = (row: TaskRow): TaskRecord => ({
   id: row.id,
   taskName: row.task_name,
   queue: row.queue_name,
   uniqueKey: row.uniq_key,
+  uniqueStates: uniqueStatesOf(row.uniq_states),
   payload: row.payload,
   state: row.state,
   priority: row.priority,
   attempt: row.attempt,
+  claim: row.claim,
   retries: row.retries,
   maxRetries: row.max_retries,
   timeoutMs: Number(row.timeout_msecs),
@@ -164,6 +184,10 @@ const toTaskRecord = (row: TaskRow): TaskRecord => ({
   scheduledAt: row.scheduled_at,
   runningAt: row.running_at,
   leaseExpiresAt: row.lease_expires_at,
+  holder: row.holder,
+  holdSeq: row.hold_seq === null ? null : Number(row.hold_seq),
+  startRecorded: row.start_recorded,
+  rescued: row.rescued,
   doneAt: row.done_at,
   lastError: row.error_info === null ? null : decodeAttemptError(row.error_info, row.created_at),
   errors: row.errors.map((error) => decodeAttemptError(error, row.created_at))

@@ -148,6 +148,7 @@ export const run = (runtime: PoolRuntime, queue: QueueState, row: TaskRecord): E
     name: row.taskName,
     queue: row.queue,
     attempt: row.attempt,
+    claim: row.claim,
     retries: row.retries,
     maxRetries: row.maxRetries,
     priority: row.priority,

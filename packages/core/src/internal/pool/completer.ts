@@ -1,7 +1,7 @@
 /**
  * The completer: one fiber per pool that writes settlements in batches (up
  * to `maxSettleBatch`, whatever accumulated while the previous batch was
- * being written), each guarded by its attempt fence. A settlement the store
+ * being written), each guarded by its claim fence. A settlement the store
  * refuses (the task was re-claimed after its lease lapsed, or cancelled) is
  * counted and logged. Written settlements release their queue's in-flight
  * count and wake its claimer.
@@ -57,7 +57,7 @@ const minimal = (settlement: Settlement, error: TaskStoreError): Settlement | un
     attempt: settlement.error.attempt,
     at: settlement.error.at,
     message: describeText(
-      `the error of attempt ${settlement.attempt} could not be stored (${error.reason}: ${error.message})`
+      `the error of attempt ${settlement.error.attempt} could not be stored (${error.reason}: ${error.message})`
     ),
     tag: "UnstorableOutcome",
     details: null
@@ -90,14 +90,14 @@ const writeIsolating = (
       const drop = Effect.gen(function*() {
         count(runtime, queue.metrics.dropped)
         yield* Effect.logError(
-          `the outcome of attempt ${settlement.attempt} of task ${settlement.id} (${settlement._tag}) could not be ` +
+          `the outcome of claim ${settlement.claim} of task ${settlement.id} (${settlement._tag}) could not be ` +
             `written and was given up; the task runs again once its lease lapses: ${error.message}`
         )
         return [{ applied: false, dropped: true }]
       })
       if (fallback === undefined) return drop
       return Effect.logWarning(
-        `the store refused the outcome of attempt ${settlement.attempt} of task ${settlement.id}; ` +
+        `the store refused the outcome of claim ${settlement.claim} of task ${settlement.id}; ` +
           `writing it with a minimal error: ${error.message}`
       ).pipe(
         Effect.andThen(write(runtime, [fallback]).pipe(
@@ -132,8 +132,8 @@ export const run = (runtime: PoolRuntime): Effect.Effect<never> =>
         if (result?.applied !== true && result?.dropped !== true) {
           count(runtime, queue.metrics.refused)
           yield* Effect.logWarning(
-            `the outcome of attempt ${settlement.attempt} of task ${settlement.id} was refused: ` +
-              "the task was re-claimed after its lease lapsed, or cancelled"
+            `the outcome of claim ${settlement.claim} of task ${settlement.id} (${settlement._tag}) was refused: ` +
+              "the task was rescued after its lease lapsed or its holder was lost, or cancelled"
           )
         }
       }

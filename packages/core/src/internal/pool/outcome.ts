@@ -42,11 +42,19 @@ const attemptError = (row: TaskRecord, now: number, error: unknown): AttemptErro
   ...describeError(error)
 })
 
-/** A task returned to its queue unrun, or interrupted at shutdown: ready again, no attempt used. */
+/** A started task interrupted at shutdown: ready again at its place in the queue, no retry used. */
 export const release = (row: TaskRecord, now: number): Settlement => ({
   _tag: "Release",
   id: row.id,
-  attempt: row.attempt,
+  claim: row.claim,
+  now: new Date(now)
+})
+
+/** A claimed task that never started: ready again at its place in the queue, its attempt given back. */
+export const giveBack = (row: TaskRecord, now: number): Settlement => ({
+  _tag: "Return",
+  id: row.id,
+  claim: row.claim,
   now: new Date(now)
 })
 
@@ -76,7 +84,7 @@ const failure = Effect.fnUntraced(function*(
       return {
         _tag: "Retry",
         id: row.id,
-        attempt: row.attempt,
+        claim: row.claim,
         now: new Date(now),
         runAt: runAfter(now, Duration.toMillis(delay.value)),
         error: recorded
@@ -88,7 +96,7 @@ const failure = Effect.fnUntraced(function*(
   return {
     _tag: "Fail",
     id: row.id,
-    attempt: row.attempt,
+    claim: row.claim,
     now: new Date(now),
     error,
     remove: Retention.removes(queue.settings.retention, "failed")
@@ -121,7 +129,7 @@ const unsuccessful = Effect.fnUntraced(function*(
       return {
         _tag: "Snooze",
         id: row.id,
-        attempt: row.attempt,
+        claim: row.claim,
         now: new Date(now),
         runAt: runAfter(now, error.delayMillis)
       } satisfies Settlement
@@ -131,7 +139,7 @@ const unsuccessful = Effect.fnUntraced(function*(
       return {
         _tag: "Cancel",
         id: row.id,
-        attempt: row.attempt,
+        claim: row.claim,
         now: new Date(now),
         error: {
           attempt: row.attempt,
@@ -150,7 +158,7 @@ const unsuccessful = Effect.fnUntraced(function*(
       return {
         _tag: "Fail",
         id: row.id,
-        attempt: row.attempt,
+        claim: row.claim,
         now: new Date(now),
         error: recorded,
         remove: Retention.removes(queue.settings.retention, "failed")
@@ -218,7 +226,7 @@ export const decide = (
       return failure(runtime, queue, row, startedAt, attemptError(row, startedAt, ended.error), ended.task.backoff)
         .pipe(Effect.annotateLogs(annotations(row)))
   }
-  const now = runtime.clock.currentTimeMillisUnsafe()
+  const now = runtime.now()
   const tookMs = Math.max(0, now - startedAt)
   recordAttemptTime(queue, tookMs)
   queue.metrics.duration.updateUnsafe(Duration.millis(tookMs), runtime.context)
@@ -227,7 +235,7 @@ export const decide = (
     return Effect.succeed({
       _tag: "Done",
       id: row.id,
-      attempt: row.attempt,
+      claim: row.claim,
       now: new Date(now),
       remove: Retention.removes(queue.settings.retention, "done")
     })
@@ -273,7 +281,7 @@ export const undecided = (
     return {
       _tag: "Retry",
       id: row.id,
-      attempt: row.attempt,
+      claim: row.claim,
       now: new Date(now),
       runAt: runAfter(now, defaultDelayMillis(row.retries)),
       error
@@ -283,7 +291,7 @@ export const undecided = (
   return {
     _tag: "Fail",
     id: row.id,
-    attempt: row.attempt,
+    claim: row.claim,
     now: new Date(now),
     error,
     remove: Retention.removes(queue.settings.retention, "failed")

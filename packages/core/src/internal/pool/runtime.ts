@@ -33,9 +33,35 @@ export interface PendingSettlement {
   readonly settlement: Settlement
 }
 
+/**
+ * This pool's registration as a holder (see `TaskStore.Heartbeat`): its id,
+ * how long a heartbeat keeps it valid, and when the last one was written.
+ */
+export interface HolderState {
+  readonly id: string
+  readonly host: string
+  readonly pid: number
+  /** How long one heartbeat keeps the registration valid: the smallest lease margin of the pool's queues. */
+  readonly ttlMs: number
+  /** The time (`now()`) of the last heartbeat the store accepted. */
+  lastBeatAt: number
+  /**
+   * Since when heartbeats have been accepted without a failure in between
+   * (`now()`), or `undefined` while the last one failed.
+   */
+  healthySince: number | undefined
+  /** The store's clock offset, added to the Clock's time (see `TaskStore.clockOffsetMillis`). */
+  offsetMs: number
+  /** The highest `holdSeq` of the tasks this pool claimed so far (0 before the first). */
+  maxHoldSeq: number
+}
+
 export interface PoolRuntime {
   readonly store: TaskStore["Service"]
   readonly clock: Clock.Clock
+  readonly holder: HolderState
+  /** The time every stage uses: the Clock's, corrected by the store's clock offset. */
+  readonly now: () => number
   /** The pool's context: the handlers' services and the metrics registry. */
   readonly context: Context.Context<never>
   readonly deadlines: Deadlines.Deadlines
@@ -52,6 +78,14 @@ export interface PoolRuntime {
   /** The attempts running now, for the grace period and `interruptRunning`. */
   readonly attempts: Set<RunningAttempt>
 }
+
+/**
+ * Whether this pool's registration is fresh enough to start a task: its last
+ * heartbeat is less than half its time to live old, so the holder is not
+ * taken for lost while the task starts.
+ */
+export const holdValid = (runtime: PoolRuntime, now: number): boolean =>
+  now < runtime.holder.lastBeatAt + runtime.holder.ttlMs / 2
 
 /** Adds one to a counter. */
 export const count = (runtime: PoolRuntime, metric: Metric.Metric<number, unknown>): void =>

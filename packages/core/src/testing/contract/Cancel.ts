@@ -41,14 +41,14 @@ export const cancel = ({ test }: Suite): void => {
     test("a running task becomes cancelled and its later settlement is refused", (store) =>
       Effect.gen(function*() {
         const task = yield* running(store)
-        const expected: TaskRecord = { ...task, state: "cancelled", doneAt: at(42), leaseExpiresAt: null }
+        const expected: TaskRecord = { ...task, state: "cancelled", doneAt: at(42), leaseExpiresAt: null, holder: null, holdSeq: null }
         assert.deepStrictEqual(yield* store.cancel(task.id, at(42)), expected)
-        assert.isFalse(yield* settleOne(store, { _tag: "Done", id: task.id, attempt: 1, now: at(50), remove: true }))
+        assert.isFalse(yield* settleOne(store, { _tag: "Done", id: task.id, claim: 1, now: at(50), remove: true }))
         assert.isFalse(
           yield* settleOne(store, {
             _tag: "Retry",
             id: task.id,
-            attempt: 1,
+            claim: 1,
             now: at(50),
             runAt: at(50),
             error: attemptError(1, at(50))

@@ -13,7 +13,9 @@ import type { Target } from "./shared.ts"
 /** Cancels the task `id` at `now` when it is `ready` or `running`; returns it when it was. */
 export const cancelTask = ({ sql, tasks }: Target, id: string, now: Date): Statement<TaskRow> =>
   sql<TaskRow>`
-        UPDATE ${tasks} SET state = 'cancelled', done_at = ${PgTypes.timestamptz(now)}, lease_expires_at = NULL
+        UPDATE ${tasks} SET state = 'cancelled', done_at = ${PgTypes.timestamptz(now)}, lease_expires_at = NULL,
+          holder = NULL,
+          hold_seq = NULL
         WHERE id = ${PgTypes.uuid(id)} AND state IN ('ready', 'running')
         RETURNING *
       `
