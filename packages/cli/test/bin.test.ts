@@ -148,7 +148,7 @@ describe("backie work", () => {
     expect(tasks.map((task) => [task?.state, task?.attempt])).toEqual([["done", 1], ["done", 1], ["done", 1]])
   })
 
-  it("a second signal returns the running tasks to their queue without using an attempt", async () => {
+  it("a second signal returns the running tasks to their queue without using a retry", async () => {
     const schema = fresh()
     // More tasks than the pool's 10 workers: 10 run, the others wait in its buffer.
     const ids = await seedJobs(schema, 12)

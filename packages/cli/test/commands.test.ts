@@ -343,6 +343,24 @@ describe("retry", () => {
     expect(none).toEqual({ code: 0, stdout: "no failed tasks to retry", stderr: "" })
   })
 
+  it("leaves a failed unique task whose key a newer task holds, and says why (exit 1)", async () => {
+    const schema = fresh()
+    const [old, fresh2] = await withStore(
+      schema,
+      Effect.gen(function*() {
+        const [old] = yield* insert([{ taskName: "sync", queue: "mail", uniqueKey: "user-7", maxRetries: 0, at: ago(minute) }])
+        yield* settleAll("mail", new Date(), { _tag: "Fail", message: "SyncError: down" })
+        const [fresh2] = yield* insert([{ taskName: "sync", queue: "mail", uniqueKey: "user-7" }])
+        return [old!, fresh2!] as const
+      })
+    )
+    expect(fresh2).not.toBe(old)
+    const result = await runOn(schema, ["retry", old])
+    expect(result.code).toBe(1)
+    expect(result.stderr).toBe(`backie: task ${old} is failed, but another task holds its unique key "user-7" now`)
+    expect((await withStore(schema, getTask(old)))?.state).toBe("failed")
+  })
+
   it("exits with 1 for an unknown task and with 2 for a wrong command line", async () => {
     const schema = fresh()
     await seed(schema)

@@ -5,7 +5,9 @@
  * `internal/pool/`: `settings.ts` (the options, decoded), `queue.ts` (one
  * queue's buffer and prefetch policy), `claimer.ts`, `worker.ts`,
  * `attempt.ts` (running a handler), `outcome.ts` (what its end means),
- * `completer.ts` (writing settlements) and `shutdown.ts`.
+ * `completer.ts` (writing settlements), `heartbeats.ts` (the pool's
+ * registration as a holder), `rescuer.ts` (giving back lost pools' tasks)
+ * and `shutdown.ts`.
  *
  * Per queue, one claimer fiber claims runnable tasks in one store call each,
  * up to the queue's `prefetch` (tasks held ahead of its workers), into a local
@@ -17,10 +19,14 @@
  * of its own under the task's timeout (one shared timer serves every
  * timeout). Outcomes are settled in batches by one completer fiber (whatever
  * accumulated while the previous batch was written), each guarded by its
- * attempt fence. Closing the layer's scope stops claiming at once, returns
- * buffered tasks unrun, lets running tasks finish (or, past the optional grace
- * period, interrupts them and returns them to the queue without using an
- * attempt), writes every outcome, then ends.
+ * claim fence. The pool registers as a holder, renews its registration every
+ * quarter of its smallest lease margin (saying how far it has started the
+ * tasks it holds), and rescues the unstarted tasks of pools that stopped
+ * renewing (see `TaskStore`). Closing the layer's scope stops claiming at
+ * once, returns buffered tasks unrun, lets running tasks finish (or, past the
+ * optional grace period, interrupts them and returns them to the queue
+ * without using a retry), writes every outcome, ends its registration, then
+ * ends.
  *
  * @example
  * ```ts
@@ -180,7 +186,7 @@ export class WorkerPool extends Context.Service<WorkerPool, {
   readonly running: Effect.Effect<ReadonlyMap<string, number>>
   /**
    * Interrupts every running attempt; each returns to its queue without using
-   * an attempt, as after the shutdown grace period. Meant for a second Ctrl-C
+   * a retry, as after the shutdown grace period. Meant for a second Ctrl-C
    * during a graceful shutdown; outside one, the claimers pick the tasks up
    * again.
    */
@@ -240,7 +246,14 @@ export const make = <const Handlers extends ReadonlyArray<Task.AnyHandler>>(
     }
 
     // Registered before the first claim, and renewed until shutdown is over.
-    yield* Heartbeats.beat(runtime)
+    // An outage only delays the start; a store that cannot hold holders (say,
+    // a schema not migrated) fails it.
+    yield* Heartbeats.beat(runtime).pipe(
+      Effect.tapError((error) =>
+        error.isRetryable ? Effect.logWarning(`registering the pool failed: ${error.message}`) : Effect.void
+      ),
+      Effect.retry({ schedule: Claimer.storeRetry, while: (error) => error.isRetryable })
+    )
     const heartbeats = yield* Effect.forkScoped(Heartbeats.run(runtime))
     yield* Effect.forkScoped(runtime.deadlines.run)
     const completer = yield* Effect.forkScoped(Completer.run(runtime))

@@ -212,7 +212,10 @@ export const make = Effect.fn("PgTaskStore.make")(
       taskNames: tasks.map((task) => task.taskName),
       queues: tasks.map((task) => task.queue),
       uniqueKeys: tasks.map((task) => task.uniqueKey),
-      uniqueStates: tasks.map((task) => `{${normalUniqueStates(task.uniqueStates).join(",")}}`),
+      uniqueStates: tasks.map((task) => {
+        const states = normalUniqueStates(task.uniqueStates)
+        return states.length === 2 ? null : states.join(",")
+      }),
       payloads: tasks.map((task) => JSON.stringify(task.payload) ?? "null"),
       priorities: tasks.map((task) => task.priority),
       maxRetries: tasks.map((task) => task.maxRetries),
@@ -359,13 +362,14 @@ export const make = Effect.fn("PgTaskStore.make")(
       }
       const rows = yield* claimTasks(target, {
         queue: request.queue,
-        taskNames: request.taskNames,
+        // A name asked twice would read its rows twice.
+        taskNames: [...new Set(request.taskNames)],
         holder: request.holder,
         limit: claimLimit(request.limit),
         now: request.now,
         leaseMarginMs: margin
       }).pipe(Effect.mapError(failedWith("claim")))
-      const { malformed, records } = decodeTaskRecords(rows)
+      const { malformed, records } = decodeTaskRecords(rows, request.holder.toLowerCase())
       if (malformed.length > 0) yield* failMalformed(malformed, request.now)
       return records
     })

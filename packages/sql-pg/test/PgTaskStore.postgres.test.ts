@@ -120,7 +120,6 @@ describe("PgTaskStore on PostgreSQL", () => {
         const indexes = yield* sql<{ indexname: string }>`
           SELECT indexname FROM pg_indexes WHERE schemaname = ${schema} AND tablename = 'tasks' ORDER BY indexname`
         assert.deepStrictEqual(indexes.map((row) => row.indexname), [
-          "tasks_holder_idx",
           "tasks_lease_idx",
           "tasks_pkey",
           "tasks_ready_idx",

@@ -19,7 +19,7 @@ const row = (overrides: Record<string, unknown> = {}): Record<string, unknown> =
   task_name: "send-email",
   queue_name: "default",
   uniq_key: null,
-  uniq_states: ["ready", "running"],
+  uniq_states: null,
   payload: { to: "ada@example.com" },
   state: "running",
   priority: 0,

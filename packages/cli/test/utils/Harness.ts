@@ -136,6 +136,7 @@ export interface Seed {
   readonly at?: Date
   /** When it may run (default `at`). */
   readonly scheduledAt?: Date
+  readonly uniqueKey?: string
 }
 
 /** `ms` milliseconds ago. */
@@ -163,7 +164,7 @@ export const insert = (seeds: ReadonlyArray<Seed>) =>
         taskName: seed.taskName,
         queue: seed.queue,
         payload: seed.payload ?? {},
-        uniqueKey: null,
+        uniqueKey: seed.uniqueKey ?? null,
         priority: 0,
         maxRetries: seed.maxRetries ?? 3,
         timeoutMs: 60_000,

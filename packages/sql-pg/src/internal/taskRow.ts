@@ -11,7 +11,7 @@
  * unknown state.
  */
 import type { TaskRecord, TaskState } from "@backie/core/TaskStore"
-import { defaultUniqueStates } from "@backie/core/TaskStore"
+import { defaultUniqueStates, normalUniqueStates, TaskStates } from "@backie/core/TaskStore"
 import { Cause, Exit, Result, Schema, SchemaIssue, SchemaParser } from "effect"
 import { decodeAttemptError } from "./attemptError.ts"
 
@@ -33,7 +33,6 @@ const Jsonb = Schema.Unknown
 const State = Schema.Literals(["ready", "running", "done", "failed", "cancelled"])
 /** The `errors` column: a JSON array (the table's CHECK), each entry read leniently. */
 const JsonbArray = Schema.Array(Schema.Unknown)
-const States = Schema.Array(State)
 const NullableUuid = Schema.NullOr(Schema.String)
 const Bool = Schema.Boolean
 
@@ -46,7 +45,8 @@ export const TaskRow = Schema.Struct({
   task_name: Text,
   queue_name: Text,
   uniq_key: NullableText,
-  uniq_states: States,
+  /** The states in which the task holds its unique key, comma-separated; null for the default. */
+  uniq_states: NullableText,
   payload: Jsonb,
   state: State,
   priority: Int4,
@@ -106,7 +106,6 @@ const isJsonb = (value: unknown): boolean => value !== undefined
 const states: ReadonlySet<unknown> = new Set(State.literals)
 const isState = (value: unknown): boolean => states.has(value)
 const isJsonbArray = (value: unknown): boolean => Array.isArray(value)
-const isStates = (value: unknown): boolean => Array.isArray(value) && value.every(isState)
 const isBool = (value: unknown): boolean => typeof value === "boolean"
 
 /**
@@ -129,7 +128,7 @@ export const isPlainTaskRow = (row: unknown): row is TaskRow => {
     isInt4(r.max_retries) && isInt8(r.timeout_msecs) && isTimestamp(r.created_at) && isTimestamp(r.scheduled_at) &&
     isNullableTimestamp(r.running_at) && isNullableTimestamp(r.lease_expires_at) &&
     isNullableTimestamp(r.done_at) && isJsonb(r.error_info) && isJsonbArray(r.errors) && isInt4(r.claim) &&
-    isStates(r.uniq_states) && isNullableText(r.holder) && (r.hold_seq === null || isInt8(r.hold_seq)) && isBool(r.start_recorded) && isInt4(r.rescued)
+    isNullableText(r.uniq_states) && isNullableText(r.holder) && (r.hold_seq === null || isInt8(r.hold_seq)) && isBool(r.start_recorded) && isInt4(r.rescued)
 }
 
 /** A value as short text for an error message. */
@@ -161,12 +160,16 @@ const malformed = (row: unknown, cause: Cause.Cause<SchemaIssue.Issue>): Malform
 }
 
 /** Maps a decoded row to the port's record. */
-/** The default unique states, shared by every record that has them (most do). */
-const defaultStates = defaultUniqueStates
-const uniqueStatesOf = (states: ReadonlyArray<TaskState>): ReadonlyArray<TaskState> =>
-  states.length === 2 && states[0] === "ready" && states[1] === "running" ? defaultStates : states
+/**
+ * The unique states of a row: the default array, shared by every record that
+ * has it (most do: NULL in the table), or the states named, with `ready` and
+ * `running` (names that are not states are left out: the table's CHECK
+ * refuses them anyway).
+ */
+const uniqueStatesOf = (states: string | null): ReadonlyArray<TaskState> =>
+  states === null ? defaultUniqueStates : normalUniqueStates(TaskStates.filter((state) => states.split(",").includes(state)))
 
-const toTaskRecord = (row: TaskRow): TaskRecord => ({
+const toTaskRecord = (row: TaskRow, holder: string | null = row.holder): TaskRecord => ({
   id: row.id,
   taskName: row.task_name,
   queue: row.queue_name,
@@ -184,7 +187,7 @@ const toTaskRecord = (row: TaskRow): TaskRecord => ({
   scheduledAt: row.scheduled_at,
   runningAt: row.running_at,
   leaseExpiresAt: row.lease_expires_at,
-  holder: row.holder,
+  holder,
   holdSeq: row.hold_seq === null ? null : Number(row.hold_seq),
   startRecorded: row.start_recorded,
   rescued: row.rescued,
@@ -194,9 +197,9 @@ const toTaskRecord = (row: TaskRow): TaskRecord => ({
 })
 
 /** The slow path of decoding: through `TaskRow`'s decoder, built once. */
-const decodeWithSchema = (row: unknown): TaskRecord | MalformedRow => {
+const decodeWithSchema = (row: unknown, holder?: string): TaskRecord | MalformedRow => {
   const decoded = decodeRow(row)
-  return Exit.isSuccess(decoded) ? toTaskRecord(decoded.value) : malformed(row, decoded.cause)
+  return Exit.isSuccess(decoded) ? toTaskRecord(decoded.value, holder ?? decoded.value.holder) : malformed(row, decoded.cause)
 }
 
 /**
@@ -218,13 +221,17 @@ export interface DecodedRows {
 
 const noneMalformed: DecodedRows["malformed"] = []
 
-/** Decodes the rows a statement returned (`decodeTaskRecord` for each, without a `Result` per row). */
-export const decodeTaskRecords = (rows: ReadonlyArray<unknown>): DecodedRows => {
+/**
+ * Decodes the rows a statement returned (`decodeTaskRecord` for each, without
+ * a `Result` per row). `holder`, when given, is every record's holder (the
+ * claim knows it, and does not read it back: a uuid costs a decode per row).
+ */
+export const decodeTaskRecords = (rows: ReadonlyArray<unknown>, holder?: string): DecodedRows => {
   const records: Array<TaskRecord> = []
   let malformedRows: Array<readonly [unknown, MalformedRow]> | undefined
   for (let i = 0; i < rows.length; i++) {
     const row = rows[i]
-    const decoded = isPlainTaskRow(row) ? toTaskRecord(row) : decodeWithSchema(row)
+    const decoded = isPlainTaskRow(row) ? toTaskRecord(row, holder ?? row.holder) : decodeWithSchema(row, holder)
     if (decoded instanceof MalformedRow) (malformedRows ??= []).push([row, decoded])
     else records.push(decoded)
   }

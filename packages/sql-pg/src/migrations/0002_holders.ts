@@ -12,15 +12,25 @@
  *   `start_recorded` says whether the start of its attempt was recorded;
  *   `rescued` how many times it came back uncharged from a lost holder.
  *   `holders.started_up_to` is how far the pool has started (every task it
- *   holds with a `hold_seq` up to it has started).
- *   `tasks_holder_idx` finds a holder's tasks.
+ *   holds with a `hold_seq` up to it has started). A holder's tasks are
+ *   found among the running rows (`tasks_lease_idx`, few: what the pools
+ *   hold): an index on `holder` would cost every claim an index write.
  * - `tasks_ready_idx` gains `task_name` after the queue, so a claim for a set
  *   of names reads the head of each name's range and no other name's rows.
- * - `tasks.uniq_states`: the states in which a unique task holds its key.
+ * - `tasks.uniq_states`: the states in which a unique task holds its key,
+ *   comma-separated (`ready,running,done`), or NULL for the default (`ready`
+ *   and `running`), which keeps most rows as narrow as before (every claim
+ *   and settlement writes a new version of the row). No state's name is part
+ *   of another's, so a row holds its key when
+ *   `state IN ('ready', 'running') OR strpos(uniq_states, state) > 0`.
  *   The unique index now covers only rows in one of their unique states, so
  *   a finished task frees its key unless it says otherwise. Existing rows get
  *   the default (`ready`, `running`): their finished unique tasks free their
  *   keys.
+ *
+ * Claims and settlements are fenced by `claim` from here on: stop the workers
+ * of releases before this migration while it runs (tasks they held return
+ * to their queues when their leases lapse).
  */
 import { Effect } from "effect"
 import { SqlClient } from "effect/sql"
@@ -52,12 +62,12 @@ export default (names: Names) =>
         ADD COLUMN hold_seq       bigint,
         ADD COLUMN start_recorded boolean NOT NULL DEFAULT false,
         ADD COLUMN rescued        integer NOT NULL DEFAULT 0,
-        ADD COLUMN uniq_states    text[]  NOT NULL DEFAULT '{ready,running}'
+        ADD COLUMN uniq_states    text
     `
     yield* sql`UPDATE ${tasks} SET claim = attempt WHERE attempt <> 0`
     yield* sql`
       ALTER TABLE ${tasks} ADD CONSTRAINT tasks_uniq_states_check
-        CHECK (uniq_states @> '{ready,running}' AND uniq_states <@ '{ready,running,done,failed,cancelled}')
+        CHECK (uniq_states ~ '^(ready|running|done|failed|cancelled)(,(ready|running|done|failed|cancelled))*$')
     `
     yield* sql`DROP INDEX ${sql(`${names.schema}.tasks_ready_idx`)}`
     yield* sql`
@@ -68,7 +78,6 @@ export default (names: Names) =>
     yield* sql`DROP INDEX ${sql(`${names.schema}.tasks_unique_key_idx`)}`
     yield* sql`
       CREATE UNIQUE INDEX ${sql("tasks_unique_key_idx")} ON ${tasks} (task_name, uniq_key)
-        WHERE uniq_key IS NOT NULL AND state = ANY(uniq_states)
+        WHERE uniq_key IS NOT NULL AND (state IN ('ready', 'running') OR strpos(uniq_states, state) > 0)
     `
-    yield* sql`CREATE INDEX ${sql("tasks_holder_idx")} ON ${tasks} (holder) WHERE state = 'running'`
   })

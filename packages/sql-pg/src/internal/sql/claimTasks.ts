@@ -87,8 +87,43 @@ export interface ClaimParams {
   readonly leaseMarginMs: number
 }
 
+/**
+ * The columns a claim returns: every column of `TaskRow` but `holder` (see
+ * below), and not `seq` (ordering is done here; a bigint the client would
+ * parse on every claimed row for nothing).
+ */
+const returnedColumns = [
+  "id",
+  "task_name",
+  "queue_name",
+  "uniq_key",
+  "uniq_states",
+  "payload",
+  "state",
+  "priority",
+  "attempt",
+  "claim",
+  "retries",
+  "max_retries",
+  "timeout_msecs",
+  "created_at",
+  "scheduled_at",
+  "running_at",
+  "lease_expires_at",
+  // The claim's holder, known to the caller: not read back (a uuid costs the
+  // client a decode per row).
+  "NULL::uuid AS holder",
+  "hold_seq",
+  "start_recorded",
+  "rescued",
+  "done_at",
+  "error_info",
+  "errors"
+] as const
+
 /** Claims runnable tasks of one queue (see the module documentation); returns them in claim order. */
 export const claimTasks = ({ claimBatches, sql, tasks }: Target, params: ClaimParams): Statement<TaskRow> => {
+  const columns = sql.literal(returnedColumns.join(", "))
   const queueName = PgTypes.text(params.queue)
   const count = PgTypes.int4(params.limit)
   const at = PgTypes.timestamptz(params.now)
@@ -171,7 +206,7 @@ export const claimTasks = ({ claimBatches, sql, tasks }: Target, params: ClaimPa
             (error_info, errors) = (SELECT e, t.errors || jsonb_build_array(e) FROM (SELECT ${malformedError} AS e) AS x)
           WHERE t.id = ANY(ARRAY(SELECT id FROM chosen WHERE NOT sound))
         )
-        SELECT * FROM claimed
+        SELECT ${columns} FROM claimed
         ORDER BY priority DESC, scheduled_at, seq
       `
 }

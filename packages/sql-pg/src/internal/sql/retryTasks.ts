@@ -26,7 +26,7 @@ export const retryTasks = (target: Target, selection: SelectionFilter, now: Date
   const { channel, sql, tasks } = target
   return sql<RetriedRow>`
         WITH selected AS (
-          SELECT id, task_name, uniq_key, state = ANY(uniq_states) AS holds FROM ${tasks} AS t
+          SELECT id, task_name, uniq_key, (state IN ('ready', 'running') OR strpos(uniq_states, state) > 0) AS holds FROM ${tasks} AS t
           WHERE ${selectionCondition(target, selection)}
           FOR UPDATE
         ), chosen AS (
@@ -40,7 +40,7 @@ export const retryTasks = (target: Target, selection: SelectionFilter, now: Date
             WHERE s.uniq_key IS NOT NULL AND NOT EXISTS (
               SELECT 1 FROM ${tasks} AS o
               WHERE o.task_name = s.task_name AND o.uniq_key = s.uniq_key AND o.id <> s.id
-                AND o.state = ANY(o.uniq_states)
+                AND (o.state IN ('ready', 'running') OR strpos(o.uniq_states, o.state) > 0)
             )
             ORDER BY s.task_name, s.uniq_key, s.holds DESC
           ) AS keyed

@@ -24,7 +24,10 @@ export interface HolderRow {
 /** Lists the holders. */
 export const selectHolders = ({ holders, sql, tasks }: Target): Statement<HolderRow> =>
   sql<HolderRow>`
-        SELECT h.*, (SELECT count(*) FROM ${tasks} AS t WHERE t.holder = h.id AND t.state = 'running') AS holding
+        SELECT h.*, COALESCE(r.holding, 0) AS holding
         FROM ${holders} AS h
+        LEFT JOIN (
+          SELECT holder, count(*) AS holding FROM ${tasks} WHERE state = 'running' GROUP BY holder
+        ) AS r ON r.holder = h.id
         ORDER BY h.started_at, h.id
       `
