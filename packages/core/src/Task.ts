@@ -331,7 +331,7 @@ export const handler = <T extends Any, Eff extends Effect.Effect<void, unknown, 
 // ---------------------------------------------------------------------------
 
 /**
- * Asks for the task to run again after `delayMillis` without using an attempt.
+ * Asks for the task to run again after `delayMillis` without using a retry.
  * Fail a handler with it through {@link snooze}.
  *
  * @since 0.1.0

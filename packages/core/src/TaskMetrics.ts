@@ -59,7 +59,7 @@ export const cancelled = Metric.counter("backie_tasks_cancelled", {
   incremental: true
 })
 
-/** Attempts interrupted by shutdown and returned to the queue. @since 0.1.0 */
+/** Attempts interrupted by shutdown and returned to the queue without using a retry. @since 0.1.0 */
 export const released = Metric.counter("backie_tasks_released", {
   description: "Attempts interrupted by shutdown and returned to the queue",
   incremental: true

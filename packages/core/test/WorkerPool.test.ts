@@ -171,7 +171,7 @@ describe("WorkerPool", () => {
         )
       }))
 
-    it.effect("snooze runs the task again after the delay without using an attempt", () =>
+    it.effect("snooze runs the task again after the delay without using a retry", () =>
       Effect.gen(function*() {
         const Once = Task.make({ name: "snoozy", payload: Schema.Struct({}), maxRetries: 0 })
         const runs: Array<[number, number]> = []
@@ -1119,7 +1119,7 @@ describe("WorkerPool", () => {
         assert.deepStrictEqual(ran, [1])
       }))
 
-    it.effect("after the grace period, interrupts running tasks and returns them to the queue without using an attempt", () =>
+    it.effect("after the grace period, interrupts running tasks and returns them to the queue without using a retry", () =>
       Effect.gen(function*() {
         const started = yield* Deferred.make<void>()
         const Forever = Task.make({ name: "forever", payload: Schema.Struct({}), maxRetries: 0 })

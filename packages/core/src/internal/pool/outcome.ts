@@ -5,7 +5,7 @@
  * `Task.snooze` and `Task.cancel` say otherwise; a defect is recorded as
  * backie records a panic and retried; an attempt over its timeout is a
  * failed attempt; an attempt the pool interrupted at shutdown goes back to
- * its queue without using an attempt; any other interruption is a failed
+ * its queue at its place, without using a retry; any other interruption is a failed
  * attempt. Deciding never fails: a defect while deciding (say, in a backoff
  * policy) is itself recorded as a failed attempt.
  */

@@ -1,9 +1,13 @@
 /**
  * A worker: one of a queue's `concurrency` fibers. It takes the next claimed
  * task from the queue's buffer, runs its attempt, and hands the settlement to
- * the completer. Only the handler can be interrupted (by the grace period or
- * `interruptRunning`), and nothing that fails outside the handler ends the
- * worker: a task taken is always settled, and its slot always freed.
+ * the completer. A task that waited too long for a slot is returned unrun
+ * (`Return`: its place and its attempt kept for the next claim); a task that
+ * was rescued before, or taken while this pool's registration looks stale,
+ * has its start recorded first. Only the handler can be interrupted (by the
+ * grace period or `interruptRunning`), and nothing that fails outside the
+ * handler ends the worker: a task taken is always settled, and its slot
+ * always freed.
  */
 import { Effect } from "effect"
 import type { Settlement, TaskRecord } from "../../TaskStore.ts"
