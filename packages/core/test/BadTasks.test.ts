@@ -4,7 +4,7 @@
  * every worker slot is freed, and the rest of the queue runs.
  */
 import { assert, describe, it } from "@effect/vitest"
-import { Effect, Fiber, Metric, Schedule, Schema } from "effect"
+import { Effect, Fiber, Layer, Logger, Metric, Schedule, Schema } from "effect"
 import { TestClock } from "effect/testing"
 import * as Backoff from "../src/Backoff.ts"
 import * as MemoryTaskStore from "../src/MemoryTaskStore.ts"
@@ -278,6 +278,36 @@ describe("one bad task never stops a queue", () => {
         handlers: [Task.handler(Job, ({ n }) => n < 3 ? Effect.fail(hostile(n)) : Effect.void)],
         queues: { default: { retention: "KeepAll", concurrency: 1 } }
       })))
+    }))
+
+  it.effect("an outcome that cannot be decided is an OutcomeDefect, recorded and logged at error level", () =>
+    Effect.gen(function*() {
+      const logged: Array<readonly [string, string]> = []
+      const collector = Logger.make((options) => {
+        logged.push([options.logLevel, String(options.message)])
+      })
+      // An error whose prototype cannot be read: describing it throws, outside the handler.
+      const unreadable = new Proxy({}, {
+        getPrototypeOf: () => {
+          throw new Error("no prototype for you")
+        }
+      })
+      const Once = Task.make({ name: "once", payload: Schema.Struct({}), maxRetries: 0 })
+      yield* Effect.gen(function*() {
+        const { id } = yield* TaskQueue.enqueue(Once, {})
+        yield* WorkerPool.awaitIdle
+        const task = yield* stored(id)
+        assert.strictEqual(task.state, "failed")
+        assert.strictEqual(task.lastError?.tag, "OutcomeDefect")
+        assert.include(task.lastError?.message, "no prototype for you")
+        assert.isTrue(
+          logged.some(([level, message]) => level === "Error" && message.includes(`the outcome of task ${id} (once) could not be decided`)),
+          JSON.stringify(logged)
+        )
+      }).pipe(Effect.provide(harness({
+        handlers: [Task.handler(Once, () => Effect.fail(unreadable))],
+        queues: { default: { retention: "KeepAll" } }
+      }).pipe(Layer.provide(Logger.layer([collector])))))
     }))
 
   it.effect("a huge error is recorded cut to 10,000 characters, without details past 64 kB", () =>

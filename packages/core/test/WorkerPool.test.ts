@@ -1,5 +1,5 @@
 import { assert, describe, it } from "@effect/vitest"
-import { Context, Deferred, Duration, Effect, Exit, Fiber, Layer, Metric, Queue, References, Schema, Scope, Tracer } from "effect"
+import { Clock, Context, Deferred, Duration, Effect, Exit, Fiber, Layer, Metric, Queue, References, Schema, Scope, Tracer } from "effect"
 import { TestClock } from "effect/testing"
 import * as Backoff from "../src/Backoff.ts"
 import * as MemoryTaskStore from "../src/MemoryTaskStore.ts"
@@ -729,6 +729,50 @@ describe("WorkerPool", () => {
         )
         // Shutdown ended the registration.
         assert.deepStrictEqual(yield* store.holders, [])
+      }))
+
+    it.effect("a pool runs by the store's clock: claims, heartbeats and settlements carry the Clock plus the store's offset", () =>
+      Effect.gen(function*() {
+        const Job = Task.make({ name: "job", payload: Schema.Struct({}), maxRetries: 0, backoff: Backoff.none })
+        const memory = yield* MemoryTaskStore.make
+        const seen: Array<readonly [string, number]> = []
+        // This host's clock is 90 s behind the database's.
+        const store = TaskStore.of({
+          ...memory,
+          clockOffsetMillis: Effect.succeed(90_000),
+          claim: (request) => Effect.andThen(Effect.sync(() => seen.push(["claim", request.now.getTime()])), memory.claim(request)),
+          heartbeat: (beat) => Effect.andThen(Effect.sync(() => seen.push(["heartbeat", beat.now.getTime()])), memory.heartbeat(beat)),
+          settle: (settlements) =>
+            Effect.andThen(
+              Effect.sync(() => { for (const s of settlements) seen.push(["settle", s.now.getTime()]) }),
+              memory.settle(settlements)
+            )
+        })
+        yield* Effect.gen(function*() {
+          // Due 60 s from now by the database's clock.
+          const { id } = yield* TaskQueue.enqueue(Job, {}, { delay: "60 seconds" })
+          assert.strictEqual((yield* stored(id)).scheduledAt.getTime(), 90_000 + 60_000)
+          yield* WorkerPool.awaitIdle
+          yield* TestClock.adjust(sec(60) - 1)
+          yield* WorkerPool.awaitIdle
+          assert.strictEqual((yield* stored(id)).state, "ready")
+          yield* TestClock.adjust(1)
+          yield* WorkerPool.awaitIdle
+          assert.strictEqual((yield* stored(id)).state, "done")
+          const now = yield* Clock.currentTimeMillis
+          for (const [what, at] of seen) {
+            assert.isAtLeast(at, 90_000, what)
+            assert.isAtMost(at, now + 90_000, what)
+          }
+          assert.includeMembers(seen.map(([what]) => what), ["claim", "heartbeat", "settle"])
+        }).pipe(
+          Effect.provide(Layer.merge(
+            WorkerPool.layer({ handlers: [Task.handler(Job, () => Effect.void)], queues: { default: { retention: "KeepAll" } } }),
+            TaskQueue.layer
+          )),
+          Effect.provideService(TaskStore, store),
+          Effect.scoped
+        )
       }))
 
     it.effect("a task that crashes its worker every time is charged from its second crash and ends failed", () =>

@@ -85,7 +85,11 @@ export const run = (runtime: PoolRuntime, queue: Queue.QueueState): Effect.Effec
               // Whatever fails outside the handler is a failed attempt, never
               // a dead worker: the slot is freed and the task settled.
               Effect.catchCause((cause) =>
-                Effect.sync(() => Outcome.undecided(runtime, queue, row, runtime.now(), cause))
+                Effect.logError(`the outcome of task ${row.id} (${row.taskName}) could not be decided`, cause).pipe(
+                  Effect.andThen(Effect.sync(() => Outcome.undecided(runtime, queue, row, runtime.now(), cause))),
+                  // Logging must not be what stops the task from settling.
+                  Effect.catchCause(() => Effect.sync(() => Outcome.undecided(runtime, queue, row, runtime.now(), cause)))
+                )
               )
             )
         }
