@@ -39,7 +39,8 @@ describe("migrate", () => {
     expect(first).toMatchObject({ code: 0, stderr: "" })
     expect(first.stdout).toBe(
       `applied migration 0001_create_tasks to schema "${schema}"\n` +
-        `applied migration 0002_holders to schema "${schema}"`
+        `applied migration 0002_holders to schema "${schema}"\n` +
+        `applied migration 0003_queues to schema "${schema}"`
     )
 
     const again = await runOn(schema, ["migrate"])
@@ -57,7 +58,7 @@ describe("migrate", () => {
     expect(result.code).toBe(0)
     expect(JSON.parse(result.stdout)).toEqual({
       schema,
-      applied: [{ id: 1, name: "create_tasks" }, { id: 2, name: "holders" }]
+      applied: [{ id: 1, name: "create_tasks" }, { id: 2, name: "holders" }, { id: 3, name: "queues" }]
     })
   })
 })
@@ -125,15 +126,15 @@ describe("reading", () => {
     expect(result.stderr).toBe("")
     const [table, unclaimed] = result.stdout.split("\n\n")
     const lines = table!.split("\n")
-    expect(lines[0]).toMatch(/^QUEUE\s+READY\s+RUNNING\s+DONE\s+FAILED\s+CANCELLED\s+OLDEST WAITING$/)
+    expect(lines[0]).toMatch(/^QUEUE\s+READY\s+RUNNING\s+DONE\s+FAILED\s+CANCELLED\s+OLDEST WAITING\s+PAUSED$/)
     expect(lines.slice(1).map((line) => line.split(/\s+/).slice(0, 6))).toEqual([
       ["images", "0", "0", "0", "2", "0"],
       ["later", "1", "0", "0", "0", "0"],
       ["mail", "4", "0", "0", "0", "0"],
       ["reports", "0", "1", "1", "0", "0"]
     ])
-    expect(lines.find((line) => line.startsWith("mail"))).toMatch(/ 5m( \d+s)?$/)
-    expect(lines.find((line) => line.startsWith("later"))).toMatch(/ -$/)
+    expect(lines.find((line) => line.startsWith("mail"))).toMatch(/ 5m( \d+s)?\s+-$/)
+    expect(lines.find((line) => line.startsWith("later"))).toMatch(/ -\s+-$/)
     // No pool runs: every waiting task name is listed as unclaimed.
     const waiting = unclaimed!.split("\n")
     expect(waiting[0]).toBe("waiting for a worker pool that knows their task name (0 live pools registered):")
@@ -374,6 +375,48 @@ describe("retry", () => {
     expect(both.code).toBe(ExitCode.Usage)
     const queueAlone = await runOn(schema, ["retry", "00000000-0000-0000-0000-000000000000", "--queue", "mail"])
     expect(queueAlone).toMatchObject({ code: ExitCode.Usage, stderr: "backie: --queue goes with --failed" })
+  })
+})
+
+describe("pause and resume", () => {
+  const seed = (schema: string) =>
+    withStore(schema, insert([1, 2].map(() => ({ taskName: "send", queue: "mail", at: ago(minute) }))))
+
+  it("pause stops a queue's claims until resume; status shows it; --json prints the queue's control", async () => {
+    const schema = fresh()
+    await seed(schema)
+    const paused = await runOn(schema, ["pause", "mail", "--by", "ops: smtp incident"])
+    expect(paused.code).toBe(0)
+    expect(paused.stdout).toMatch(/^queue "mail" is paused since \S+ \S+Z \(by ops: smtp incident\)$/)
+    const again = await runOn(schema, ["pause", "mail", "--json"])
+    expect(JSON.parse(again.stdout)).toMatchObject({ queue: "mail", pausedBy: "ops: smtp incident" })
+    // A paused queue is not claimed from.
+    expect(await withStore(schema, claimAll("mail", new Date()))).toEqual([])
+
+    const status = await runOn(schema, ["status"])
+    expect(status.stdout.split("\n").find((line) => line.startsWith("mail"))).toMatch(
+      /since \S+ \S+Z by ops: smtp incident$/
+    )
+    const json = JSON.parse((await runOn(schema, ["status", "--json"])).stdout)
+    expect(json.queues.find((q: { queue: string }) => q.queue === "mail").paused).toMatchObject({ by: "ops: smtp incident" })
+    // A paused queue without tasks is listed too.
+    await runOn(schema, ["pause", "empty"])
+    expect(JSON.parse((await runOn(schema, ["status", "--json"])).stdout).queues.map((q: { queue: string }) => q.queue))
+      .toContain("empty")
+
+    const resumed = await runOn(schema, ["resume", "mail", "--json"])
+    expect(JSON.parse(resumed.stdout)).toEqual({ queue: "mail", pausedAt: null, pausedBy: null })
+    expect((await runOn(schema, ["resume", "mail"])).stdout).toBe("queue \"mail\" resumed")
+    expect((await withStore(schema, claimAll("mail", new Date()))).length).toBeGreaterThan(0)
+  })
+
+  it("a name that cannot name a queue is a usage error (exit 2)", async () => {
+    const schema = fresh()
+    await seed(schema)
+    const empty = await runOn(schema, ["pause", ""])
+    expect(empty).toMatchObject({ code: ExitCode.Usage, stdout: "", stderr: "backie: the queue name must be a non-empty string" })
+    const long = await runOn(schema, ["resume", "q".repeat(256)])
+    expect(long.code).toBe(ExitCode.Usage)
   })
 })
 

@@ -21,6 +21,7 @@ import type {
   Heartbeat,
   HolderRecord,
   InsertResult,
+  QueueControl,
   ListFilter,
   NewTask,
   QueueCount,
@@ -95,7 +96,7 @@ const refusedSettlement = (settlement: Settlement): string | undefined => {
   return firstUnstorable(error.details, "the error details")
 }
 
-const rejected = (operation: "insert" | "settle", reason: string) =>
+const rejected = (operation: "insert" | "settle" | "pause", reason: string) =>
   new TaskStoreError({ reason: "Rejected", operation, message: `${operation} failed: ${reason}` })
 
 /** Copies so that callers never share mutable state with the store. */
@@ -142,6 +143,11 @@ export const make: Effect.Effect<TaskStore["Service"]> = Effect.sync(() => {
   }
 
   const holders = new Map<string, Holder>()
+  const paused = new Map<string, { readonly at: Date; readonly by: string | null }>()
+  const control = (queue: string): QueueControl => {
+    const state = paused.get(queue)
+    return { queue, pausedAt: state?.at ?? null, pausedBy: state?.by ?? null }
+  }
   // Claims number their tasks: claim n's k-th task gets n * 2^20 + k.
   let claims = 0
 
@@ -202,6 +208,7 @@ export const make: Effect.Effect<TaskStore["Service"]> = Effect.sync(() => {
 
   const claim = (request: ClaimRequest) =>
     Effect.sync(() => {
+      if (paused.has(request.queue)) return []
       const now = request.now.getTime()
       const limit = Math.max(1, request.limit)
       // The first `limit` runnable rows in claim order, kept sorted as rows
@@ -494,6 +501,23 @@ export const make: Effect.Effect<TaskStore["Service"]> = Effect.sync(() => {
       return true
     })
 
+  const pause = (queue: string, now: Date, by: string | null) =>
+    Effect.suspend(() => {
+      const refused = unstorable(queue) ?? (by === null ? undefined : unstorable(by))
+      if (refused !== undefined) return Effect.fail(rejected("pause", `the queue name or pausedBy ${refused}`))
+      if (!isValidDate(now)) return Effect.fail(rejected("pause", "a time is not a valid date"))
+      if (!paused.has(queue)) paused.set(queue, { at: now, by })
+      return Effect.succeed(control(queue))
+    })
+
+  const resume = (queue: string) =>
+    Effect.sync(() => {
+      if (paused.delete(queue)) notify(new Set([queue]))
+      return control(queue)
+    })
+
+  const pausedQueues = Effect.sync(() => [...paused.keys()].sort().map(control))
+
   const listHolders = Effect.sync(() =>
     [...holders.values()].map((holder): HolderRecord => {
       let holding = 0
@@ -531,6 +555,9 @@ export const make: Effect.Effect<TaskStore["Service"]> = Effect.sync(() => {
     rescue,
     recordStart,
     holders: listHolders,
+    pause,
+    resume,
+    pausedQueues,
     clockOffsetMillis: Effect.succeed(0),
     get,
     list,

@@ -28,7 +28,7 @@ import { Context, DateTime, Duration, Effect, Exit, Layer, Metric, Schema } from
 import type * as Task from "./Task.ts"
 import { firstUnstorable, maxJsonDepth, unstorable } from "./internal/text.ts"
 import * as TaskMetrics from "./TaskMetrics.ts"
-import type { NewTask, TaskRecord, TaskStoreError } from "./TaskStore.ts"
+import type { NewTask, QueueControl, TaskRecord, TaskStoreError } from "./TaskStore.ts"
 import { currentTimeMillis, TaskStore } from "./TaskStore.ts"
 
 /**
@@ -72,6 +72,17 @@ export class InvalidPayload extends Schema.TaggedError<InvalidPayload>()("Invali
 }) {}
 
 /**
+ * A queue name (or a `by`) that cannot name a queue: empty, longer than 255
+ * characters, or holding text PostgreSQL cannot store. Nothing was changed.
+ *
+ * @since 0.1.0
+ */
+export class InvalidQueueName extends Schema.TaggedError<InvalidQueueName>()("InvalidQueueName", {
+  queue: Schema.String,
+  message: Schema.String
+}) {}
+
+/**
  * The queue client service.
  *
  * @since 0.1.0
@@ -96,6 +107,19 @@ export class TaskQueue extends Context.Service<TaskQueue, {
     at: Date | DateTime.DateTime,
     options?: Omit<EnqueueOptions, "runAt" | "delay">
   ) => Effect.Effect<Enqueued, InvalidPayload | TaskStoreError>
+  /**
+   * Pauses a queue in every process sharing the store: no pool claims its
+   * tasks until it is resumed (tasks already claimed run; enqueues still
+   * succeed). `by` says who paused it. Pausing a paused queue changes nothing.
+   */
+  readonly pause: (
+    queue: string,
+    options?: { readonly by?: string | undefined }
+  ) => Effect.Effect<QueueControl, InvalidQueueName | TaskStoreError>
+  /** Resumes a queue; its idle pools wake at once. */
+  readonly resume: (queue: string) => Effect.Effect<QueueControl, InvalidQueueName | TaskStoreError>
+  /** The paused queues, by name. */
+  readonly pausedQueues: Effect.Effect<ReadonlyArray<QueueControl>, TaskStoreError>
 }>()("@backie/core/TaskQueue") {}
 
 const toMillis = (at: Date | DateTime.DateTime): number => {
@@ -300,7 +324,31 @@ export const make: Effect.Effect<TaskQueue["Service"], never, TaskStore> = Effec
     options?: Omit<EnqueueOptions, "runAt" | "delay">
   ) => enqueue(task, payload, { ...options, runAt: at })
 
-  return TaskQueue.of({ enqueue, enqueueMany, schedule })
+  const checkName = (queue: string, what: string, text: string) => {
+    const problem = typeof text !== "string" || text.length === 0
+      ? "must be a non-empty string"
+      : text.length > 255
+      ? "must be at most 255 characters"
+      : unstorable(text)
+    return problem === undefined
+      ? Effect.void
+      : Effect.fail(new InvalidQueueName({ queue: String(queue), message: `the ${what} ${problem}` }))
+  }
+
+  const pause = Effect.fn("TaskQueue.pause")(function*(queue: string, options?: { readonly by?: string | undefined }) {
+    yield* checkName(queue, "queue name", queue)
+    const by = options?.by ?? null
+    if (by !== null) yield* checkName(queue, "name of who pauses", by)
+    const now = yield* currentTimeMillis(store)
+    return yield* store.pause(queue, new Date(now), by)
+  })
+
+  const resume = Effect.fn("TaskQueue.resume")(function*(queue: string) {
+    yield* checkName(queue, "queue name", queue)
+    return yield* store.resume(queue)
+  })
+
+  return TaskQueue.of({ enqueue, enqueueMany, schedule, pause, resume, pausedQueues: store.pausedQueues })
 })
 
 /**
@@ -355,3 +403,40 @@ export const schedule = <T extends Task.Any>(
   options?: Omit<EnqueueOptions, "runAt" | "delay">
 ): Effect.Effect<Enqueued, InvalidPayload | TaskStoreError, TaskQueue> =>
   Effect.flatMap(TaskQueue, (queue) => queue.schedule(task, payload, at, options))
+
+/**
+ * Pauses a queue with the `TaskQueue` in context (see `TaskQueue.pause`).
+ *
+ * @example
+ * ```ts
+ * import { TaskQueue } from "@backie/core"
+ *
+ * // Stop every worker pool from starting tasks of "mail" (e.g. during an incident)
+ * const stopMail = TaskQueue.pause("mail", { by: "ops: smtp incident" })
+ * ```
+ *
+ * @since 0.1.0
+ */
+export const pause = (
+  queue: string,
+  options?: { readonly by?: string | undefined }
+): Effect.Effect<QueueControl, InvalidQueueName | TaskStoreError, TaskQueue> =>
+  Effect.flatMap(TaskQueue, (client) => client.pause(queue, options))
+
+/**
+ * Resumes a queue with the `TaskQueue` in context (see `TaskQueue.resume`).
+ *
+ * @since 0.1.0
+ */
+export const resume = (queue: string): Effect.Effect<QueueControl, InvalidQueueName | TaskStoreError, TaskQueue> =>
+  Effect.flatMap(TaskQueue, (client) => client.resume(queue))
+
+/**
+ * The paused queues, with the `TaskQueue` in context.
+ *
+ * @since 0.1.0
+ */
+export const pausedQueues: Effect.Effect<ReadonlyArray<QueueControl>, TaskStoreError, TaskQueue> = Effect.flatMap(
+  TaskQueue,
+  (client) => client.pausedQueues
+)

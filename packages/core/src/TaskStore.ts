@@ -335,6 +335,20 @@ export interface HolderRecord {
 }
 
 /**
+ * Whether one queue is paused, and since when and by whom. A queue that was
+ * never paused reads as not paused.
+ *
+ * @since 0.1.0
+ */
+export interface QueueControl {
+  readonly queue: string
+  /** When it was paused; `null` while it is not. */
+  readonly pausedAt: Date | null
+  /** Who paused it (free text, e.g. a user or a host), when they said. */
+  readonly pausedBy: string | null
+}
+
+/**
  * What `rescue` looks at: the `running` tasks of these queues.
  *
  * @since 0.1.0
@@ -439,6 +453,9 @@ export type TaskStoreOperation =
   | "recordStart"
   | "holders"
   | "clock"
+  | "pause"
+  | "resume"
+  | "queues"
   | "get"
   | "list"
   | "counts"
@@ -494,6 +511,9 @@ export class TaskStoreError extends Schema.TaggedError<TaskStoreError>()("TaskSt
     "recordStart",
     "holders",
     "clock",
+    "pause",
+    "resume",
+    "queues",
     "get",
     "list",
     "counts",
@@ -524,7 +544,7 @@ export class TaskStoreError extends Schema.TaggedError<TaskStoreError>()("TaskSt
  * `startRecorded = false`, `runningAt = now` and
  * `leaseExpiresAt = now + timeoutMs + leaseMarginMs`. Tasks of other names
  * wait for a holder that knows them. Concurrent claims never return the same
- * task twice.
+ * task twice. Nothing is claimed from a paused queue (see `pause`).
  *
  * **Rescuing** (`rescue`) looks at `running` tasks of the given queues:
  * - a task whose holder is lost (its registration expired at or before `now`,
@@ -561,6 +581,16 @@ export class TaskStore extends Context.Service<TaskStore, {
    * holder charges it. `false` when the claim is no longer current.
    */
   readonly recordStart: (start: StartRecord) => Effect.Effect<boolean, TaskStoreError>
+  /**
+   * Pause a queue: from now on no claim takes its tasks (running ones finish;
+   * enqueues still succeed). Pausing a paused queue keeps its first `pausedAt`
+   * and `pausedBy`. Returns the queue's control as it is afterwards.
+   */
+  readonly pause: (queue: string, now: Date, by: string | null) => Effect.Effect<QueueControl, TaskStoreError>
+  /** Resume a queue and wake its claimers (nothing to do when it is not paused). */
+  readonly resume: (queue: string) => Effect.Effect<QueueControl, TaskStoreError>
+  /** The paused queues, by name. */
+  readonly pausedQueues: Effect.Effect<ReadonlyArray<QueueControl>, TaskStoreError>
   /** The registered holders, live or expired, by registration time. */
   readonly holders: Effect.Effect<ReadonlyArray<HolderRecord>, TaskStoreError>
   /**

@@ -633,6 +633,50 @@ describe("WorkerPool", () => {
       }))
   })
 
+  describe("paused queues", () => {
+    it.effect("a paused queue's tasks wait; other queues run; resume runs them at once", () =>
+      Effect.gen(function*() {
+        const Mail = Task.make({ name: "mail", queue: "mail", payload: Schema.Struct({ n: Schema.Number }) })
+        const Other = Task.make({ name: "other", queue: "other", payload: Schema.Struct({}) })
+        const ran: Array<string> = []
+        yield* withPool(
+          {
+            handlers: [
+              Task.handler(Mail, ({ n }) => Effect.sync(() => ran.push(`mail ${n}`))),
+              Task.handler(Other, () => Effect.sync(() => ran.push("other")))
+            ],
+            queues: { mail: { retention: "KeepAll" }, other: { retention: "KeepAll" } }
+          },
+          Effect.gen(function*() {
+            const control = yield* TaskQueue.pause("mail", { by: "test" })
+            assert.strictEqual(control.pausedBy, "test")
+            assert.deepStrictEqual((yield* TaskQueue.pausedQueues).map((q) => q.queue), ["mail"])
+            const { id } = yield* TaskQueue.enqueue(Mail, { n: 1 })
+            yield* TaskQueue.enqueue(Other, {})
+            yield* WorkerPool.awaitIdle
+            yield* TestClock.adjust("1 hour")
+            yield* WorkerPool.awaitIdle
+            assert.deepStrictEqual(ran, ["other"])
+            assert.strictEqual((yield* stored(id)).state, "ready")
+            yield* TaskQueue.resume("mail")
+            yield* WorkerPool.awaitIdle
+            assert.deepStrictEqual(ran, ["other", "mail 1"])
+            assert.deepStrictEqual(yield* TaskQueue.pausedQueues, [])
+          })
+        )
+      }))
+
+    it.effect("a queue name that cannot name a queue is an InvalidQueueName, and nothing is paused", () =>
+      Effect.gen(function*() {
+        for (const [queue, by] of [["", undefined], ["x".repeat(256), undefined], ["a\u0000b", undefined], ["mail", "\ud800"]] as const) {
+          const error = yield* Effect.flip(TaskQueue.pause(queue, { by }))
+          assert.strictEqual(error._tag, "InvalidQueueName")
+        }
+        assert.strictEqual((yield* Effect.flip(TaskQueue.resume("")))._tag, "InvalidQueueName")
+        assert.deepStrictEqual(yield* TaskQueue.pausedQueues, [])
+      }).pipe(Effect.provide(TaskQueue.layer.pipe(Layer.provideMerge(MemoryTaskStore.layer)))))
+  })
+
   describe("leases and the attempt fence", () => {
     /** Registers `holder` as another process's pool until `expiresAt`, and claims the queue's tasks as it. */
     const claimElsewhere = (store: TaskStore["Service"], holder: string, expiresAt: number) =>

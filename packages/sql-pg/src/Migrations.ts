@@ -19,6 +19,7 @@ import * as Errors from "./internal/errors.ts"
 import * as Names from "./internal/names.ts"
 import createTasks from "./migrations/0001_create_tasks.ts"
 import holders from "./migrations/0002_holders.ts"
+import queues from "./migrations/0003_queues.ts"
 
 /**
  * Options for {@link run}.
@@ -43,7 +44,8 @@ const migrationLockClass = 0x6261636b // "back"
  */
 export const migrations = (names: Names.Names): Record<string, Effect.Effect<void, unknown, SqlClient.SqlClient>> => ({
   "0001_create_tasks": createTasks(names),
-  "0002_holders": holders(names)
+  "0002_holders": holders(names),
+  "0003_queues": queues(names)
 })
 
 const migrator = Migrator.make({})

@@ -43,6 +43,7 @@ import type {
   Heartbeat,
   HolderRecord,
   InsertResult,
+  QueueControl,
   ListFilter,
   NewTask,
   QueueCount,
@@ -63,6 +64,9 @@ import { encodeAttemptError } from "./internal/attemptError.ts"
 import * as ClockOffset from "./internal/clockOffset.ts"
 import { cancelTask } from "./internal/sql/cancelTask.ts"
 import { endHolder } from "./internal/sql/endHolder.ts"
+import { pauseQueue, type QueueRow } from "./internal/sql/pauseQueue.ts"
+import { resumeQueue } from "./internal/sql/resumeQueue.ts"
+import { selectPausedQueues } from "./internal/sql/selectPausedQueues.ts"
 import { readClock } from "./internal/sql/readClock.ts"
 import { recordStart } from "./internal/sql/recordStart.ts"
 import { rescueTasks } from "./internal/sql/rescueTasks.ts"
@@ -551,6 +555,28 @@ export const make = Effect.fn("PgTaskStore.make")(
       Effect.withSpan("PgTaskStore.holders")
     )
 
+    const toControl = (row: QueueRow): QueueControl => ({
+      queue: row.name,
+      pausedAt: row.paused_at,
+      pausedBy: row.paused_by
+    })
+
+    const pause = Effect.fn("PgTaskStore.pause")(function*(queue: string, now: Date, by: string | null) {
+      const rows = yield* pauseQueue(target, queue, now, by).pipe(Effect.mapError(failedWith("pause")))
+      return toControl(rows[0]!)
+    })
+
+    const resume = Effect.fn("PgTaskStore.resume")(function*(queue: string) {
+      yield* resumeQueue(target, queue).pipe(Effect.mapError(failedWith("resume")))
+      return { queue, pausedAt: null, pausedBy: null }
+    })
+
+    const pausedQueues = selectPausedQueues(target).pipe(
+      Effect.mapError(failedWith("queues")),
+      Effect.map((rows) => rows.map(toControl)),
+      Effect.withSpan("PgTaskStore.pausedQueues")
+    )
+
     const clockOffsetMillis = ClockOffset.make(
       readClock(target).pipe(
         Effect.map((rows) => rows[0]!.now_ms),
@@ -568,6 +594,9 @@ export const make = Effect.fn("PgTaskStore.make")(
       rescue,
       recordStart: startRecorded,
       holders,
+      pause,
+      resume,
+      pausedQueues,
       clockOffsetMillis: yield* clockOffsetMillis,
       get,
       list,

@@ -113,10 +113,10 @@ describe("PgTaskStore on PostgreSQL", () => {
         const schema = TestDatabase.randomSchema()
         const sql = yield* PgClient.PgClient
         yield* dropLater(sql, schema)
-        assert.deepStrictEqual(yield* Migrations.run({ schema }), [[1, "create_tasks"], [2, "holders"]])
+        assert.deepStrictEqual(yield* Migrations.run({ schema }), [[1, "create_tasks"], [2, "holders"], [3, "queues"]])
         assert.deepStrictEqual(yield* Migrations.run({ schema }), [])
         const applied = yield* sql<{ migration_id: number }>`SELECT migration_id FROM ${sql(`${schema}.migrations`)}`
-        assert.deepStrictEqual(applied.map((row) => row.migration_id), [1, 2])
+        assert.deepStrictEqual(applied.map((row) => row.migration_id), [1, 2, 3])
         const indexes = yield* sql<{ indexname: string }>`
           SELECT indexname FROM pg_indexes WHERE schemaname = ${schema} AND tablename = 'tasks' ORDER BY indexname`
         assert.deepStrictEqual(indexes.map((row) => row.indexname), [
@@ -136,7 +136,7 @@ describe("PgTaskStore on PostgreSQL", () => {
           concurrency: "unbounded"
         })
         const applied = yield* sql<{ migration_id: number }>`SELECT migration_id FROM ${sql(`${schema}.migrations`)}`
-        assert.deepStrictEqual(applied.map((row) => row.migration_id), [1, 2])
+        assert.deepStrictEqual(applied.map((row) => row.migration_id), [1, 2, 3])
         const [inserted] = yield* stores[0]!.insert([newTask()])
         for (const store of stores) assert.deepStrictEqual(yield* store.get(inserted!.task.id), inserted!.task)
       })))

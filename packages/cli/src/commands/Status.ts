@@ -6,7 +6,7 @@
  *
  * @since 0.1.0
  */
-import type { TaskState } from "@backie/core/TaskStore"
+import type { QueueControl, TaskState } from "@backie/core/TaskStore"
 import { currentTimeMillis, TaskStore, TaskStates } from "@backie/core/TaskStore"
 import { Console, Effect } from "effect"
 import { Command } from "effect/cli"
@@ -28,6 +28,8 @@ export interface QueueStatus {
   readonly oldestWaitingSince: Date | null
   /** How long that task has been due, in milliseconds; `null` when none is due. */
   readonly oldestWaitingMs: number | null
+  /** Since when and by whom the queue is paused; `null` when it is not. */
+  readonly paused: { readonly since: Date; readonly by: string | null } | null
 }
 
 /**
@@ -67,6 +69,7 @@ export const read = Effect.fn("Status.read")(function*() {
   const now = yield* currentTimeMillis(store).pipe(Effect.mapError(Database.storeFailure))
   const counts = yield* store.counts.pipe(Effect.mapError(Database.storeFailure))
   const holders = yield* store.holders.pipe(Effect.mapError(Database.storeFailure))
+  const paused = new Map((yield* store.pausedQueues.pipe(Effect.mapError(Database.storeFailure))).map((q) => [q.queue, q]))
   const live = holders.filter((holder) => holder.expiresAt.getTime() > now)
   const claimed = new Set<string>()
   for (const holder of live) {
@@ -94,7 +97,11 @@ export const read = Effect.fn("Status.read")(function*() {
       entry.oldestReady = count.oldestScheduledAt
     }
   }
-  const queues = [...byQueue].map(([queue, entry]): QueueStatus => {
+  // A paused queue is listed even when it holds no task.
+  for (const queue of paused.keys()) {
+    if (!byQueue.has(queue)) byQueue.set(queue, { counts: { ready: 0, running: 0, done: 0, failed: 0, cancelled: 0 }, oldestReady: null })
+  }
+  const queues = [...byQueue].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)).map(([queue, entry]): QueueStatus => {
     // The earliest scheduled ready task is the oldest waiting one, if it is due.
     const due = entry.oldestReady !== null && entry.oldestReady.getTime() <= now ? entry.oldestReady : null
     return {
@@ -102,7 +109,8 @@ export const read = Effect.fn("Status.read")(function*() {
       counts: entry.counts,
       total: TaskStates.reduce((sum, state) => sum + entry.counts[state], 0),
       oldestWaitingSince: due,
-      oldestWaitingMs: due === null ? null : now - due.getTime()
+      oldestWaitingMs: due === null ? null : now - due.getTime(),
+      paused: pausedOf(paused.get(queue))
     }
   })
   return { queues, unclaimed, livePools: live.length } satisfies Status
@@ -126,6 +134,9 @@ export const renderText = ({ livePools, queues, unclaimed }: Status): string =>
     ])
   ].join("\n")
 
+const pausedOf = (control: QueueControl | undefined): QueueStatus["paused"] =>
+  control === undefined || control.pausedAt === null ? null : { since: control.pausedAt, by: control.pausedBy }
+
 const renderQueues = (queues: ReadonlyArray<QueueStatus>): string =>
   queues.length === 0
     ? "no tasks"
@@ -133,12 +144,16 @@ const renderQueues = (queues: ReadonlyArray<QueueStatus>): string =>
       [
         { header: "QUEUE" },
         ...TaskStates.map((state) => ({ header: state.toUpperCase(), align: "right" as const })),
-        { header: "OLDEST WAITING" }
+        { header: "OLDEST WAITING" },
+        { header: "PAUSED" }
       ],
       queues.map((queue) => [
         queue.queue,
         ...TaskStates.map((state) => String(queue.counts[state])),
-        queue.oldestWaitingMs === null ? "-" : Format.duration(queue.oldestWaitingMs)
+        queue.oldestWaitingMs === null ? "-" : Format.duration(queue.oldestWaitingMs),
+        queue.paused === null
+          ? "-"
+          : `since ${Format.time(queue.paused.since)}${queue.paused.by === null ? "" : ` by ${queue.paused.by}`}`
       ])
     )
 
@@ -159,7 +174,8 @@ export const status = Command.make(
   Command.withDescription(
     "Count the tasks of each queue by state, and show how long the oldest waiting task of each queue " +
       "(ready and due) has been waiting. READY includes tasks scheduled for later. Then list the ready tasks " +
-      "whose task name no live worker pool claims on their queue: they wait until a pool that knows them runs."
+      "whose task name no live worker pool claims on their queue: they wait until a pool that knows them runs. " +
+      "PAUSED says since when (and by whom) a queue is paused (backie pause)."
   ),
   Command.withShortDescription("Count tasks per queue and state; age of the oldest waiting task"),
   Command.withExamples([{ command: "backie status --json", description: "The counts as JSON" }])

@@ -46,6 +46,7 @@ import { cancel } from "./contract/Cancel.ts"
 import { claim } from "./contract/Claim.ts"
 import { insert } from "./contract/Insert.ts"
 import { purge } from "./contract/Purge.ts"
+import { queues } from "./contract/Queues.ts"
 import { reads } from "./contract/Reads.ts"
 import { rescue } from "./contract/Rescue.ts"
 import { retry } from "./contract/Retry.ts"
@@ -103,6 +104,7 @@ export const storeContract = (
     cancel(suite)
     retry(suite)
     purge(suite)
+    queues(suite)
     wakeups(suite)
   })
 }

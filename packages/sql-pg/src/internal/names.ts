@@ -21,6 +21,8 @@ export interface Names {
   readonly tasks: string
   /** The holders table (one row per registered worker pool), qualified: `backie.holders`. */
   readonly holders: string
+  /** The queues table (paused queues), qualified: `backie.queues`. */
+  readonly queues: string
   /** The sequence numbering claim statements, qualified: `backie.claim_batches`. */
   readonly claimBatches: string
   /** The table the migrator records applied migrations in. */
@@ -57,6 +59,7 @@ export const make = (schema: string = defaultSchema): Effect.Effect<Names, TaskS
     tasks: `${schema}.tasks`,
     holders: `${schema}.holders`,
     claimBatches: `${schema}.claim_batches`,
+    queues: `${schema}.queues`,
     migrations: `${schema}.migrations`,
     channel: `${schema}_tasks`
   })

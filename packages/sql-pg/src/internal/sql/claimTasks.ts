@@ -27,6 +27,10 @@
  * rows than it chose. (The store then decodes the rows returned; one that
  * does not decode is failed by `failClaimedTasks`.)
  *
+ * Nothing is claimed from a paused queue: each name's subquery first probes
+ * the queues table by primary key (an uncorrelated condition, evaluated once
+ * before any task is read or locked).
+ *
  * How it is found:
  * - `ready` reads, for each name asked (`unnest` of the names, a `LATERAL`
  *   subquery each), the head of that name's range of `tasks_ready_idx`
@@ -122,7 +126,7 @@ const returnedColumns = [
 ] as const
 
 /** Claims runnable tasks of one queue (see the module documentation); returns them in claim order. */
-export const claimTasks = ({ claimBatches, sql, tasks }: Target, params: ClaimParams): Statement<TaskRow> => {
+export const claimTasks = ({ claimBatches, queues, sql, tasks }: Target, params: ClaimParams): Statement<TaskRow> => {
   const columns = sql.literal(returnedColumns.join(", "))
   const queueName = PgTypes.text(params.queue)
   const count = PgTypes.int4(params.limit)
@@ -172,6 +176,7 @@ export const claimTasks = ({ claimBatches, sql, tasks }: Target, params: ClaimPa
             SELECT ctid AS tid, id, priority, scheduled_at, seq, attempt, claim, retries, max_retries, timeout_msecs
             FROM ${tasks}
             WHERE queue_name = ${queueName} AND task_name = n.task_name AND state = 'ready' AND scheduled_at <= ${at}
+              AND NOT EXISTS (SELECT 1 FROM ${queues} WHERE name = ${queueName} AND paused_at IS NOT NULL)
             ORDER BY priority DESC, scheduled_at, seq
             LIMIT ${count}
             FOR UPDATE SKIP LOCKED

@@ -23,6 +23,8 @@ export interface Target {
   readonly tasks: Identifier
   /** The holders table, qualified by the store's schema. */
   readonly holders: Identifier
+  /** The queues table (paused queues), qualified by the store's schema. */
+  readonly queues: Identifier
   /** The name of the sequence numbering claims, as text for `nextval`. */
   readonly claimBatches: PgTypes.Parameter
   /** The LISTEN/NOTIFY channel whose payloads are queue names. */
@@ -35,6 +37,7 @@ export const target = (sql: SqlClient.SqlClient, names: Names): Target => ({
   tasks: sql(names.tasks),
   holders: sql(names.holders),
   claimBatches: PgTypes.text(names.claimBatches),
+  queues: sql(names.queues),
   channel: PgTypes.text(names.channel)
 })
 
