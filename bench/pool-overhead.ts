@@ -72,7 +72,7 @@ const Store = Layer.succeed(
         counters.settled += settlements.length
         return settlements.map((s) => ({ id: s.id, claim: s.claim, applied: true }))
       }),
-    heartbeat: () => Effect.void,
+    heartbeat: () => Effect.succeed([]),
     unregister: () => Effect.void,
     rescue: () => Effect.succeed({ returned: 0, retried: 0, failed: 0 }),
     recordStart: () => Effect.succeed(true),

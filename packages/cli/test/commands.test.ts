@@ -443,9 +443,12 @@ describe("cancel", () => {
       stderr: `backie: task ${ready} is already cancelled: nothing to cancel`
     })
 
-    const busy = await runOn(schema, ["cancel", running, "--json"])
+    const busy = await runOn(schema, ["cancel", running, "--json", "--by", "ops"])
     expect(busy.code).toBe(0)
-    expect(JSON.parse(busy.stdout)).toMatchObject({ cancelled: true, task: { id: running, state: "cancelled" } })
+    expect(JSON.parse(busy.stdout)).toMatchObject({
+      cancelled: true,
+      task: { id: running, state: "cancelled", lastError: { tag: "Cancelled", message: "cancelled by ops" } }
+    })
 
     const unknown = await runOn(schema, ["cancel", "00000000-0000-0000-0000-000000000000"])
     expect(unknown).toMatchObject({ code: ExitCode.NotFound, stdout: "" })

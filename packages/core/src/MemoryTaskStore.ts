@@ -355,14 +355,26 @@ export const make: Effect.Effect<TaskStore["Service"]> = Effect.sync(() => {
     )
   })
 
-  const cancel = (id: string, now: Date) =>
+  const cancel = (id: string, now: Date, by: string | null = null) =>
     Effect.sync(() => {
       const row = rows.get(id)
       if (row === undefined) return undefined
       if (row.state === "ready" || row.state === "running") {
+        const holder = row.state === "running" ? row.holder : null
+        const entry: AttemptError = {
+          attempt: row.attempt,
+          at: now,
+          message: by === null ? "cancelled" : `cancelled by ${by}`,
+          tag: "Cancelled",
+          details: null
+        }
         moveTo(row, "cancelled")
         row.doneAt = now
         endClaim(row)
+        // Its holder learns of it at its next heartbeat.
+        row.holder = holder
+        row.lastError = entry
+        row.errors.push(entry)
       }
       return snapshot(row)
     })
@@ -415,7 +427,7 @@ export const make: Effect.Effect<TaskStore["Service"]> = Effect.sync(() => {
     })
 
   const heartbeat = (beat: Heartbeat) =>
-    Effect.sync(() => {
+    Effect.sync((): ReadonlyArray<string> => {
       const known = holders.get(beat.id)
       holders.set(beat.id, {
         id: beat.id,
@@ -428,6 +440,14 @@ export const make: Effect.Effect<TaskStore["Service"]> = Effect.sync(() => {
         expiresAt: beat.expiresAt,
         startedUpTo: beat.startedUpTo
       })
+      const cancelled: Array<string> = []
+      for (const row of rows.values()) {
+        if (row.state === "cancelled" && row.holder === beat.id) {
+          row.holder = null
+          cancelled.push(row.id)
+        }
+      }
+      return cancelled
     })
 
   const unregister = (id: string, now: Date) =>

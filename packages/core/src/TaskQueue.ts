@@ -120,6 +120,18 @@ export class TaskQueue extends Context.Service<TaskQueue, {
   readonly resume: (queue: string) => Effect.Effect<QueueControl, InvalidQueueName | TaskStoreError>
   /** The paused queues, by name. */
   readonly pausedQueues: Effect.Effect<ReadonlyArray<QueueControl>, TaskStoreError>
+  /**
+   * Cancels a task that has not finished, in whichever process it is: a
+   * waiting task never runs; a running one has its handler interrupted (its
+   * finalizers run) at its pool's next heartbeat, within a quarter of its
+   * lease margin, and its outcome is discarded. `by` is recorded in its
+   * history. Returns the task as it is afterwards (`undefined`: no such task;
+   * a finished task is returned unchanged).
+   */
+  readonly cancel: (
+    id: string,
+    options?: { readonly by?: string | undefined }
+  ) => Effect.Effect<TaskRecord | undefined, TaskStoreError>
 }>()("@backie/core/TaskQueue") {}
 
 const toMillis = (at: Date | DateTime.DateTime): number => {
@@ -348,7 +360,12 @@ export const make: Effect.Effect<TaskQueue["Service"], never, TaskStore> = Effec
     return yield* store.resume(queue)
   })
 
-  return TaskQueue.of({ enqueue, enqueueMany, schedule, pause, resume, pausedQueues: store.pausedQueues })
+  const cancel = Effect.fn("TaskQueue.cancel")(function*(id: string, options?: { readonly by?: string | undefined }) {
+    const now = yield* currentTimeMillis(store)
+    return yield* store.cancel(id, new Date(now), options?.by ?? null)
+  })
+
+  return TaskQueue.of({ enqueue, enqueueMany, schedule, pause, resume, pausedQueues: store.pausedQueues, cancel })
 })
 
 /**
@@ -440,3 +457,21 @@ export const pausedQueues: Effect.Effect<ReadonlyArray<QueueControl>, TaskStoreE
   TaskQueue,
   (client) => client.pausedQueues
 )
+
+/**
+ * Cancels a task with the `TaskQueue` in context (see `TaskQueue.cancel`).
+ *
+ * @example
+ * ```ts
+ * import { TaskQueue } from "@backie/core"
+ *
+ * const stop = (id: string) => TaskQueue.cancel(id, { by: "support: refund issued by hand" })
+ * ```
+ *
+ * @since 0.1.0
+ */
+export const cancel = (
+  id: string,
+  options?: { readonly by?: string | undefined }
+): Effect.Effect<TaskRecord | undefined, TaskStoreError, TaskQueue> =>
+  Effect.flatMap(TaskQueue, (client) => client.cancel(id, options))

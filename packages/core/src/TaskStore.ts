@@ -107,7 +107,11 @@ export interface TaskRecord {
   readonly runningAt: Date | null
   /** While `running`: when the claim lapses and the task may be claimed again. */
   readonly leaseExpiresAt: Date | null
-  /** While `running`: the holder (worker pool) that claimed it. */
+  /**
+   * While `running`: the holder (worker pool) that claimed it. A running task
+   * cancelled by an operator keeps it until that holder's next heartbeat,
+   * which tells the holder to interrupt its handler.
+   */
   readonly holder: string | null
   /** While `running`: its number among its holder's claims (increasing in claim order). */
   readonly holdSeq: number | null
@@ -567,8 +571,11 @@ export class TaskStore extends Context.Service<TaskStore, {
   readonly claim: (request: ClaimRequest) => Effect.Effect<ReadonlyArray<TaskRecord>, TaskStoreError>
   /** Apply outcomes, each guarded by its claim fence; results in input order. */
   readonly settle: (settlements: ReadonlyArray<Settlement>) => Effect.Effect<ReadonlyArray<SettleResult>, TaskStoreError>
-  /** Register or renew a holder (see {@link Heartbeat}). */
-  readonly heartbeat: (beat: Heartbeat) => Effect.Effect<void, TaskStoreError>
+  /**
+   * Register or renew a holder (see {@link Heartbeat}). Returns the ids of
+   * the tasks it held that were cancelled since its last heartbeat (each once).
+   */
+  readonly heartbeat: (beat: Heartbeat) => Effect.Effect<ReadonlyArray<string>, TaskStoreError>
   /**
    * End a holder's registration at `now` (graceful shutdown, after its tasks
    * were settled): tasks it still holds are rescued by the next `rescue`.
@@ -606,11 +613,14 @@ export class TaskStore extends Context.Service<TaskStore, {
   /** Task counts per queue, task name and state (only groups with at least one task), sorted by them. */
   readonly counts: Effect.Effect<ReadonlyArray<QueueCount>, TaskStoreError>
   /**
-   * Cancel a task that is `ready` or `running` (a running handler is not
-   * interrupted, but its settlement will be refused). Returns the task as it is
+   * Cancel a task that is `ready` or `running`: it becomes `cancelled` at
+   * `now`, with an entry tagged `"Cancelled"` in its history naming `by` (who
+   * cancelled it, when given). A running task keeps its `holder`: the next
+   * `heartbeat` of that holder returns its id, so the pool interrupts its
+   * handler; its settlement is refused in any case. Returns the task as it is
    * afterwards, or `undefined` when there is no such task.
    */
-  readonly cancel: (id: string, now: Date) => Effect.Effect<TaskRecord | undefined, TaskStoreError>
+  readonly cancel: (id: string, now: Date, by?: string | null) => Effect.Effect<TaskRecord | undefined, TaskStoreError>
   /**
    * Make selected finished tasks `ready` again at `now`, with `retries` reset to
    * 0 (their error history is kept). A unique task whose key another task

@@ -242,7 +242,8 @@ export const make = <const Handlers extends ReadonlyArray<Task.AnyHandler>>(
       pending: [],
       settlementsWaiting: Signal.make(),
       progressed: Signal.make(),
-      attempts: new Set()
+      attempts: new Set(),
+      cancelled: new Set()
     }
 
     // Registered before the first claim, and renewed until shutdown is over.

@@ -677,6 +677,53 @@ describe("WorkerPool", () => {
       }).pipe(Effect.provide(TaskQueue.layer.pipe(Layer.provideMerge(MemoryTaskStore.layer)))))
   })
 
+  describe("cancelling a running task", () => {
+    it.effect("interrupts its handler at the pool's next heartbeat (finalizers run), keeps it cancelled, never runs a buffered one", () =>
+      Effect.gen(function*() {
+        const Job = Task.make({ name: "job", payload: Schema.Struct({ n: Schema.Number }), timeout: "1 hour" })
+        const events: Array<string> = []
+        const started = yield* Deferred.make<void>()
+        const store = yield* MemoryTaskStore.make
+        const queue = yield* TaskQueue.make.pipe(Effect.provideService(TaskStore, store))
+        const [long, buffered, after] = yield* queue.enqueueMany(Job, [{ n: 1 }, { n: 2 }, { n: 3 }])
+        yield* Effect.gen(function*() {
+          yield* Deferred.await(started)
+          assert.strictEqual((yield* store.get(buffered!.id))?.state, "running", "claimed ahead")
+          const cancelled = yield* queue.cancel(long!.id, { by: "ops" })
+          assert.strictEqual(cancelled?.state, "cancelled")
+          yield* queue.cancel(buffered!.id)
+          assert.deepStrictEqual(events, ["start 1"])
+          // The next heartbeat (a quarter of the 4 s margin) tells the pool.
+          yield* TestClock.adjust("1 second")
+          yield* WorkerPool.awaitIdle
+          assert.deepStrictEqual(events, ["start 1", "finalizer 1", "start 3", "end 3"], JSON.stringify(events))
+          const task = yield* store.get(long!.id)
+          assert.strictEqual(task?.state, "cancelled")
+          assert.strictEqual(task?.lastError?.message, "cancelled by ops")
+          assert.isNull(task?.holder)
+          assert.strictEqual((yield* store.get(buffered!.id))?.state, "cancelled")
+          assert.strictEqual((yield* store.get(after!.id))?.state, "done")
+          const refused = yield* Metric.value(Metric.withAttributes(TaskMetrics.refused, { queue: "default" }))
+          assert.strictEqual(refused.count, 0, "an operator's cancel is not a refused settlement")
+        }).pipe(
+          Effect.provide(WorkerPool.layer({
+            handlers: [Task.handler(Job, ({ n }) =>
+              Effect.gen(function*() {
+                events.push(`start ${n}`)
+                if (n === 1) {
+                  yield* Deferred.succeed(started, undefined)
+                  yield* Effect.never
+                }
+                events.push(`end ${n}`)
+              }).pipe(Effect.onInterrupt(() => Effect.sync(() => events.push(`finalizer ${n}`)))))],
+            queues: { default: { concurrency: 1, prefetch: 3, leaseMargin: "4 seconds", retention: "KeepAll" } }
+          })),
+          Effect.provideService(TaskStore, store),
+          Effect.scoped
+        )
+      }))
+  })
+
   describe("leases and the attempt fence", () => {
     /** Registers `holder` as another process's pool until `expiresAt`, and claims the queue's tasks as it. */
     const claimElsewhere = (store: TaskStore["Service"], holder: string, expiresAt: number) =>

@@ -460,9 +460,9 @@ export const make = Effect.fn("PgTaskStore.make")(
       Effect.withSpan("PgTaskStore.counts")
     )
 
-    const cancel = Effect.fn("PgTaskStore.cancel")(function*(id: string, now: Date) {
+    const cancel = Effect.fn("PgTaskStore.cancel")(function*(id: string, now: Date, by: string | null = null) {
       if (!isUuid(id)) return undefined
-      const rows = yield* cancelTask(target, id, now).pipe(Effect.mapError(failedWith("cancel")))
+      const rows = yield* cancelTask(target, id, now, by).pipe(Effect.mapError(failedWith("cancel")))
       const [cancelled] = yield* toRecords("cancel", rows)
       if (cancelled !== undefined) return cancelled
       // Not cancellable (finished already) or absent: report it as it is.
@@ -498,7 +498,10 @@ export const make = Effect.fn("PgTaskStore.make")(
     const heartbeat = (beat: Heartbeat) =>
       Effect.suspend(() =>
         isUuid(beat.id)
-          ? upsertHolder(target, beat).pipe(Effect.asVoid, Effect.mapError(failedWith("heartbeat")))
+          ? upsertHolder(target, beat).pipe(
+            Effect.map((rows) => rows.map((row) => row.id)),
+            Effect.mapError(failedWith("heartbeat"))
+          )
           : Effect.fail(
             new TaskStoreError({
               reason: "Rejected",

@@ -120,6 +120,7 @@ describe("PgTaskStore on PostgreSQL", () => {
         const indexes = yield* sql<{ indexname: string }>`
           SELECT indexname FROM pg_indexes WHERE schemaname = ${schema} AND tablename = 'tasks' ORDER BY indexname`
         assert.deepStrictEqual(indexes.map((row) => row.indexname), [
+          "tasks_cancelled_idx",
           "tasks_lease_idx",
           "tasks_pkey",
           "tasks_ready_idx",

@@ -129,7 +129,7 @@ export const run = (runtime: PoolRuntime): Effect.Effect<never> =>
         const result = results[i]
         queue.inFlight -= 1
         queue.signal.notify()
-        if (result?.applied !== true && result?.dropped !== true) {
+        if (result?.applied !== true && result?.dropped !== true && batch[i]!.cancelled !== true) {
           count(runtime, queue.metrics.refused)
           yield* Effect.logWarning(
             `the outcome of claim ${settlement.claim} of task ${settlement.id} (${settlement._tag}) was refused: ` +

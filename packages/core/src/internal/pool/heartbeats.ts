@@ -3,13 +3,16 @@
  * before the first claim, then renewed every quarter of its time to live (the
  * smallest lease margin of the pool's queues) until shutdown has settled
  * everything, with how far the pool has started its tasks (`startedUpTo`).
- * Each renewal also refreshes the store's clock offset. A
+ * Each renewal also refreshes the store's clock offset, and learns which of
+ * the pool's tasks an operator cancelled: their handlers are interrupted
+ * (their finalizers run), and those not started yet are dropped. A
  * renewal that fails is retried at the next tick; while the registration is
  * older than half its time to live, workers start nothing (`holdValid`), so
  * a pool cut off from its store never runs tasks another process may be
  * rescuing.
  */
 import { Effect } from "effect"
+import * as Attempt from "./attempt.ts"
 import type { PoolRuntime } from "./runtime.ts"
 
 /**
@@ -33,7 +36,7 @@ export const beat = (runtime: PoolRuntime) =>
   Effect.gen(function*() {
     runtime.holder.offsetMs = yield* runtime.store.clockOffsetMillis
     const now = runtime.now()
-    yield* runtime.store.heartbeat({
+    const cancelled = yield* runtime.store.heartbeat({
       id: runtime.holder.id,
       queues: runtime.queues.map((queue) => queue.name),
       taskNames: runtime.queues.flatMap((queue) => queue.settings.taskNames),
@@ -45,6 +48,33 @@ export const beat = (runtime: PoolRuntime) =>
     })
     runtime.holder.lastBeatAt = now
     runtime.holder.healthySince ??= now
+    if (cancelled.length > 0) yield* interruptCancelled(runtime, cancelled)
+  })
+
+/**
+ * Stops the attempts of tasks an operator cancelled, and drops them from
+ * the buffers if they have not started (their settlements are refused: the
+ * store has them cancelled already).
+ */
+const interruptCancelled = (runtime: PoolRuntime, ids: ReadonlyArray<string>) =>
+  Effect.gen(function*() {
+    const cancelled = new Set(ids)
+    // Buffered ones first: stopping an attempt can resume its worker at
+    // once, and it must not take a cancelled task from the buffer.
+    for (const queue of runtime.queues) {
+      const kept = queue.buffer.filter((row) => !cancelled.has(row.id))
+      if (kept.length === queue.buffer.length) continue
+      const dropped = queue.buffer.length - kept.length
+      queue.buffer = kept
+      queue.inFlight -= dropped
+      queue.signal.notify()
+    }
+    for (const attempt of [...runtime.attempts]) {
+      if (!cancelled.has(attempt.taskId)) continue
+      runtime.cancelled.add(attempt.taskId)
+      Attempt.stop(runtime, attempt, "cancel")
+    }
+    yield* Effect.logInfo(`${ids.length} tasks of this pool were cancelled: interrupting them`)
   })
 
 /** Renews the registration every quarter of its time to live, until interrupted. */

@@ -230,6 +230,24 @@ export const decide = (
   const tookMs = Math.max(0, now - startedAt)
   recordAttemptTime(queue, tookMs)
   queue.metrics.duration.updateUnsafe(Duration.millis(tookMs), runtime.context)
+  if (ended.stoppedBy === "cancel") {
+    // An operator cancelled the task while it ran: the store has it
+    // cancelled already, and refuses this settlement.
+    count(runtime, queue.metrics.cancelled)
+    return Effect.as(
+      Effect.logInfo("the task was cancelled while it ran: its handler was interrupted").pipe(
+        Effect.annotateLogs(annotations(row))
+      ),
+      {
+        _tag: "Cancel",
+        id: row.id,
+        claim: row.claim,
+        now: new Date(now),
+        error: null,
+        remove: Retention.removes(queue.settings.retention, "cancelled")
+      } satisfies Settlement
+    )
+  }
   if (ended._tag === "Exited" && ended.stoppedBy !== "timeout" && Exit.isSuccess(ended.exit)) {
     count(runtime, queue.metrics.succeeded)
     return Effect.succeed({

@@ -18,9 +18,14 @@ export interface Registered {
 
 /** An attempt running in a fiber of its own. */
 export interface RunningAttempt {
+  /** The task it runs. */
+  readonly taskId: string
   readonly fiber: Fiber.Fiber<unknown, unknown>
-  /** Why the pool interrupted it, once it did: its timeout, or shutdown (grace period, `interruptRunning`). */
-  stoppedBy: "timeout" | "shutdown" | undefined
+  /**
+   * Why the pool interrupted it, once it did: its timeout, shutdown (grace
+   * period, `interruptRunning`), or an operator's cancel.
+   */
+  stoppedBy: "timeout" | "shutdown" | "cancel" | undefined
   /** Its timeout, then, once stopped, when it is left behind. */
   deadline: Deadlines.Deadline
   /** Ends the wait with the attempt's exit, or `undefined` when it is left behind. */
@@ -31,6 +36,8 @@ export interface RunningAttempt {
 export interface PendingSettlement {
   readonly queue: QueueState
   readonly settlement: Settlement
+  /** The task was cancelled by an operator: the store refusing the settlement is expected. */
+  readonly cancelled?: boolean | undefined
 }
 
 /**
@@ -75,8 +82,10 @@ export interface PoolRuntime {
   readonly settlementsWaiting: Signal.Signal
   /** Notified whenever attempts end or settlements are written: shutdown waits on it. */
   readonly progressed: Signal.Signal
-  /** The attempts running now, for the grace period and `interruptRunning`. */
+  /** The attempts running now, for the grace period, `interruptRunning` and cancels. */
   readonly attempts: Set<RunningAttempt>
+  /** Tasks of this pool an operator cancelled (learned from heartbeats), until their settlement is handed over. */
+  readonly cancelled: Set<string>
 }
 
 /**
@@ -92,8 +101,13 @@ export const count = (runtime: PoolRuntime, metric: Metric.Metric<number, unknow
   metric.updateUnsafe(1, runtime.context)
 
 /** Hands a settlement to the completer. */
-export const settleLater = (runtime: PoolRuntime, queue: QueueState, settlement: Settlement): void => {
-  runtime.pending.push({ queue, settlement })
+export const settleLater = (
+  runtime: PoolRuntime,
+  queue: QueueState,
+  settlement: Settlement,
+  cancelled = false
+): void => {
+  runtime.pending.push(cancelled ? { queue, settlement, cancelled } : { queue, settlement })
   runtime.settlementsWaiting.notify()
 }
 

@@ -94,7 +94,7 @@ export const run = (runtime: PoolRuntime, queue: Queue.QueueState): Effect.Effec
             )
         }
         queue.running -= 1
-        settleLater(runtime, queue, settlement)
+        settleLater(runtime, queue, settlement, runtime.cancelled.delete(row.id))
         if (queue.buffer.length === 0) {
           // This worker is about to wait: the claimer may claim now.
           queue.signal.notify()

@@ -10,6 +10,8 @@ import {
   at,
   plus,
   HOUR,
+  HOLDER,
+  register,
   missingId,
   attemptError,
   mustGet,
@@ -32,16 +34,27 @@ export const cancel = ({ test }: Suite): void => {
     test("a ready task becomes cancelled at now and is never claimed", (store) =>
       Effect.gen(function*() {
         const task = yield* insertOne(store, { uniqueKey: "u" })
-        const expected: TaskRecord = { ...task, state: "cancelled", doneAt: at(42) }
-        assert.deepStrictEqual(yield* store.cancel(task.id, at(42)), expected)
+        const entry = { attempt: 0, at: at(42), message: "cancelled by ops", tag: "Cancelled", details: null }
+        const expected: TaskRecord = { ...task, state: "cancelled", doneAt: at(42), lastError: entry, errors: [entry] }
+        assert.deepStrictEqual(yield* store.cancel(task.id, at(42), "ops"), expected)
         assert.deepStrictEqual(yield* mustGet(store, task.id), expected)
         assert.deepStrictEqual(yield* claimAll(store, at(HOUR)), [])
       }))
 
-    test("a running task becomes cancelled and its later settlement is refused", (store) =>
+    test("a running task becomes cancelled, keeps its holder for its next heartbeat, and its settlement is refused", (store) =>
       Effect.gen(function*() {
         const task = yield* running(store)
-        const expected: TaskRecord = { ...task, state: "cancelled", doneAt: at(42), leaseExpiresAt: null, holder: null, holdSeq: null }
+        const entry = { attempt: 1, at: at(42), message: "cancelled", tag: "Cancelled", details: null }
+        const expected: TaskRecord = {
+          ...task,
+          state: "cancelled",
+          doneAt: at(42),
+          leaseExpiresAt: null,
+          holdSeq: null,
+          lastError: entry,
+          errors: [entry]
+        }
+        assert.strictEqual(expected.holder, HOLDER)
         assert.deepStrictEqual(yield* store.cancel(task.id, at(42)), expected)
         assert.isFalse(yield* settleOne(store, { _tag: "Done", id: task.id, claim: 1, now: at(50), remove: true }))
         assert.isFalse(
@@ -55,8 +68,27 @@ export const cancel = ({ test }: Suite): void => {
           })
         )
         assert.deepStrictEqual(yield* mustGet(store, task.id), expected)
+        // (claimAll renews the holder first: that heartbeat releases the task from it.)
         assert.deepStrictEqual(yield* claimAll(store, plus(task.leaseExpiresAt!, HOUR)), [])
-        assert.deepStrictEqual(yield* mustGet(store, task.id), expected)
+        assert.deepStrictEqual(yield* mustGet(store, task.id), { ...expected, holder: null })
+      }))
+
+    test("the holder's next heartbeat returns the ids of its cancelled tasks, once, and releases them", (store) =>
+      Effect.gen(function*() {
+        const first = yield* running(store)
+        const second = yield* running(store)
+        const other = yield* insertOne(store)
+        yield* store.cancel(first.id, at(1))
+        yield* store.cancel(other.id, at(1))
+        const ids = yield* register(store, at(2), plus(at(2), HOUR))
+        assert.deepStrictEqual(ids, [first.id])
+        assert.isNull((yield* mustGet(store, first.id)).holder)
+        assert.deepStrictEqual(yield* register(store, at(3), plus(at(3), HOUR)), [])
+        assert.strictEqual((yield* mustGet(store, second.id)).state, "running")
+        // Another holder learns nothing of them.
+        yield* store.cancel(second.id, at(4))
+        assert.deepStrictEqual(yield* register(store, at(5), plus(at(5), HOUR), "7e57c0de-0000-4000-8000-0000000000c7"), [])
+        assert.deepStrictEqual(yield* register(store, at(5), plus(at(5), HOUR)), [second.id])
       }))
 
     test("a missing task gives undefined", (store) =>
