@@ -371,8 +371,9 @@ export const make: Effect.Effect<TaskStore["Service"]> = Effect.sync(() => {
         moveTo(row, "cancelled")
         row.doneAt = now
         endClaim(row)
-        // Its holder learns of it at its next heartbeat.
+        // Its holder learns of it at its next heartbeat, which this wakes.
         row.holder = holder
+        if (holder !== null) notify(new Set([holder]))
         row.lastError = entry
         row.errors.push(entry)
       }

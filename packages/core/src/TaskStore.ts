@@ -615,9 +615,10 @@ export class TaskStore extends Context.Service<TaskStore, {
   /**
    * Cancel a task that is `ready` or `running`: it becomes `cancelled` at
    * `now`, with an entry tagged `"Cancelled"` in its history naming `by` (who
-   * cancelled it, when given). A running task keeps its `holder`: the next
-   * `heartbeat` of that holder returns its id, so the pool interrupts its
-   * handler; its settlement is refused in any case. Returns the task as it is
+   * cancelled it, when given). A running task keeps its `holder`, and wakes
+   * the holder's id (see `wakeups`): the next `heartbeat` of that holder
+   * returns its id, so the pool interrupts its handler; its settlement is
+   * refused in any case. Returns the task as it is
    * afterwards, or `undefined` when there is no such task.
    */
   readonly cancel: (id: string, now: Date, by?: string | null) => Effect.Effect<TaskRecord | undefined, TaskStoreError>
@@ -629,7 +630,12 @@ export class TaskStore extends Context.Service<TaskStore, {
   readonly retry: (selection: Selection, now: Date) => Effect.Effect<number, TaskStoreError>
   /** Delete selected tasks that are not `ready` or `running`. Returns how many were deleted. */
   readonly purge: (selection: Selection) => Effect.Effect<number, TaskStoreError>
-  /** Subscribe to insert notifications for the given queues (see {@link Wakeups}). */
+  /**
+   * Subscribe to insert notifications for the given queues (see
+   * {@link Wakeups}). A holder's id may be given too: `cancel` of a task
+   * running under that holder wakes it, so the pool learns at once (its
+   * heartbeat is the fallback when a notification is lost).
+   */
   readonly wakeups: (queues: ReadonlyArray<string>) => Effect.Effect<Wakeups, TaskStoreError, Scope.Scope>
 }>()("@backie/core/TaskStore") {}
 

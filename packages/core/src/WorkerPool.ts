@@ -210,7 +210,6 @@ export const make = <const Handlers extends ReadonlyArray<Task.AnyHandler>>(
     const settings = yield* Settings.decode(options)
     const store = yield* TaskStore
     const queues = settings.queues.map(Queue.make)
-    const wakeups = yield* store.wakeups(queues.map((queue) => queue.name))
     const clock = yield* Clock.Clock
     // The handlers' services: every attempt's fiber inherits them.
     const context = yield* Effect.context<Task.HandlerServices<Handlers[number]>>()
@@ -246,6 +245,8 @@ export const make = <const Handlers extends ReadonlyArray<Task.AnyHandler>>(
       cancelled: new Set()
     }
 
+    // Insert notifications for the queues, cancel notifications for this pool.
+    const wakeups = yield* store.wakeups([...queues.map((queue) => queue.name), holder.id])
     // Registered before the first claim, and renewed until shutdown is over.
     // An outage only delays the start; a store that cannot hold holders (say,
     // a schema not migrated) fails it.
@@ -255,7 +256,7 @@ export const make = <const Handlers extends ReadonlyArray<Task.AnyHandler>>(
       ),
       Effect.retry({ schedule: Claimer.storeRetry, while: (error) => error.isRetryable })
     )
-    const heartbeats = yield* Effect.forkScoped(Heartbeats.run(runtime))
+    const heartbeats = yield* Effect.forkScoped(Heartbeats.run(runtime, wakeups))
     yield* Effect.forkScoped(runtime.deadlines.run)
     const completer = yield* Effect.forkScoped(Completer.run(runtime))
     const workers = yield* Effect.forEach(

@@ -117,6 +117,8 @@ const runFiber = (
       }
       runtime.attempts.add(attempt)
       removeObserver = fiber.addObserver((exit) => attempt.end(exit))
+      // Cancelled by an operator between being taken and starting.
+      if (runtime.cancelled.has(taskId)) stop(runtime, attempt, "cancel")
       // Interrupting the waiting worker stops the attempt; it does not wait for it.
       return Effect.sync(() => stop(runtime, attempt, "shutdown"))
     })

@@ -13,6 +13,7 @@
  */
 import { Effect } from "effect"
 import * as Attempt from "./attempt.ts"
+import type { Wakeups } from "../../TaskStore.ts"
 import type { PoolRuntime } from "./runtime.ts"
 
 /**
@@ -59,28 +60,35 @@ export const beat = (runtime: PoolRuntime) =>
 const interruptCancelled = (runtime: PoolRuntime, ids: ReadonlyArray<string>) =>
   Effect.gen(function*() {
     const cancelled = new Set(ids)
+    // Remembered until the worker that holds each one hands its settlement
+    // over (a task taken from the buffer but not started yet is stopped as
+    // soon as it starts). Ids of tasks this pool no longer holds would stay:
+    // the set is bounded.
+    if (runtime.cancelled.size > 10_000) runtime.cancelled.clear()
+    for (const id of ids) runtime.cancelled.add(id)
     // Buffered ones first: stopping an attempt can resume its worker at
     // once, and it must not take a cancelled task from the buffer.
     for (const queue of runtime.queues) {
       const kept = queue.buffer.filter((row) => !cancelled.has(row.id))
       if (kept.length === queue.buffer.length) continue
-      const dropped = queue.buffer.length - kept.length
+      for (const row of queue.buffer) if (cancelled.has(row.id)) runtime.cancelled.delete(row.id)
+      queue.inFlight -= queue.buffer.length - kept.length
       queue.buffer = kept
-      queue.inFlight -= dropped
       queue.signal.notify()
     }
     for (const attempt of [...runtime.attempts]) {
-      if (!cancelled.has(attempt.taskId)) continue
-      runtime.cancelled.add(attempt.taskId)
-      Attempt.stop(runtime, attempt, "cancel")
+      if (cancelled.has(attempt.taskId)) Attempt.stop(runtime, attempt, "cancel")
     }
     yield* Effect.logInfo(`${ids.length} tasks of this pool were cancelled: interrupting them`)
   })
 
-/** Renews the registration every quarter of its time to live, until interrupted. */
-export const run = (runtime: PoolRuntime): Effect.Effect<never> =>
+/**
+ * Renews the registration every quarter of its time to live, and at once
+ * when the store says one of its tasks was cancelled, until interrupted.
+ */
+export const run = (runtime: PoolRuntime, wakeups: Wakeups): Effect.Effect<never> =>
   Effect.forever(
-    Effect.sleep(runtime.holder.ttlMs / 4).pipe(
+    Effect.raceFirst(Effect.sleep(runtime.holder.ttlMs / 4), wakeups.await(runtime.holder.id)).pipe(
       Effect.andThen(beat(runtime)),
       Effect.catch((error) => {
         runtime.holder.healthySince = undefined

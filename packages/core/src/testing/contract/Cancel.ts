@@ -4,7 +4,7 @@
  * @since 0.1.0
  */
 import { assert, describe } from "@effect/vitest"
-import { Effect } from "effect"
+import { Effect, Fiber, Option } from "effect"
 import type { TaskRecord } from "../../TaskStore.ts"
 import {
   at,
@@ -29,7 +29,7 @@ import type { Suite } from "./Suite.ts"
  *
  * @since 0.1.0
  */
-export const cancel = ({ test }: Suite): void => {
+export const cancel = ({ liveTest, quietWaitMs, test, wakeupWaitMs }: Suite): void => {
   describe("cancel", () => {
     test("a ready task becomes cancelled at now and is never claimed", (store) =>
       Effect.gen(function*() {
@@ -89,6 +89,24 @@ export const cancel = ({ test }: Suite): void => {
         yield* store.cancel(second.id, at(4))
         assert.deepStrictEqual(yield* register(store, at(5), plus(at(5), HOUR), "7e57c0de-0000-4000-8000-0000000000c7"), [])
         assert.deepStrictEqual(yield* register(store, at(5), plus(at(5), HOUR)), [second.id])
+      }))
+
+    liveTest("cancelling a running task wakes its holder's id; cancelling a ready one does not", (store) =>
+      Effect.gen(function*() {
+        const task = yield* running(store)
+        const ready = yield* insertOne(store, { queue: "elsewhere" })
+        const wakeups = yield* store.wakeups([HOLDER])
+        yield* store.cancel(ready.id, at(1))
+        assert.isFalse(
+          yield* wakeups.await(HOLDER).pipe(Effect.timeoutOption(quietWaitMs), Effect.map(Option.isSome)),
+          "a ready task's cancel woke the holder"
+        )
+        const waiting = yield* Effect.forkChild(
+          wakeups.await(HOLDER).pipe(Effect.timeoutOption(wakeupWaitMs), Effect.map(Option.isSome))
+        )
+        yield* Effect.yieldNow
+        yield* store.cancel(task.id, at(2))
+        assert.isTrue(yield* Fiber.join(waiting), "the cancel did not wake the holder")
       }))
 
     test("a missing task gives undefined", (store) =>
