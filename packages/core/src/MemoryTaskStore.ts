@@ -489,6 +489,8 @@ export const make: Effect.Effect<TaskStore["Service"]> = Effect.sync(() => {
           continue
         }
         if (row.leaseExpiresAt!.getTime() > now) continue
+        const live = row.holder !== null && (holders.get(row.holder)?.expiresAt.getTime() ?? -Infinity) > now
+        if (live && row.leaseExpiresAt!.getTime() > now - Math.max(0, request.graceMs ?? 0)) continue
         const error = leaseExpired(row)
         row.lastError = error
         row.errors.push(error)

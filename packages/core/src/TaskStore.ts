@@ -362,6 +362,13 @@ export interface RescueRequest {
   readonly now: Date
   /** At most this many tasks are rescued per call (at least 1). */
   readonly limit: number
+  /**
+   * A lapsed lease of a live holder is charged only once it lapsed this many
+   * milliseconds ago (default 0): room for that holder to write an outcome it
+   * could not write while the store was unreachable. Lost holders' tasks are
+   * charged as soon as their leases lapse.
+   */
+  readonly graceMs?: number | undefined
 }
 
 /**
@@ -557,7 +564,8 @@ export class TaskStoreError extends Schema.TaggedError<TaskStoreError>()("TaskSt
  *   returned: `ready`, `attempt - 1`, `rescued + 1`, its `scheduledAt` kept;
  *   no retry is used;
  * - a task whose lease lapsed (`leaseExpiresAt <= now`: its worker stopped
- *   settling it) is charged a failed attempt: an attempt error tagged
+ *   settling it; for a live holder, `leaseExpiresAt <= now - graceMs`) is
+ *   charged a failed attempt: an attempt error tagged
  *   `"LeaseExpired"`, then `ready` with `retries + 1` while
  *   `retries < maxRetries`, otherwise `failed`.
  * Expired holders that hold no task any more are deleted.

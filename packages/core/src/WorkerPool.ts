@@ -126,7 +126,9 @@ export interface QueueConfig {
    * How long past a task's timeout its claim lasts: 1 second to 1 day
    * (default 30 seconds). A task whose worker stopped settling it is charged
    * a failed attempt and run again once `timeout + leaseMargin` has passed
-   * since it was claimed.
+   * since it was claimed (one more margin when its pool is still alive, so
+   * that a pool back from a database outage first writes the outcomes it
+   * kept).
    *
    * The smallest margin of the pool's queues is also how long the pool's
    * registration lasts without a heartbeat (renewed every quarter of it).

@@ -938,7 +938,9 @@ describe("WorkerPool", () => {
         yield* claimElsewhere(store, TEST_HOLDER, sec(3600))
 
         yield* Effect.gen(function*() {
-          yield* TestClock.adjust(sec(15) - 1)
+          // The lease lapses at 15 s; the holder being alive, it is charged one
+          // time to live (the 5 s margin) later, so it can write an outcome it kept.
+          yield* TestClock.adjust(sec(20) - 1)
           yield* WorkerPool.awaitIdle
           assert.deepStrictEqual(runs, [])
           yield* TestClock.adjust(1)
@@ -992,8 +994,9 @@ describe("WorkerPool", () => {
         ).pipe(Effect.provideService(TaskStore, stalledStore))
         yield* Deferred.await(settling)
 
-        // Its lease lapses; worker B re-claims the task and finishes it.
-        yield* TestClock.adjust(sec(11))
+        // Its lease lapses (and, A being alive, one more time to live passes);
+        // worker B re-claims the task and finishes it.
+        yield* TestClock.adjust(sec(12))
         yield* WorkerPool.awaitIdle.pipe(
           Effect.provide(WorkerPool.layer({
             handlers: [Task.handler(Job, () => Effect.void)],

@@ -521,7 +521,8 @@ export const make = Effect.fn("PgTaskStore.make")(
       const rows = yield* rescueTasks(target, {
         queues: request.queues,
         now: request.now,
-        limit: claimLimit(request.limit)
+        limit: claimLimit(request.limit),
+        graceMs: Math.max(0, Math.min(Number.isFinite(request.graceMs) ? request.graceMs ?? 0 : 0, 365 * 86_400_000))
       }).pipe(Effect.mapError(failedWith("rescue")))
       const row = rows[0]
       return {

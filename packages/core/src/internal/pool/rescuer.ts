@@ -10,7 +10,9 @@
  * pool's registration may have expired while its process ran on: waiting
  * lets the live pools renew theirs (every quarter time to live) before
  * anyone takes them for lost, so an outage alone never makes a task run
- * twice.
+ * twice. For the same reason, a live pool's lapsed leases are charged only
+ * one time to live after they lapsed, so that it can write the outcomes it
+ * kept through the outage first.
  */
 import { Effect, Metric } from "effect"
 import * as TaskMetrics from "../../TaskMetrics.ts"
@@ -37,7 +39,9 @@ export const rescueAll = (runtime: PoolRuntime) =>
       const result = yield* runtime.store.rescue({
         queues: runtime.queues.map((queue) => queue.name),
         now: new Date(runtime.now()),
-        limit: rescueBatch
+        limit: rescueBatch,
+        // Live pools back from an outage first write the outcomes they kept.
+        graceMs: runtime.holder.ttlMs
       })
       yield* record(runtime, result)
       if (result.returned + result.retried + result.failed < rescueBatch) return

@@ -85,6 +85,24 @@ export const rescue = ({ test }: Suite): void => {
         assert.strictEqual(again.claim, 2)
       }))
 
+    test("graceMs: a live holder's lapsed lease is charged only that long after it lapsed; a lost holder's at once", (store) =>
+      Effect.gen(function*() {
+        const live = yield* running(store)
+        const lapse = live.leaseExpiresAt!
+        const grace = { queues: ["default"], limit: 100, graceMs: 1_000 }
+        assert.deepStrictEqual(yield* store.rescue({ ...grace, now: plus(lapse, 999) }), { returned: 0, retried: 0, failed: 0 })
+        assert.deepStrictEqual(yield* store.rescue({ ...grace, now: plus(lapse, 1_000) }), { returned: 0, retried: 1, failed: 0 })
+
+        // A lost holder's started task: at its lapse, whatever the grace.
+        const started = yield* heldByShort(store, at(MARGIN))
+        yield* register(store, T0, at(MARGIN), SHORT, started.holdSeq!)
+        assert.deepStrictEqual(yield* store.rescue({ ...grace, now: started.leaseExpiresAt! }), {
+          returned: 0,
+          retried: 1,
+          failed: 0
+        })
+      }))
+
     test("appends the LeaseExpired error to the history of earlier errors", (store) =>
       Effect.gen(function*() {
         const task = yield* running(store)

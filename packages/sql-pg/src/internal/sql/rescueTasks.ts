@@ -9,7 +9,9 @@
  *   holder's `started_up_to`, or no holder row, and its start not recorded)
  *   is returned: `ready`, `attempt - 1`, `rescued + 1`, `scheduled_at` kept,
  *   no retry used;
- * - a task whose lease lapsed is charged a failed attempt (`LeaseExpired`):
+ * - a task whose lease lapsed (for a live holder: `graceMs` ago, so that a
+ *   holder back from an outage can write the outcomes it kept) is charged a
+ *   failed attempt (`LeaseExpired`):
  *   `ready` with `retries + 1` while `retries < max_retries`, otherwise
  *   `failed`;
  * - expired holders that hold nothing any more are deleted.
@@ -43,6 +45,8 @@ export interface RescueParams {
   readonly now: Date
   /** At most this many tasks (an `int4`, at least 1). */
   readonly limit: number
+  /** How long ago a live holder's lease must have lapsed to be charged, in milliseconds (at least 0). */
+  readonly graceMs: number
 }
 
 /** Rescues the running tasks of lost holders and lapsed leases (see the module documentation). */
@@ -58,6 +62,8 @@ export const rescueTasks = ({ channel, holders, sql, tasks }: Target, params: Re
       'details', NULL
     )`
   const retries = sql`t.retries < t.max_retries`
+  /** A live holder's leases are charged once they lapsed before this. */
+  const graceEnd = new Date(params.now.getTime() - params.graceMs)
   /**
    * Whether the running task `t` (with its holder's row `h`, or none) lost
    * its holder before it started. A row whose `rescued` cannot count one more
@@ -72,7 +78,9 @@ export const rescueTasks = ({ channel, holders, sql, tasks }: Target, params: Re
           FROM ${tasks} AS t
           LEFT JOIN ${holders} AS h ON h.id = t.holder
           WHERE t.state = 'running' AND t.queue_name = ANY(${texts(params.queues)})
-            AND (t.lease_expires_at <= ${at} OR ${unstarted})
+            AND (${unstarted} OR (t.lease_expires_at <= ${at} AND (
+              h.id IS NULL OR h.expires_at <= ${at} OR t.lease_expires_at <= ${PgTypes.timestamptz(graceEnd)}
+            )))
           LIMIT ${PgTypes.int4(params.limit)}
           FOR UPDATE OF t SKIP LOCKED
         ), returned AS (
