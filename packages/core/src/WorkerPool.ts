@@ -43,7 +43,7 @@
  *
  * @since 0.1.0
  */
-import { Clock, Context, Effect, Layer, References, Schema } from "effect"
+import { Clock, Context, Deferred, Effect, Layer, References, Schema } from "effect"
 import * as crypto from "node:crypto"
 import * as os from "node:os"
 import type { Duration, Scope } from "effect"
@@ -223,7 +223,8 @@ export const make = <const Handlers extends ReadonlyArray<Task.AnyHandler>>(
       lastBeatAt: -Infinity,
       healthySince: undefined,
       offsetMs: 0,
-      maxHoldSeq: 0
+      maxHoldSeq: 0,
+      recovered: Deferred.makeUnsafe<void>()
     }
     const runtime: PoolRuntime = {
       store,

@@ -15,10 +15,9 @@
  * `backie_settlements_dropped`, and its task runs again once its lease lapses.
  * One bad outcome never holds back the others.
  */
-import { Effect, Schedule } from "effect"
+import { Deferred, Duration, Effect, Schedule } from "effect"
 import type { AttemptError, Settlement, SettleResult, TaskStoreError } from "../../TaskStore.ts"
 import { describeText } from "../describe.ts"
-import { storeRetry } from "./claimer.ts"
 import { count, type PendingSettlement, type PoolRuntime } from "./runtime.ts"
 
 /** The most settlements written in one store call. */
@@ -38,16 +37,27 @@ interface Written {
 const fromResults = (results: ReadonlyArray<SettleResult>, size: number): ReadonlyArray<Written> =>
   Array.from({ length: size }, (_, i) => ({ applied: results[i]?.applied === true, dropped: false }))
 
-/** Writes `settlements`, retrying outages for as long as they last; fails only when the store rejects them. */
+/**
+ * Writes `settlements`, retrying outages for as long as they last (50 ms,
+ * doubling, at most 5 s apart, and at once when the pool's heartbeat finds
+ * the store back: the outcomes a pool kept through an outage are written
+ * before other pools may charge their lapsed leases); fails only when the
+ * store rejects them.
+ */
 const write = (runtime: PoolRuntime, settlements: ReadonlyArray<Settlement>) =>
-  runtime.store.settle(settlements).pipe(
-    Effect.tapError((error) =>
-      isOutage(error)
-        ? Effect.logWarning(`settling ${settlements.length} outcomes failed: ${error.message}`)
-        : Effect.void
-    ),
-    Effect.retry({ schedule: storeRetry, while: isOutage })
-  )
+  Effect.gen(function*() {
+    let delayMs = 50
+    while (true) {
+      const recovered = runtime.holder.recovered
+      const result = yield* Effect.result(runtime.store.settle(settlements))
+      if (result._tag === "Success") return result.success
+      const error = result.failure
+      if (!isOutage(error)) return yield* Effect.fail(error)
+      yield* Effect.logWarning(`settling ${settlements.length} outcomes failed: ${error.message}`)
+      yield* Effect.raceFirst(Effect.sleep(Duration.millis(delayMs)), Deferred.await(recovered))
+      delayMs = Math.min(delayMs * 2, 5_000)
+    }
+  })
 
 /** The settlement with its error replaced by a minimal one naming why the store refused it. */
 const minimal = (settlement: Settlement, error: TaskStoreError): Settlement | undefined => {

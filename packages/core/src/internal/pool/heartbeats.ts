@@ -11,7 +11,7 @@
  * a pool cut off from its store never runs tasks another process may be
  * rescuing.
  */
-import { Effect } from "effect"
+import { Deferred, Effect } from "effect"
 import * as Attempt from "./attempt.ts"
 import type { Wakeups } from "../../TaskStore.ts"
 import type { PoolRuntime } from "./runtime.ts"
@@ -48,7 +48,13 @@ export const beat = (runtime: PoolRuntime) =>
       startedUpTo: startedUpTo(runtime)
     })
     runtime.holder.lastBeatAt = now
-    runtime.holder.healthySince ??= now
+    if (runtime.holder.healthySince === undefined) {
+      runtime.holder.healthySince = now
+      // The store is back: whatever waits out an outage retries at once.
+      const recovered = runtime.holder.recovered
+      runtime.holder.recovered = Deferred.makeUnsafe<void>()
+      Deferred.doneUnsafe(recovered, Effect.void)
+    }
     if (cancelled.length > 0) yield* interruptCancelled(runtime, cancelled)
   })
 

@@ -3,7 +3,7 @@
  * handlers run in, the timer of every attempt's timeout, the attempts running
  * now, and the settlements waiting for the completer.
  */
-import type { Clock, Context, Exit, Fiber, Metric, Schema } from "effect"
+import type { Clock, Context, Deferred, Exit, Fiber, Metric, Schema } from "effect"
 import type * as Task from "../../Task.ts"
 import type { Settlement, TaskStore } from "../../TaskStore.ts"
 import type * as Deadlines from "../deadlines.ts"
@@ -61,6 +61,8 @@ export interface HolderState {
   offsetMs: number
   /** The highest `holdSeq` of the tasks this pool claimed so far (0 before the first). */
   maxHoldSeq: number
+  /** Completed (and replaced) when a heartbeat is accepted after one failed: the store is back. */
+  recovered: Deferred.Deferred<void>
 }
 
 export interface PoolRuntime {
