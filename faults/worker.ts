@@ -68,6 +68,7 @@ const Database = PgClient.layer({
 const Workers = Tasks.pool(config).pipe(
   Layer.provide(PgTaskStore.layer({
     schema: config.schema,
+    ...(config.clock === undefined ? {} : { clock: config.clock }),
     ...(config.reconnectBackoffMs === undefined
       ? {}
       : { reconnect: { initialBackoff: `${config.reconnectBackoffMs} millis`, maxBackoff: "10 seconds" } })

@@ -8,11 +8,15 @@
  * itself; snoozes of NaN and of a negative delay; an error whose prototype
  * cannot be read (deciding the outcome throws); a task whose backoff
  * schedule throws when stepped. Rows written by hand hold numbers the claim
- * cannot work with (attempt and retries at 2147483647, a 9e15 ms timeout) or
- * a value that does not decode (`created_at` of infinity). Every poisoned
- * task ends settled with its own error, escaped where PostgreSQL could not
- * hold the text; every ordinary task is done on its first attempt; no row is
- * left running, and the worker neither crashes nor loses an outcome.
+ * cannot work with (attempt at 2147483647, a 9e15 ms timeout) or a value
+ * that does not decode (`created_at` of infinity), and a lapsed running row
+ * with no holder and no retry left (retries = max_retries = 2147483647),
+ * which the rescue fails with `LeaseExpired` without counting a retry past
+ * its maximum. Every poisoned task ends settled with its own error, escaped
+ * where PostgreSQL could not hold the text, and with one retry counted per
+ * failed attempt but the last (`retries` never passes `max_retries`); every
+ * ordinary task is done on its first attempt; no row is left running, and
+ * the worker neither crashes nor loses an outcome.
  */
 import { TaskQueue } from "@backie/core"
 import { Effect } from "effect"
@@ -187,7 +191,11 @@ const poisonExpectations: Record<PoisonKind, Omit<Expectation, "group">> = {
   }
 }
 
-/** A row written by hand, with the columns it overrides (SQL expressions) and what its MalformedRow names. */
+/**
+ * A row written by hand, with the columns it overrides (SQL expressions) and
+ * what its error names: a `MalformedRow` from the claim, or (`tag`) another
+ * error, e.g. the `LeaseExpired` charged by the rescue.
+ */
 interface HostileRow {
   readonly label: string
   readonly columns: Partial<
@@ -197,11 +205,15 @@ interface HostileRow {
     >
   >
   readonly mentions: ReadonlyArray<string>
+  /** The tag of its one error (default `MalformedRow`, whose message names the task). */
+  readonly tag?: string | undefined
 }
 
 const hostileRows: ReadonlyArray<HostileRow> = [
   { label: "row with attempt = 2147483647", columns: { attempt: "2147483647" }, mentions: ["attempt (2147483647)"] },
   {
+    // No holder: the rescue charges its lapsed lease, and with no retry left (retries never pass
+    // max_retries) fails it, without counting one more.
     label: "lapsed running row with retries = max_retries = 2147483647",
     columns: {
       state: "'running'",
@@ -211,7 +223,8 @@ const hostileRows: ReadonlyArray<HostileRow> = [
       running_at: "now() - interval '10 minutes'",
       lease_expires_at: "now() - interval '1 minute'"
     },
-    mentions: ["retries (2147483647)"]
+    mentions: ["lease expired: attempt 1 was not settled"],
+    tag: "LeaseExpired"
   },
   {
     label: "row with timeout_msecs = 9e15",
@@ -262,15 +275,16 @@ export const scenario: Scenario = {
           RETURNING id
         `
         const id = inserted[0]!.id
+        const tag = row.tag ?? "MalformedRow"
         expected.set(id, {
           label: row.label,
           group: "hand-written",
           state: "failed",
-          tags: ["MalformedRow"],
+          tags: [tag],
           runs: 0,
           inspect: everyMessage(
-            (m) => m.includes(id) && row.mentions.every((mention) => m.includes(mention)),
-            `naming the task and ${row.mentions.join(", ")}`
+            (m) => (tag !== "MalformedRow" || m.includes(id)) && row.mentions.every((mention) => m.includes(mention)),
+            `${tag === "MalformedRow" ? "naming the task and " : ""}${row.mentions.join(", ")}`
           )
         })
       }
@@ -399,10 +413,13 @@ export const scenario: Scenario = {
             ? []
             : [`errors tagged ${JSON.stringify(tags)}, expected ${JSON.stringify(expectation.tags)}`]),
           ...(ran === expectation.runs ? [] : [`its handler ran ${ran} times, expected ${expectation.runs}`]),
-          // Each recorded error is one failed attempt, and nothing else used one (hand-written rows keep theirs).
-          ...(expectation.group === "hand-written" || task.retries === task.errors.length
+          // Each recorded error is one failed attempt, retried unless it was the one that failed the task,
+          // and nothing else used a retry (hand-written rows keep theirs); retries never pass max_retries.
+          ...(expectation.group === "hand-written" ||
+              task.retries === task.errors.length - (task.state === "failed" ? 1 : 0)
             ? []
-            : [`${task.retries} retries used for ${task.errors.length} recorded errors`]),
+            : [`${task.retries} retries used for ${task.errors.length} recorded errors (${task.state})`]),
+          ...(task.retries <= task.max_retries ? [] : [`${task.retries} retries, past max_retries ${task.max_retries}`]),
           ...[expectation.inspect?.(task.errors)].filter((p): p is string => p !== undefined)
         ]
         if (problems.length === 0) {
@@ -429,7 +446,8 @@ export const scenario: Scenario = {
         `${byGroup.poisoned.settled} of ${byGroup.poisoned.all} poisoned tasks settled as expected ` +
           `(${ended("poisoned", "failed")} failed, ${ended("poisoned", "done")} done); ` +
           `${byGroup["hand-written"].settled} of ${byGroup["hand-written"].all} hand-written rows failed on their own ` +
-          `(${ended("hand-written", "failed")} failed), none reached a handler`
+          `(${ended("hand-written", "failed")} failed: MalformedRow, the lapsed one LeaseExpired with its retries ` +
+          `still at max_retries), none reached a handler`
       )
       checks.detail(
         `${okDone} of ${okIds.length} ordinary tasks done without a failed attempt ` +
