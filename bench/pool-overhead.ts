@@ -27,10 +27,12 @@ const record = (n: number): TaskRecord => ({
   taskName: "bench_noop",
   queue: "bench",
   uniqueKey: null,
+  uniqueStates: TaskStore.defaultUniqueStates,
   payload: { n, t: 0 },
   state: "running",
   priority: 0,
   attempt: 1,
+  claim: 1,
   retries: 0,
   maxRetries: 3,
   timeoutMs: 120_000,
@@ -38,6 +40,10 @@ const record = (n: number): TaskRecord => ({
   scheduledAt: now,
   runningAt: now,
   leaseExpiresAt: new Date(now.getTime() + 150_000),
+  holder: null,
+  holdSeq: null,
+  startRecorded: false,
+  rescued: 0,
   doneAt: null,
   lastError: null,
   errors: []
@@ -64,8 +70,17 @@ const Store = Layer.succeed(
       Effect.sync(() => {
         counters.settles++
         counters.settled += settlements.length
-        return settlements.map((s) => ({ id: s.id, attempt: s.attempt, applied: true }))
+        return settlements.map((s) => ({ id: s.id, claim: s.claim, applied: true }))
       }),
+    heartbeat: () => Effect.succeed([]),
+    unregister: () => Effect.void,
+    rescue: () => Effect.succeed({ returned: 0, retried: 0, failed: 0 }),
+    recordStart: () => Effect.succeed(true),
+    holders: Effect.succeed([]),
+    pause: unsupported("pause"),
+    resume: unsupported("resume"),
+    pausedQueues: Effect.succeed([]),
+    clockOffsetMillis: Effect.succeed(0),
     get: unsupported("get"),
     list: unsupported("list"),
     counts: Effect.succeed([]),

@@ -1,7 +1,8 @@
 /**
  * The fault suite: real worker processes against a real PostgreSQL, under
  * kills, outages, lost connections, paused processes, races, bad input,
- * shutdowns and hostile strings. Each scenario prints
+ * shutdowns, hostile strings, poisoned tasks, a rolling deploy and clocks
+ * minutes apart. Each scenario prints
  *
  *   <scenario>: N tasks, N completed, N lost, N ran twice
  *
@@ -34,11 +35,14 @@ import * as Random from "./lib/random.ts"
 import type { Outcome, Scenario, Server } from "./lib/scenario.ts"
 import { seconds } from "./lib/scenario.ts"
 import * as BadInput from "./scenarios/badInput.ts"
+import * as Deploy from "./scenarios/deploy.ts"
 import * as Injection from "./scenarios/injection.ts"
 import * as Kill from "./scenarios/kill.ts"
 import * as Listen from "./scenarios/listen.ts"
 import * as Outage from "./scenarios/outage.ts"
+import * as Poison from "./scenarios/poison.ts"
 import * as Shutdown from "./scenarios/shutdown.ts"
+import * as Skew from "./scenarios/skew.ts"
 import * as Stale from "./scenarios/stale.ts"
 import * as UniqueRace from "./scenarios/uniqueRace.ts"
 
@@ -48,13 +52,17 @@ const random = Random.make(seed)
 
 const scenarios: ReadonlyArray<Scenario> = [
   Kill.make(random),
+  Kill.makeOnce(random),
   Outage.make(random),
   Listen.scenario,
   Stale.scenario,
   UniqueRace.scenario,
   BadInput.scenario,
   Shutdown.make(random),
-  Injection.scenario
+  Injection.scenario,
+  Poison.scenario,
+  Deploy.make(random),
+  Skew.make(random)
 ]
 
 const freePort = () =>

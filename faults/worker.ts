@@ -43,6 +43,7 @@ const stats = Effect.gen(function*() {
     failed: yield* total(TaskMetrics.failed),
     released: yield* total(TaskMetrics.released),
     refused: yield* total(TaskMetrics.refused),
+    dropped: yield* total(TaskMetrics.dropped),
     statements: trace.statements(),
     tainted: trace.tainted().length
   }
@@ -67,6 +68,7 @@ const Database = PgClient.layer({
 const Workers = Tasks.pool(config).pipe(
   Layer.provide(PgTaskStore.layer({
     schema: config.schema,
+    ...(config.clock === undefined ? {} : { clock: config.clock }),
     ...(config.reconnectBackoffMs === undefined
       ? {}
       : { reconnect: { initialBackoff: `${config.reconnectBackoffMs} millis`, maxBackoff: "10 seconds" } })

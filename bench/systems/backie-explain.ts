@@ -38,17 +38,31 @@ export const explain = async (target: Target, limits: ReadonlyArray<number>) => 
         for (const limit of limits) {
           yield* show(
             `claim, limit ${limit}, ${count} ready rows waiting`,
-            claimTasks(statementTarget, { queue: "bench", limit, now: new Date(), leaseMarginMs })
+            claimTasks(statementTarget, {
+              queue: "bench",
+              taskNames: ["bench_noop"],
+              holder: "7e57c0de-0000-4000-8000-0000000be7c4",
+              limit,
+              now: new Date(),
+              leaseMarginMs
+            })
           )
         }
         const limit = limits[0] ?? 10
-        const claimed = yield* claimTasks(statementTarget, { queue: "bench", limit, now: new Date(), leaseMarginMs })
+        const claimed = yield* claimTasks(statementTarget, {
+              queue: "bench",
+              taskNames: ["bench_noop"],
+              holder: "7e57c0de-0000-4000-8000-0000000be7c4",
+              limit,
+              now: new Date(),
+              leaseMarginMs
+            })
         const now = new Date()
         yield* show(
           `settle ${claimed.length} Done (RemoveDone: delete), ${count} rows in the table`,
           settleTasks(statementTarget, {
             ids: claimed.map((row) => row.id),
-            attempts: claimed.map((row) => row.attempt),
+            claims: claimed.map((row) => row.claim),
             kinds: claimed.map(() => "Done"),
             settledAt: claimed.map(() => now),
             runAt: claimed.map(() => null),

@@ -50,21 +50,33 @@ export const makeFleet = (logDir: string): Fleet => {
 const here = path.dirname(fileURLToPath(import.meta.url))
 export const workerScript = path.join(here, "..", "worker.ts")
 export const enqueuerScript = path.join(here, "..", "enqueuer.ts")
+/** The `backie` CLI, from its sources. */
+export const cliScript = path.join(here, "..", "..", "packages", "cli", "src", "bin.ts")
+
+/** How a child process starts, beyond its script and configuration. */
+export interface SpawnOptions {
+  /** Node options before the script (e.g. `--import` of a preload module). */
+  readonly nodeArgs?: ReadonlyArray<string> | undefined
+  /** Environment variables added to the suite's. */
+  readonly env?: Readonly<Record<string, string>> | undefined
+}
 
 const spawnChild = (
   fleet: Fleet,
   script: string,
   label: string,
   config: unknown,
-  oneShot: boolean
+  oneShot: boolean,
+  options: SpawnOptions = {}
 ): Effect.Effect<Child, never, Scope.Scope> =>
   Effect.acquireRelease(
     Effect.sync((): Child => {
       // The sources under test, not a build in dist/ (`@backie/*` through their
       // development export condition), as `npm run faults` runs the suite itself.
-      const child = spawn(process.execPath, ["--conditions=@backie/source", script], {
+      const child = spawn(process.execPath, ["--conditions=@backie/source", ...(options.nodeArgs ?? []), script], {
         env: {
           ...process.env,
+          ...options.env,
           [configVariable]: JSON.stringify(config),
           // Compiled code is cached across the run's processes: replacements start faster.
           NODE_COMPILE_CACHE: path.join(path.dirname(fleet.logDir), ".node-compile-cache")
@@ -125,8 +137,8 @@ const spawnChild = (
       })
   )
 
-export const spawnWorker = (fleet: Fleet, label: string, config: WorkerConfig) =>
-  spawnChild(fleet, workerScript, label, config, false)
+export const spawnWorker = (fleet: Fleet, label: string, config: WorkerConfig, options?: SpawnOptions) =>
+  spawnChild(fleet, workerScript, label, config, false, options)
 
 export const spawnEnqueuer = (fleet: Fleet, label: string, config: EnqueuerConfig) =>
   spawnChild(fleet, enqueuerScript, label, config, true)
@@ -218,3 +230,41 @@ export const crashes = (fleet: Fleet): Array<string> => {
 
 /** How many lines of a child's output match. */
 export const countLines = (child: Child, pattern: RegExp) => child.lines.filter((line) => pattern.test(line)).length
+
+/** What a run of the `backie` CLI printed, and how it exited. */
+export interface CliResult {
+  readonly code: number | null
+  readonly stdout: string
+  readonly stderr: string
+}
+
+/**
+ * Runs the `backie` CLI from its sources (`node --conditions=@backie/source
+ * packages/cli/src/bin.ts ...args`) against `url`, passed as `DATABASE_URL`
+ * as an operator would; fails after `timeout`.
+ */
+export const runCli = (url: string, args: ReadonlyArray<string>, timeout: Duration.Input = "30 seconds") =>
+  Effect.callback<CliResult, string>((resume) => {
+    const child = spawn(process.execPath, ["--conditions=@backie/source", cliScript, ...args], {
+      env: { ...process.env, DATABASE_URL: url },
+      stdio: ["ignore", "pipe", "pipe"]
+    })
+    let stdout = ""
+    let stderr = ""
+    child.stdout!.on("data", (chunk: Buffer) => {
+      stdout += chunk.toString("utf8")
+    })
+    child.stderr!.on("data", (chunk: Buffer) => {
+      stderr += chunk.toString("utf8")
+    })
+    child.on("error", (error) => resume(Effect.fail(`backie ${args.join(" ")} did not start: ${error.message}`)))
+    child.on("close", (code) => resume(Effect.succeed({ code, stdout, stderr })))
+    return Effect.sync(() => {
+      child.kill("SIGKILL")
+    })
+  }).pipe(
+    Effect.timeoutOrElse({
+      duration: timeout,
+      orElse: () => Effect.fail(`backie ${args.join(" ")} did not finish in time`)
+    })
+  )

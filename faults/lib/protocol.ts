@@ -11,7 +11,17 @@
 export const configVariable = "BACKIE_FAULTS_CONFIG"
 
 /** Which tasks and handlers a worker runs (see `tasks.ts`). */
-export type Profile = "drain" | "stale" | "bad" | "shutdown" | "unique" | "injection"
+export type Profile =
+  | "drain"
+  | "stale"
+  | "bad"
+  | "shutdown"
+  | "unique"
+  | "injection"
+  | "poison"
+  | "deployOld"
+  | "deployNew"
+  | "skew"
 
 /** The configuration of one worker process. */
 export interface WorkerConfig {
@@ -30,6 +40,8 @@ export interface WorkerConfig {
   readonly reconnectBackoffMs?: number | undefined
   /** Record the text of every SQL statement and report how many contain `taintMarker`. */
   readonly traceSql?: boolean | undefined
+  /** The store's `clock` option (default `"database"`: correct this host's time by the database clock's offset). */
+  readonly clock?: "database" | "local" | undefined
 }
 
 /** The configuration of one enqueuer process (the unique-key race). */
@@ -51,6 +63,8 @@ export interface WorkerStats {
   readonly failed: number
   readonly released: number
   readonly refused: number
+  /** Outcomes the completer could not write even with a minimal error, and gave up (`backie_settlements_dropped`). */
+  readonly dropped: number
   /** With `traceSql`: statements seen, and how many carried the taint marker in their text. */
   readonly statements: number
   readonly tainted: number

@@ -1,14 +1,16 @@
 /**
  * The tasks of the fault suite and the worker pools that run them, one pool
  * per profile. Every handler first records its run in the `runs` table of
- * the store's schema (task id, attempt, process, start time, and the claim
- * and lease of the task row as the handler saw them); the suite reads that
- * table to count lost tasks and tasks that ran twice, and to check that a
- * task never ran again before its lease had lapsed.
+ * the store's schema (task id, the claim and attempt it runs, process, start
+ * time by its own clock and by the database's, and the claim, attempt,
+ * state, rescues, lease and schedule of the task row as the handler saw
+ * them); the suite reads that table to count lost tasks and tasks that ran
+ * twice, and to check that a task never ran again before its lease had
+ * lapsed unless its holder was lost before it recorded the start.
  */
 import { Backoff, Task, WorkerPool } from "@backie/core"
 import type { TaskStore, TaskStoreError } from "@backie/core/TaskStore"
-import { Clock, Duration, Effect, Layer, Schema } from "effect"
+import { Clock, Duration, Effect, Layer, Schedule, Schema } from "effect"
 import { SqlClient } from "effect/sql"
 import * as crypto from "node:crypto"
 import * as Injection from "./injection.ts"
@@ -17,17 +19,24 @@ import type { Profile, WorkerConfig } from "./protocol.ts"
 /** The side table every handler writes one row to per run. */
 export const runsTable = (schema: string) => `${schema}.runs`
 export const tasksTable = (schema: string) => `${schema}.tasks`
+export const holdersTable = (schema: string) => `${schema}.holders`
 
-/** Records the start of one run; runs before the handler does anything else. */
+/**
+ * Records the start of one run; runs before the handler does anything else.
+ * `started_at` is the process's own Clock (shifted in the skew scenario),
+ * `db_started_at` the database's `clock_timestamp()`.
+ */
 export const recordRun = (schema: string, task: Task.CurrentTask, note: string | null = null) =>
   Effect.gen(function*() {
     const sql = yield* SqlClient.SqlClient
     const now = yield* Clock.currentTimeMillis
     yield* sql`
       INSERT INTO ${sql(runsTable(schema))}
-        (task_id, attempt, pid, started_at, claim_attempt, running_at, lease_expires_at, note)
-      SELECT ${task.id}::uuid, ${task.attempt}::int, ${process.pid}::int, ${new Date(now).toISOString()}::timestamptz,
-             t.attempt, t.running_at, t.lease_expires_at, ${note}::text
+        (task_id, claim, attempt, pid, started_at, db_started_at, row_claim, row_attempt, row_state, row_rescued,
+         running_at, lease_expires_at, scheduled_at, note)
+      SELECT ${task.id}::uuid, ${task.claim}::int, ${task.attempt}::int, ${process.pid}::int,
+             ${new Date(now).toISOString()}::timestamptz, clock_timestamp(),
+             t.claim, t.attempt, t.state, t.rescued, t.running_at, t.lease_expires_at, t.scheduled_at, ${note}::text
       FROM (SELECT 1) AS one LEFT JOIN ${sql(tasksTable(schema))} AS t ON t.id = ${task.id}::uuid
     `
   })
@@ -45,6 +54,20 @@ export const Drain = Task.make({
   // A task caught in several killed processes must still complete.
   maxRetries: 25,
   backoff: Backoff.exponential({ first: "100 millis", max: "1 second" })
+})
+
+/**
+ * The drain task of the kill scenario's second phase: no retry, so a task
+ * charged for a lapsed lease ends `failed` at once (only a task whose run was
+ * in progress at a kill may), while a task given back uncharged runs again.
+ */
+export const DrainOnce = Task.make({
+  name: "fault_drain_once",
+  queue: "drain",
+  payload: Schema.Struct({ n: Schema.Int, sleepMs: Schema.Number }),
+  timeout: "2 seconds",
+  maxRetries: 0,
+  backoff: Backoff.none
 })
 
 // --- stale: a paused worker ------------------------------------------------
@@ -144,6 +167,164 @@ export const InjectionUnique = Task.make({
 export const injectionNote = (task: Task.CurrentTask, payload: unknown) =>
   JSON.stringify({ name: task.name, queue: task.queue, payload })
 
+// --- poison: one poisoned task never stops a queue -------------------------------
+
+/** The ordinary tasks of the poison queue. */
+export const PoisonOk = Task.make({
+  name: "fault_poison_ok",
+  queue: "poison",
+  payload: Schema.Struct({ n: Schema.Int }),
+  timeout: "2 seconds",
+  maxRetries: 0,
+  backoff: Backoff.none
+})
+
+/** What a poisoned handler does (see `poisoned`). */
+export const poisonKinds = [
+  "nul",
+  "surrogate",
+  "huge",
+  "cyclic",
+  "deep",
+  "nulTag",
+  "interrupt",
+  "snoozeNaN",
+  "snoozeNegative",
+  "unreadable"
+] as const
+export type PoisonKind = typeof poisonKinds[number]
+
+/** A poisoned task: each attempt misbehaves as its `kind` says; one retry, at once. */
+export const Poison = Task.make({
+  name: "fault_poison",
+  queue: "poison",
+  payload: Schema.Struct({ kind: Schema.Literals(poisonKinds) }),
+  timeout: "2 seconds",
+  maxRetries: 1,
+  backoff: Backoff.none
+})
+
+/**
+ * A backoff policy that throws when it is stepped. It compiles against the
+ * public types (the schedule's input is `unknown`); stepping it dies.
+ */
+export const throwingBackoff = Backoff.schedule(
+  Schedule.spaced("10 millis").pipe(
+    Schedule.map((): number => {
+      throw new Error("the backoff threw on purpose")
+    })
+  )
+)
+
+/** A task whose first attempt fails and whose backoff then throws; its second attempt succeeds. */
+export const PoisonBackoff = Task.make({
+  name: "fault_poison_backoff",
+  queue: "poison",
+  payload: Schema.Struct({}),
+  timeout: "2 seconds",
+  maxRetries: 1,
+  backoff: throwingBackoff
+})
+
+/** A typed failure whose fields a poisoned handler fills with what PostgreSQL or JSON cannot take. */
+export class PoisonError extends Schema.TaggedError<PoisonError>()("PoisonError", {
+  message: Schema.String,
+  details: Schema.Unknown
+}) {}
+
+/** The length of the huge error message: 1 MB. */
+export const hugeMessageChars = 1024 * 1024
+/** How deep the deep details object is nested. */
+export const deepDetailsLevels = 100_000
+
+/** What each poisoned handler's attempt ends with. */
+const poisoned = (kind: PoisonKind): Effect.Effect<void, unknown> => {
+  switch (kind) {
+    case "nul":
+      return Effect.fail(new PoisonError({ message: "a NUL \u0000 in the middle", details: { note: "\u0000" } }))
+    case "surrogate":
+      return Effect.fail(new PoisonError({ message: "a lone \ud800 surrogate", details: { note: "\udc00" } }))
+    case "huge":
+      return Effect.fail(new PoisonError({ message: `huge ${"x".repeat(hugeMessageChars)}`, details: null }))
+    case "cyclic": {
+      const cyclic: Record<string, unknown> = { note: "refers to itself" }
+      cyclic.self = cyclic
+      return Effect.fail(new PoisonError({ message: "its details refer to themselves", details: cyclic }))
+    }
+    case "deep": {
+      let deep: Record<string, unknown> = {}
+      for (let i = 0; i < deepDetailsLevels; i++) deep = { next: deep }
+      return Effect.fail(new PoisonError({ message: `its details are ${deepDetailsLevels} levels deep`, details: deep }))
+    }
+    case "nulTag":
+      return Effect.fail({ _tag: "Nul\u0000Tag", message: "a tag with a NUL character" })
+    case "interrupt":
+      return Effect.interrupt
+    case "snoozeNaN":
+      return Task.snooze(Number.NaN)
+    case "snoozeNegative":
+      return Task.snooze(-1000)
+    case "unreadable":
+      // An error whose prototype cannot be read: deciding the outcome (`instanceof`) throws.
+      return Effect.fail(
+        new Proxy({}, {
+          getPrototypeOf: () => {
+            throw new Error("the error's prototype cannot be read")
+          }
+        })
+      )
+  }
+}
+
+// --- deploy: a rolling deploy, two releases on one queue ------------------------
+
+const DeployPayload = Schema.Struct({ n: Schema.Int, ms: Schema.Int })
+
+/** The task both releases know. */
+export const DeployA = Task.make({
+  name: "fault_deploy_a",
+  queue: "deploy",
+  payload: DeployPayload,
+  timeout: "5 seconds",
+  maxRetries: 3,
+  backoff: Backoff.none
+})
+
+/** The task only the new release knows: it waits while only the old release runs. */
+export const DeployB = Task.make({
+  name: "fault_deploy_b",
+  queue: "deploy",
+  payload: DeployPayload,
+  timeout: "5 seconds",
+  maxRetries: 3,
+  backoff: Backoff.none
+})
+
+// --- skew: worker processes whose clocks disagree --------------------------------
+
+/** What a skew task does: run once, fail once and retry after its backoff, or snooze once. */
+export const skewKinds = ["plain", "retry", "snooze"] as const
+
+export const Skew = Task.make({
+  name: "fault_skew",
+  queue: "skew",
+  payload: Schema.Struct({ n: Schema.Int, kind: Schema.Literals(skewKinds), ms: Schema.Int }),
+  timeout: "2 seconds",
+  maxRetries: 2,
+  backoff: Backoff.exponential({ first: "1500 millis", max: "1500 millis" })
+})
+
+/** How long a snoozing skew task waits before it runs again. */
+export const skewSnoozeMs = 1_200
+
+/** What a skew task's attempt does: its first attempt fails or snoozes, as its kind says; then it sleeps `ms`. */
+const skewRun = (kind: typeof skewKinds[number], attempt: number, ms: number): Effect.Effect<void, unknown> =>
+  kind === "retry" && attempt === 1
+    ? Effect.fail(new FaultError({ message: "fails once" }))
+    : kind === "snooze" && attempt === 1
+    ? Task.snooze(Duration.millis(skewSnoozeMs))
+    : Effect.sleep(Duration.millis(ms))
+
 // --- pools -----------------------------------------------------------------------
 
 type PoolLayer = Layer.Layer<
@@ -166,7 +347,9 @@ export const pool = (config: WorkerConfig): PoolLayer => {
     drain: () =>
       WorkerPool.layer({
         handlers: [
-          Task.handler(Drain, ({ sleepMs }, task) => Effect.andThen(record(task), Effect.sleep(Duration.millis(sleepMs))))
+          Task.handler(Drain, ({ sleepMs }, task) => Effect.andThen(record(task), Effect.sleep(Duration.millis(sleepMs)))),
+          Task.handler(DrainOnce, ({ sleepMs }, task) =>
+            Effect.andThen(record(task), Effect.sleep(Duration.millis(sleepMs))))
         ],
         queues: { drain: queue },
         ...grace
@@ -237,6 +420,46 @@ export const pool = (config: WorkerConfig): PoolLayer => {
           Task.handler(InjectionUnique, (payload, task) => record(task, injectionNote(task, payload)))
         ],
         queues: Object.fromEntries(Injection.names.map((name) => [name, queue])),
+        ...grace
+      }),
+    poison: () =>
+      WorkerPool.layer({
+        handlers: [
+          Task.handler(PoisonOk, (_, task) => Effect.andThen(record(task), Effect.sleep("20 millis"))),
+          Task.handler(Poison, ({ kind }, task) => Effect.andThen(record(task, kind), poisoned(kind))),
+          Task.handler(PoisonBackoff, (_, task) =>
+            Effect.andThen(
+              record(task),
+              task.attempt === 1 ? Effect.fail(new FaultError({ message: "fails once" })) : Effect.void
+            ))
+        ],
+        queues: { poison: queue },
+        ...grace
+      }),
+    deployOld: () =>
+      WorkerPool.layer({
+        handlers: [
+          Task.handler(DeployA, ({ ms }, task) => Effect.andThen(record(task, "old"), Effect.sleep(Duration.millis(ms))))
+        ],
+        queues: { deploy: queue },
+        ...grace
+      }),
+    deployNew: () =>
+      WorkerPool.layer({
+        handlers: [
+          Task.handler(DeployA, ({ ms }, task) => Effect.andThen(record(task, "new"), Effect.sleep(Duration.millis(ms)))),
+          Task.handler(DeployB, ({ ms }, task) => Effect.andThen(record(task, "new"), Effect.sleep(Duration.millis(ms))))
+        ],
+        queues: { deploy: queue },
+        ...grace
+      }),
+    skew: () =>
+      WorkerPool.layer({
+        handlers: [
+          Task.handler(Skew, ({ kind, ms }, task) =>
+            Effect.andThen(record(task, kind), skewRun(kind, task.attempt, ms)))
+        ],
+        queues: { skew: queue },
         ...grace
       })
   }

@@ -3,6 +3,9 @@
  * themselves (the pool's store retry backs off exponentially), none of them
  * exits or restarts, nothing is lost, and an enqueue during the outage fails
  * with a typed `TaskStoreError` that succeeds when retried after the restart.
+ * Every pool's registration expires during the outage, but the rescuers wait
+ * until their own heartbeats are accepted again, so no task runs again on an
+ * attempt given back (only leases that lapsed during the outage are charged).
  */
 import { TaskQueue } from "@backie/core"
 import { Effect } from "effect"
@@ -161,9 +164,11 @@ export const make = (random: Random): Scenario => ({
       checks.detail(
         `enqueue during the outage: ${enqueueError}; it succeeded on retry ${retries + 1} after the restart`
       )
+      const rescued = tasks.filter((t) => t.rescued > 0).length
       checks.detail(
         `attempt errors recorded: ${[...tags].map(([tag, n]) => `${n} ${tag}`).join(", ") || "none"}; ` +
-          `${refused} late settlements refused`
+          `${refused} late settlements refused; ${rescued} tasks returned uncharged as if their pool were lost, ` +
+          `${analysis.uncharged} re-runs on an attempt given back`
       )
       return {
         tasks: total,

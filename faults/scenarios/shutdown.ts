@@ -2,7 +2,8 @@
  * 7. SIGTERM with 500 running tasks: a worker with `shutdownGracePeriod: 3 s`
  * runs 500 tasks at once, half of them short (they end within the grace
  * period), half long (a minute). On SIGTERM the short ones finish, the long
- * ones are interrupted and returned to the queue without using an attempt,
+ * ones are interrupted and returned to the queue at their place (scheduled_at
+ * kept) without using a retry (the run started counts as attempt 1),
  * the process exits with code 0 within the grace period (plus the time to
  * write the outcomes), and no task is left running or locked. A second
  * worker then runs the returned tasks.
@@ -53,6 +54,7 @@ export const make = (random: Random): Scenario => ({
       const allRunning = yield* Db.waitUntil(Effect.map(Db.runCount(schema), (n) => n === total), 20_000, 20)
       checks.expect(allRunning, `the worker did not start all ${total} tasks`)
       const atSignal = yield* Db.stateCounts(schema)
+      const scheduledBefore = new Map((yield* Db.readTasks(schema)).map((t) => [t.id, t.scheduled_at.getTime()] as const))
 
       const stop = yield* Processes.terminate(first, "60 seconds")
       checks.expect(stop.exit !== undefined, "the worker did not exit within 60 s of SIGTERM")
@@ -77,10 +79,16 @@ export const make = (random: Random): Scenario => ({
 
       const tasks = yield* Db.readTasks(schema)
       const released = tasks.filter((t) => t.state === "ready")
-      const returnedRight = released.filter((t) => t.attempt === 1 && t.retries === 0 && t.errors.length === 0).length
+      // Started, then interrupted: the attempt stays counted (a run started), no retry used, no error, and
+      // the task keeps its place in the queue (its scheduled_at).
+      const returnedRight = released.filter((t) =>
+        t.attempt === 1 && t.claim === 1 && t.retries === 0 && t.errors.length === 0 &&
+        t.scheduled_at.getTime() === scheduledBefore.get(t.id)
+      ).length
       checks.expect(
         returnedRight === released.length,
-        `${released.length - returnedRight} returned tasks used an attempt or recorded an error`
+        `${released.length - returnedRight} returned tasks used a retry, recorded an error or lost their place ` +
+          `(scheduled_at)`
       )
       checks.expect(after.done! + released.length === total, `${total - after.done! - released.length} tasks neither finished nor returned`)
       checks.expect(stop.stats?.released === released.length, `the worker counted ${stop.stats?.released} released tasks, the table holds ${released.length}`)
@@ -104,7 +112,7 @@ export const make = (random: Random): Scenario => ({
 
       checks.detail(
         `SIGTERM with ${atSignal.running} running: ${after.done} finished within the ${seconds(graceMs)} grace ` +
-          `period, ${released.length} returned to the queue without using an attempt; exit code ${stop.exit?.code} ` +
+          `period, ${released.length} returned to the queue at their place without using a retry; exit code ${stop.exit?.code} ` +
           `after ${seconds(stop.elapsedMs)}; ${after.running} rows left running, ${lockable ? "none" : "some"} locked`
       )
       checks.detail(`a second worker ran the ${released.length} returned tasks`)

@@ -11,6 +11,7 @@ import { Cause, Console, Effect, Exit, Logger, Runtime } from "effect"
 import { CliConfig, CliError, CliOutput, Command, GlobalFlag } from "effect/cli"
 import * as fs from "node:fs"
 import { cancel } from "./commands/Cancel.ts"
+import { pause, resume } from "./commands/Pause.ts"
 import { list } from "./commands/List.ts"
 import { migrate } from "./commands/Migrate.ts"
 import { purge } from "./commands/Purge.ts"
@@ -37,7 +38,7 @@ export const version: string = (JSON.parse(
  * @since 0.1.0
  */
 export const command = root.pipe(
-  Command.withSubcommands([migrate, status, list, show, retry, cancel, purge, work])
+  Command.withSubcommands([migrate, status, list, show, retry, cancel, pause, resume, purge, work])
 )
 
 /**

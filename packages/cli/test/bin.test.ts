@@ -100,7 +100,7 @@ describe("backie (the executable)", () => {
     expect(migrate.code).toBe(0)
     const after = await runBin(["--schema", schema, "status", "--json"], env)
     expect(after.code).toBe(0)
-    expect(JSON.parse(after.stdout)).toEqual({ schema, queues: [] })
+    expect(JSON.parse(after.stdout)).toEqual({ schema, queues: [], unclaimed: [], livePools: 0 })
   })
 
   it("exits with 2 and one line for bad arguments", async () => {
@@ -148,7 +148,7 @@ describe("backie work", () => {
     expect(tasks.map((task) => [task?.state, task?.attempt])).toEqual([["done", 1], ["done", 1], ["done", 1]])
   })
 
-  it("a second signal returns the running tasks to their queue without using an attempt", async () => {
+  it("a second signal returns the running tasks to their queue without using a retry", async () => {
     const schema = fresh()
     // More tasks than the pool's 10 workers: 10 run, the others wait in its buffer.
     const ids = await seedJobs(schema, 12)
@@ -171,9 +171,12 @@ describe("backie work", () => {
     // JSON log lines on stderr.
     for (const line of outcome.stderr.trim().split("\n")) expect(() => JSON.parse(line)).not.toThrow()
     const tasks = await withStore(schema, Effect.forEach(ids, getTask))
-    expect(tasks.map((task) => [task?.state, task?.attempt, task?.retries])).toEqual(
-      Array.from({ length: 12 }, () => ["ready", 1, 0])
-    )
+    // The 10 interrupted ones keep the attempt they started; the 2 that never
+    // started get theirs back. None used a retry.
+    const summary = tasks.map((task) => [task?.state, task?.attempt, task?.retries])
+    expect(summary.filter(([, attempt]) => attempt === 1)).toHaveLength(10)
+    expect(summary.filter(([, attempt]) => attempt === 0)).toHaveLength(2)
+    for (const [state, , retries] of summary) expect([state, retries]).toEqual(["ready", 0])
   })
 
   it("--migrate migrates first; a module without a pool layer exits with 5, a missing one with 2", async () => {
@@ -189,8 +192,10 @@ describe("backie work", () => {
     const badPool = await runBin(["work", "test/fixtures/missing-queue.ts", "--schema", schema, "--migrate"], env)
     expect(badPool.code).toBe(ExitCode.Failure)
     // A log line of the migration, then the error.
-    const [log, error, ...rest] = badPool.stderr.trim().split("\n")
+    const [log, log2, log3, error, ...rest] = badPool.stderr.trim().split("\n")
     expect(log).toMatch(/INFO .*applied migration 1 create_tasks/)
+    expect(log2).toMatch(/INFO .*applied migration 2 holders/)
+    expect(log3).toMatch(/INFO .*applied migration 3 queues/)
     expect(error).toBe(
       "backie: the worker pool of test/fixtures/missing-queue.ts did not start: " +
         "queue \"nowhere\" is not configured; it is used by the tasks \"orphan\""

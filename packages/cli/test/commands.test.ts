@@ -2,7 +2,9 @@
  * Every command, run in process against a real database in fresh schemas:
  * the text and JSON output, the one-line errors and the exit codes.
  */
+import { TaskStore } from "@backie/core/TaskStore"
 import { Effect } from "effect"
+import * as crypto from "node:crypto"
 import { afterAll, beforeAll, describe, expect, it } from "vitest"
 import { ExitCode } from "../src/Errors.ts"
 import {
@@ -35,7 +37,11 @@ describe("migrate", () => {
     const schema = fresh()
     const first = await runOn(schema, ["migrate"])
     expect(first).toMatchObject({ code: 0, stderr: "" })
-    expect(first.stdout).toBe(`applied migration 0001_create_tasks to schema "${schema}"`)
+    expect(first.stdout).toBe(
+      `applied migration 0001_create_tasks to schema "${schema}"\n` +
+        `applied migration 0002_holders to schema "${schema}"\n` +
+        `applied migration 0003_queues to schema "${schema}"`
+    )
 
     const again = await runOn(schema, ["migrate"])
     expect(again.code).toBe(0)
@@ -50,7 +56,10 @@ describe("migrate", () => {
     const schema = fresh()
     const result = await runOn(schema, ["--json", "migrate"])
     expect(result.code).toBe(0)
-    expect(JSON.parse(result.stdout)).toEqual({ schema, applied: [{ id: 1, name: "create_tasks" }] })
+    expect(JSON.parse(result.stdout)).toEqual({
+      schema,
+      applied: [{ id: 1, name: "create_tasks" }, { id: 2, name: "holders" }, { id: 3, name: "queues" }]
+    })
   })
 })
 
@@ -115,16 +124,65 @@ describe("reading", () => {
     const result = await runOn(schema, ["status"])
     expect(result.code).toBe(0)
     expect(result.stderr).toBe("")
-    const lines = result.stdout.split("\n")
-    expect(lines[0]).toMatch(/^QUEUE\s+READY\s+RUNNING\s+DONE\s+FAILED\s+CANCELLED\s+OLDEST WAITING$/)
+    const [table, unclaimed] = result.stdout.split("\n\n")
+    const lines = table!.split("\n")
+    expect(lines[0]).toMatch(/^QUEUE\s+READY\s+RUNNING\s+DONE\s+FAILED\s+CANCELLED\s+OLDEST WAITING\s+PAUSED$/)
     expect(lines.slice(1).map((line) => line.split(/\s+/).slice(0, 6))).toEqual([
       ["images", "0", "0", "0", "2", "0"],
       ["later", "1", "0", "0", "0", "0"],
       ["mail", "4", "0", "0", "0", "0"],
       ["reports", "0", "1", "1", "0", "0"]
     ])
-    expect(lines.find((line) => line.startsWith("mail"))).toMatch(/ 5m( \d+s)?$/)
-    expect(lines.find((line) => line.startsWith("later"))).toMatch(/ -$/)
+    expect(lines.find((line) => line.startsWith("mail"))).toMatch(/ 5m( \d+s)?\s+-$/)
+    expect(lines.find((line) => line.startsWith("later"))).toMatch(/ -\s+-$/)
+    // No pool runs: every waiting task name is listed as unclaimed.
+    const waiting = unclaimed!.split("\n")
+    expect(waiting[0]).toBe("waiting for a worker pool that knows their task name (0 live pools registered):")
+    expect(waiting[1]).toMatch(/^QUEUE\s+TASK\s+READY\s+SCHEDULED SINCE$/)
+    expect(waiting.slice(2).map((line) => line.split(/\s+/).slice(0, 3)).sort()).toEqual(
+      [["later", expect.any(String), "1"], ["mail", expect.any(String), "4"]].sort()
+    )
+  })
+
+  it("status lists as unclaimed only the waiting task names no live pool claims on their queue", async () => {
+    const other = randomSchema()
+    schemas.push(other)
+    await withStore(
+      other,
+      Effect.gen(function*() {
+        yield* insert([{ taskName: "welcome_email", queue: "mail" }, { taskName: "new_name", queue: "mail" }])
+        const store = yield* TaskStore
+        const now = new Date()
+        // A live pool knows welcome_email on mail; an expired one knew new_name.
+        yield* store.heartbeat({
+          id: crypto.randomUUID(),
+          queues: ["mail"],
+          taskNames: ["welcome_email"],
+          host: "h",
+          pid: 1,
+          now,
+          expiresAt: new Date(now.getTime() + 10 * minute),
+          startedUpTo: 0
+        })
+        yield* store.heartbeat({
+          id: crypto.randomUUID(),
+          queues: ["mail"],
+          taskNames: ["new_name"],
+          host: "h",
+          pid: 2,
+          now: ago(10 * minute),
+          expiresAt: ago(9 * minute),
+          startedUpTo: 0
+        })
+      })
+    )
+    const result = await runOn(other, ["status", "--json"])
+    expect(result.code).toBe(0)
+    const status = JSON.parse(result.stdout)
+    expect(status.livePools).toBe(1)
+    expect(status.unclaimed).toMatchObject([{ queue: "mail", taskName: "new_name", ready: 1 }])
+    const text = await runOn(other, ["status"])
+    expect(text.stdout).toMatch(/\(1 live pools registered\):\nQUEUE\s+TASK\s+READY\s+SCHEDULED SINCE\nmail\s+new_name\s+1\s/)
   })
 
   it("status --json", async () => {
@@ -151,7 +209,7 @@ describe("reading", () => {
     expect(lines.at(-1)).toBe("tasks 1-9")
     expect(lines[1]).toContain(ids.mail![0]!)
     const failed = lines.find((line) => line.startsWith(ids.images![0]!))
-    expect(failed).toMatch(/resize\s+images\s+failed\s+1\s+1\/0\s+\S+ \S+Z\s+ResizeError: too big$/)
+    expect(failed).toMatch(/resize\s+images\s+failed\s+1\s+0\/0\s+\S+ \S+Z\s+ResizeError: too big$/)
   })
 
   it("list filters by queue, state and task name", async () => {
@@ -190,7 +248,7 @@ describe("reading", () => {
       state: "failed",
       payload: { url: "https://example.com/1.png" },
       attempt: 1,
-      retries: 1,
+      retries: 0,
       maxRetries: 0,
       lastError: { attempt: 1, message: "ResizeError: too big", tag: "ResizeError", details: { size: 9000 } }
     })
@@ -206,7 +264,7 @@ describe("reading", () => {
     expect(text).toMatch(/^queue\s+images$/m)
     expect(text).toMatch(/^state\s+failed$/m)
     expect(text).toMatch(/^attempts\s+1$/m)
-    expect(text).toMatch(/^retries\s+1 of 0$/m)
+    expect(text).toMatch(/^retries\s+0 of 0$/m)
     expect(text).toMatch(/^created\s+\S+ \S+Z \(10m( \d+s)? ago\)$/m)
     expect(text).toMatch(/^scheduled\s+\S+ \S+Z \(10m( \d+s)? ago\)$/m)
     expect(text).toMatch(/^done\s+\S+ \S+Z \(2m( \d+s)? ago\)$/m)
@@ -286,6 +344,24 @@ describe("retry", () => {
     expect(none).toEqual({ code: 0, stdout: "no failed tasks to retry", stderr: "" })
   })
 
+  it("leaves a failed unique task whose key a newer task holds, and says why (exit 1)", async () => {
+    const schema = fresh()
+    const [old, fresh2] = await withStore(
+      schema,
+      Effect.gen(function*() {
+        const [old] = yield* insert([{ taskName: "sync", queue: "mail", uniqueKey: "user-7", maxRetries: 0, at: ago(minute) }])
+        yield* settleAll("mail", new Date(), { _tag: "Fail", message: "SyncError: down" })
+        const [fresh2] = yield* insert([{ taskName: "sync", queue: "mail", uniqueKey: "user-7" }])
+        return [old!, fresh2!] as const
+      })
+    )
+    expect(fresh2).not.toBe(old)
+    const result = await runOn(schema, ["retry", old])
+    expect(result.code).toBe(1)
+    expect(result.stderr).toBe(`backie: task ${old} is failed, but another task holds its unique key "user-7" now`)
+    expect((await withStore(schema, getTask(old)))?.state).toBe("failed")
+  })
+
   it("exits with 1 for an unknown task and with 2 for a wrong command line", async () => {
     const schema = fresh()
     await seed(schema)
@@ -299,6 +375,48 @@ describe("retry", () => {
     expect(both.code).toBe(ExitCode.Usage)
     const queueAlone = await runOn(schema, ["retry", "00000000-0000-0000-0000-000000000000", "--queue", "mail"])
     expect(queueAlone).toMatchObject({ code: ExitCode.Usage, stderr: "backie: --queue goes with --failed" })
+  })
+})
+
+describe("pause and resume", () => {
+  const seed = (schema: string) =>
+    withStore(schema, insert([1, 2].map(() => ({ taskName: "send", queue: "mail", at: ago(minute) }))))
+
+  it("pause stops a queue's claims until resume; status shows it; --json prints the queue's control", async () => {
+    const schema = fresh()
+    await seed(schema)
+    const paused = await runOn(schema, ["pause", "mail", "--by", "ops: smtp incident"])
+    expect(paused.code).toBe(0)
+    expect(paused.stdout).toMatch(/^queue "mail" is paused since \S+ \S+Z \(by ops: smtp incident\)$/)
+    const again = await runOn(schema, ["pause", "mail", "--json"])
+    expect(JSON.parse(again.stdout)).toMatchObject({ queue: "mail", pausedBy: "ops: smtp incident" })
+    // A paused queue is not claimed from.
+    expect(await withStore(schema, claimAll("mail", new Date()))).toEqual([])
+
+    const status = await runOn(schema, ["status"])
+    expect(status.stdout.split("\n").find((line) => line.startsWith("mail"))).toMatch(
+      /since \S+ \S+Z by ops: smtp incident$/
+    )
+    const json = JSON.parse((await runOn(schema, ["status", "--json"])).stdout)
+    expect(json.queues.find((q: { queue: string }) => q.queue === "mail").paused).toMatchObject({ by: "ops: smtp incident" })
+    // A paused queue without tasks is listed too.
+    await runOn(schema, ["pause", "empty"])
+    expect(JSON.parse((await runOn(schema, ["status", "--json"])).stdout).queues.map((q: { queue: string }) => q.queue))
+      .toContain("empty")
+
+    const resumed = await runOn(schema, ["resume", "mail", "--json"])
+    expect(JSON.parse(resumed.stdout)).toEqual({ queue: "mail", pausedAt: null, pausedBy: null })
+    expect((await runOn(schema, ["resume", "mail"])).stdout).toBe("queue \"mail\" resumed")
+    expect((await withStore(schema, claimAll("mail", new Date()))).length).toBeGreaterThan(0)
+  })
+
+  it("a name that cannot name a queue is a usage error (exit 2)", async () => {
+    const schema = fresh()
+    await seed(schema)
+    const empty = await runOn(schema, ["pause", ""])
+    expect(empty).toMatchObject({ code: ExitCode.Usage, stdout: "", stderr: "backie: the queue name must be a non-empty string" })
+    const long = await runOn(schema, ["resume", "q".repeat(256)])
+    expect(long.code).toBe(ExitCode.Usage)
   })
 })
 
@@ -325,9 +443,12 @@ describe("cancel", () => {
       stderr: `backie: task ${ready} is already cancelled: nothing to cancel`
     })
 
-    const busy = await runOn(schema, ["cancel", running, "--json"])
+    const busy = await runOn(schema, ["cancel", running, "--json", "--by", "ops"])
     expect(busy.code).toBe(0)
-    expect(JSON.parse(busy.stdout)).toMatchObject({ cancelled: true, task: { id: running, state: "cancelled" } })
+    expect(JSON.parse(busy.stdout)).toMatchObject({
+      cancelled: true,
+      task: { id: running, state: "cancelled", lastError: { tag: "Cancelled", message: "cancelled by ops" } }
+    })
 
     const unknown = await runOn(schema, ["cancel", "00000000-0000-0000-0000-000000000000"])
     expect(unknown).toMatchObject({ code: ExitCode.NotFound, stdout: "" })

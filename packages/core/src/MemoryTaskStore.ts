@@ -18,13 +18,19 @@ import * as crypto from "node:crypto"
 import type {
   AttemptError,
   ClaimRequest,
+  Heartbeat,
+  HolderRecord,
   InsertResult,
+  QueueControl,
   ListFilter,
   NewTask,
   QueueCount,
+  RescueRequest,
+  RescueResult,
   Selection,
   Settlement,
   SettleResult,
+  StartRecord,
   TaskRecord,
   TaskState,
   Wakeups
@@ -34,6 +40,10 @@ import { readyRecord, TaskStore, TaskStoreError } from "./TaskStore.ts"
 
 type Mutable<A> = { -readonly [K in keyof A]: A[K] }
 type Row = Omit<Mutable<TaskRecord>, "errors"> & { errors: Array<AttemptError> }
+type Holder = Omit<HolderRecord, "holding">
+
+/** How many tasks one claim can number (see `TaskRecord.holdSeq`). */
+const holdSeqBlock = 2 ** 20
 
 const isFinished = (state: TaskState) => state === "done" || state === "failed" || state === "cancelled"
 
@@ -86,7 +96,7 @@ const refusedSettlement = (settlement: Settlement): string | undefined => {
   return firstUnstorable(error.details, "the error details")
 }
 
-const rejected = (operation: "insert" | "settle", reason: string) =>
+const rejected = (operation: "insert" | "settle" | "pause", reason: string) =>
   new TaskStoreError({ reason: "Rejected", operation, message: `${operation} failed: ${reason}` })
 
 /** Copies so that callers never share mutable state with the store. */
@@ -132,9 +142,34 @@ export const make: Effect.Effect<TaskStore["Service"]> = Effect.sync(() => {
     }
   }
 
+  const holders = new Map<string, Holder>()
+  const paused = new Map<string, { readonly at: Date; readonly by: string | null }>()
+  const control = (queue: string): QueueControl => {
+    const state = paused.get(queue)
+    return { queue, pausedAt: state?.at ?? null, pausedBy: state?.by ?? null }
+  }
+  // Claims number their tasks: claim n's k-th task gets n * 2^20 + k.
+  let claims = 0
+
+  /** Whether `row` holds its unique key in its current state. */
+  const holdsKey = (row: Row) => row.uniqueKey !== null && row.uniqueStates.includes(row.state)
+
+  /** Moves `row` to `state`, taking or freeing its unique key as its unique states say. */
+  const moveTo = (row: Row, state: TaskState) => {
+    const held = holdsKey(row)
+    row.state = state
+    if (row.uniqueKey === null || held === holdsKey(row)) return
+    const slot = uniqueSlot(row.taskName, row.uniqueKey)
+    if (held) {
+      if (uniques.get(slot) === row.id) uniques.delete(slot)
+    } else uniques.set(slot, row.id)
+  }
+
   const remove = (row: Row) => {
     rows.delete(row.id)
-    if (row.uniqueKey !== null) uniques.delete(uniqueSlot(row.taskName, row.uniqueKey))
+    if (row.uniqueKey !== null && uniques.get(uniqueSlot(row.taskName, row.uniqueKey)) === row.id) {
+      uniques.delete(uniqueSlot(row.taskName, row.uniqueKey))
+    }
   }
 
   const insertOne = (task: NewTask): InsertResult => {
@@ -147,6 +182,13 @@ export const make: Effect.Effect<TaskStore["Service"]> = Effect.sync(() => {
     rows.set(row.id, row)
     if (row.uniqueKey !== null) uniques.set(uniqueSlot(row.taskName, row.uniqueKey), row.id)
     return { task: snapshot(row), inserted: true }
+  }
+
+  /** Ends the current claim of `row` (a settlement, or a rescue). */
+  const endClaim = (row: Row) => {
+    row.leaseExpiresAt = null
+    row.holder = null
+    row.holdSeq = null
   }
 
   const insert = (tasks: ReadonlyArray<NewTask>) =>
@@ -166,17 +208,16 @@ export const make: Effect.Effect<TaskStore["Service"]> = Effect.sync(() => {
 
   const claim = (request: ClaimRequest) =>
     Effect.sync(() => {
+      if (paused.has(request.queue)) return []
       const now = request.now.getTime()
       const limit = Math.max(1, request.limit)
       // The first `limit` runnable rows in claim order, kept sorted as rows
       // are visited (a stable insertion: ties keep insertion order).
       const candidates: Array<Row> = []
+      const names = new Set(request.taskNames)
       for (const row of rows.values()) {
-        if (row.queue !== request.queue) continue
-        if (
-          !((row.state === "ready" && row.scheduledAt.getTime() <= now) ||
-            (row.state === "running" && row.leaseExpiresAt !== null && row.leaseExpiresAt.getTime() <= now))
-        ) continue
+        if (row.queue !== request.queue || row.state !== "ready" || row.scheduledAt.getTime() > now) continue
+        if (!names.has(row.taskName)) continue
         if (candidates.length === limit && byClaimOrder(row, candidates[limit - 1]!) >= 0) continue
         let low = 0
         let high = candidates.length
@@ -189,21 +230,14 @@ export const make: Effect.Effect<TaskStore["Service"]> = Effect.sync(() => {
         if (candidates.length > limit) candidates.pop()
       }
       const claimed: Array<TaskRecord> = []
-      for (const row of candidates) {
-        if (row.state === "running") {
-          const error = leaseExpired(row)
-          row.retries += 1
-          row.lastError = error
-          row.errors.push(error)
-          if (row.retries > row.maxRetries) {
-            row.state = "failed"
-            row.doneAt = request.now
-            row.leaseExpiresAt = null
-            continue
-          }
-        }
-        row.state = "running"
+      const base = ++claims * holdSeqBlock
+      for (const [rank, row] of candidates.entries()) {
+        moveTo(row, "running")
         row.attempt += 1
+        row.claim += 1
+        row.holder = request.holder
+        row.holdSeq = base + rank + 1
+        row.startRecorded = false
         row.runningAt = request.now
         row.leaseExpiresAt = new Date(now + row.timeoutMs + request.leaseMarginMs)
         claimed.push(snapshot(row))
@@ -213,28 +247,27 @@ export const make: Effect.Effect<TaskStore["Service"]> = Effect.sync(() => {
 
   const settleOne = (s: Settlement): SettleResult => {
     const row = rows.get(s.id)
-    if (row === undefined || row.state !== "running" || row.attempt !== s.attempt) {
-      return { id: s.id, attempt: s.attempt, applied: false }
+    if (row === undefined || row.state !== "running" || row.claim !== s.claim) {
+      return { id: s.id, claim: s.claim, applied: false }
     }
-    row.leaseExpiresAt = null
+    endClaim(row)
     switch (s._tag) {
       case "Done": {
-        row.state = "done"
+        moveTo(row, "done")
         row.doneAt = s.now
         if (s.remove) remove(row)
         break
       }
       case "Retry": {
-        row.state = "ready"
-        row.retries += 1
+        moveTo(row, "ready")
+        row.retries = Math.min(row.retries + 1, Math.max(row.maxRetries, row.retries))
         row.scheduledAt = s.runAt
         row.lastError = s.error
         row.errors.push(s.error)
         break
       }
       case "Fail": {
-        row.state = "failed"
-        row.retries += 1
+        moveTo(row, "failed")
         row.doneAt = s.now
         row.lastError = s.error
         row.errors.push(s.error)
@@ -242,17 +275,21 @@ export const make: Effect.Effect<TaskStore["Service"]> = Effect.sync(() => {
         break
       }
       case "Snooze": {
-        row.state = "ready"
+        moveTo(row, "ready")
         row.scheduledAt = s.runAt
         break
       }
       case "Release": {
-        row.state = "ready"
-        row.scheduledAt = s.now
+        moveTo(row, "ready")
+        break
+      }
+      case "Return": {
+        moveTo(row, "ready")
+        row.attempt = Math.max(0, row.attempt - 1)
         break
       }
       case "Cancel": {
-        row.state = "cancelled"
+        moveTo(row, "cancelled")
         row.doneAt = s.now
         if (s.error !== null) {
           row.lastError = s.error
@@ -262,7 +299,7 @@ export const make: Effect.Effect<TaskStore["Service"]> = Effect.sync(() => {
         break
       }
     }
-    return { id: s.id, attempt: s.attempt, applied: true }
+    return { id: s.id, claim: s.claim, applied: true }
   }
 
   // Like one statement: a settlement the store cannot keep refuses the whole batch.
@@ -297,28 +334,48 @@ export const make: Effect.Effect<TaskStore["Service"]> = Effect.sync(() => {
   const counts = Effect.sync(() => {
     const groups = new Map<string, Mutable<QueueCount>>()
     for (const row of rows.values()) {
-      const key = `${row.queue}\u0000${row.state}`
+      const key = `${row.queue}\u0000${row.taskName}\u0000${row.state}`
       const group = groups.get(key)
       if (group === undefined) {
-        groups.set(key, { queue: row.queue, state: row.state, count: 1, oldestScheduledAt: row.scheduledAt })
+        groups.set(key, {
+          queue: row.queue,
+          taskName: row.taskName,
+          state: row.state,
+          count: 1,
+          oldestScheduledAt: row.scheduledAt
+        })
       } else {
         group.count += 1
         if (row.scheduledAt < group.oldestScheduledAt) group.oldestScheduledAt = row.scheduledAt
       }
     }
+    const order = (a: string, b: string) => a < b ? -1 : a > b ? 1 : 0
     return [...groups.values()].sort((a, b) =>
-      a.queue < b.queue ? -1 : a.queue > b.queue ? 1 : a.state < b.state ? -1 : a.state > b.state ? 1 : 0
+      order(a.queue, b.queue) || order(a.taskName, b.taskName) || order(a.state, b.state)
     )
   })
 
-  const cancel = (id: string, now: Date) =>
+  const cancel = (id: string, now: Date, by: string | null = null) =>
     Effect.sync(() => {
       const row = rows.get(id)
       if (row === undefined) return undefined
       if (row.state === "ready" || row.state === "running") {
-        row.state = "cancelled"
+        const holder = row.state === "running" ? row.holder : null
+        const entry: AttemptError = {
+          attempt: row.attempt,
+          at: now,
+          message: by === null ? "cancelled" : `cancelled by ${by}`,
+          tag: "Cancelled",
+          details: null
+        }
+        moveTo(row, "cancelled")
         row.doneAt = now
-        row.leaseExpiresAt = null
+        endClaim(row)
+        // Its holder learns of it at its next heartbeat, which this wakes.
+        row.holder = holder
+        if (holder !== null) notify(new Set([holder]))
+        row.lastError = entry
+        row.errors.push(entry)
       }
       return snapshot(row)
     })
@@ -345,15 +402,22 @@ export const make: Effect.Effect<TaskStore["Service"]> = Effect.sync(() => {
     Effect.sync(() => {
       const selected = select(selection).filter((row) => isFinished(row.state))
       const queues = new Set<string>()
+      let retried = 0
       for (const row of selected) {
-        row.state = "ready"
+        if (row.uniqueKey !== null && !holdsKey(row)) {
+          // Its key is free, or held by another task: then it stays as it is.
+          const holder = uniques.get(uniqueSlot(row.taskName, row.uniqueKey))
+          if (holder !== undefined && holder !== row.id) continue
+        }
+        moveTo(row, "ready")
         row.retries = 0
         row.scheduledAt = now
         row.doneAt = null
         queues.add(row.queue)
+        retried += 1
       }
       if (queues.size > 0) notify(queues)
-      return selected.length
+      return retried
     })
 
   const purge = (selection: Selection) =>
@@ -362,6 +426,128 @@ export const make: Effect.Effect<TaskStore["Service"]> = Effect.sync(() => {
       for (const row of selected) remove(row)
       return selected.length
     })
+
+  const heartbeat = (beat: Heartbeat) =>
+    Effect.sync((): ReadonlyArray<string> => {
+      const known = holders.get(beat.id)
+      holders.set(beat.id, {
+        id: beat.id,
+        queues: [...beat.queues],
+        taskNames: [...beat.taskNames],
+        host: beat.host,
+        pid: beat.pid,
+        startedAt: known?.startedAt ?? beat.now,
+        heartbeatAt: beat.now,
+        expiresAt: beat.expiresAt,
+        startedUpTo: beat.startedUpTo
+      })
+      const cancelled: Array<string> = []
+      for (const row of rows.values()) {
+        if (row.state === "cancelled" && row.holder === beat.id) {
+          row.holder = null
+          cancelled.push(row.id)
+        }
+      }
+      return cancelled
+    })
+
+  const unregister = (id: string, now: Date) =>
+    Effect.sync(() => {
+      const known = holders.get(id)
+      if (known === undefined) return
+      let holding = false
+      for (const row of rows.values()) if (row.state === "running" && row.holder === id) holding = true
+      if (holding) holders.set(id, { ...known, expiresAt: now })
+      else holders.delete(id)
+    })
+
+  const rescue = (request: RescueRequest) =>
+    Effect.sync((): RescueResult => {
+      const now = request.now.getTime()
+      const queues = new Set(request.queues)
+      /** Whether `row`'s holder is lost and `row` had not started. */
+      const unstarted = (row: Row) => {
+        if (row.holder === null || row.startRecorded) return false
+        const known = holders.get(row.holder)
+        if (known === undefined) return true
+        return known.expiresAt.getTime() <= now && (row.holdSeq === null || row.holdSeq > known.startedUpTo)
+      }
+      let returned = 0
+      let retried = 0
+      let failed = 0
+      const woken = new Set<string>()
+      for (const row of rows.values()) {
+        if (returned + retried + failed >= Math.max(1, request.limit)) break
+        if (row.state !== "running" || !queues.has(row.queue)) continue
+        if (unstarted(row)) {
+          endClaim(row)
+          moveTo(row, "ready")
+          row.attempt = Math.max(0, row.attempt - 1)
+          row.rescued += 1
+          returned += 1
+          woken.add(row.queue)
+          continue
+        }
+        if (row.leaseExpiresAt!.getTime() > now) continue
+        const live = row.holder !== null && (holders.get(row.holder)?.expiresAt.getTime() ?? -Infinity) > now
+        if (live && row.leaseExpiresAt!.getTime() > now - Math.max(0, request.graceMs ?? 0)) continue
+        const error = leaseExpired(row)
+        row.lastError = error
+        row.errors.push(error)
+        endClaim(row)
+        if (row.retries < row.maxRetries) {
+          moveTo(row, "ready")
+          row.retries += 1
+          retried += 1
+          woken.add(row.queue)
+        } else {
+          moveTo(row, "failed")
+          row.doneAt = request.now
+          failed += 1
+        }
+      }
+      for (const [id, holder] of holders) {
+        if (holder.expiresAt.getTime() > now) continue
+        let holding = false
+        for (const row of rows.values()) if (row.state === "running" && row.holder === id) holding = true
+        if (!holding) holders.delete(id)
+      }
+      if (woken.size > 0) notify(woken)
+      return { returned, retried, failed }
+    })
+
+  const recordStart = (start: StartRecord) =>
+    Effect.sync(() => {
+      const row = rows.get(start.id)
+      if (row === undefined || row.state !== "running" || row.claim !== start.claim) return false
+      row.startRecorded = true
+      return true
+    })
+
+  const pause = (queue: string, now: Date, by: string | null) =>
+    Effect.suspend(() => {
+      const refused = unstorable(queue) ?? (by === null ? undefined : unstorable(by))
+      if (refused !== undefined) return Effect.fail(rejected("pause", `the queue name or pausedBy ${refused}`))
+      if (!isValidDate(now)) return Effect.fail(rejected("pause", "a time is not a valid date"))
+      if (!paused.has(queue)) paused.set(queue, { at: now, by })
+      return Effect.succeed(control(queue))
+    })
+
+  const resume = (queue: string) =>
+    Effect.sync(() => {
+      if (paused.delete(queue)) notify(new Set([queue]))
+      return control(queue)
+    })
+
+  const pausedQueues = Effect.sync(() => [...paused.keys()].sort().map(control))
+
+  const listHolders = Effect.sync(() =>
+    [...holders.values()].map((holder): HolderRecord => {
+      let holding = 0
+      for (const row of rows.values()) if (row.state === "running" && row.holder === holder.id) holding += 1
+      return { ...holder, queues: [...holder.queues], taskNames: [...holder.taskNames], holding }
+    }).sort((a, b) => a.startedAt.getTime() - b.startedAt.getTime())
+  )
 
   const wakeups = (queues: ReadonlyArray<string>) =>
     Effect.acquireRelease(
@@ -383,7 +569,27 @@ export const make: Effect.Effect<TaskStore["Service"]> = Effect.sync(() => {
       }))
     )
 
-  return TaskStore.of({ insert, claim, settle, get, list, counts, cancel, retry, purge, wakeups })
+  return TaskStore.of({
+    insert,
+    claim,
+    settle,
+    heartbeat,
+    unregister,
+    rescue,
+    recordStart,
+    holders: listHolders,
+    pause,
+    resume,
+    pausedQueues,
+    clockOffsetMillis: Effect.succeed(0),
+    get,
+    list,
+    counts,
+    cancel,
+    retry,
+    purge,
+    wakeups
+  })
 })
 
 /**

@@ -28,6 +28,8 @@ import type { Effect } from "effect"
 import { Duration, Effect as E, Schema } from "effect"
 import * as Backoff from "./Backoff.ts"
 import { unstorable } from "./internal/text.ts"
+import type { TaskState } from "./TaskStore.ts"
+import { normalUniqueStates, TaskStates } from "./TaskStore.ts"
 
 const TypeId = "~@backie/core/Task" as const
 
@@ -63,6 +65,8 @@ export interface Task<out Name extends string, out Queue extends string, S exten
   readonly priority: number
   /** Derives the de-duplication key from a payload, when the task is unique. */
   readonly uniqueKey: ((payload: S["Type"]) => string) | undefined
+  /** The states in which a unique task holds its key (always with `ready` and `running`). */
+  readonly uniqueStates: ReadonlyArray<TaskState>
   /** The JSON codec of the payload (derived from `payload`). */
   readonly codec: Schema.Codec<S["Type"], unknown>
 }
@@ -101,10 +105,20 @@ export interface Options<Name extends string, Queue extends string, S extends Pa
   /** An integer from -(2^31 - 1) to 2^31 - 1; default 0; higher runs first. */
   readonly priority?: number | undefined
   /**
-   * Makes the task unique: enqueueing a payload whose key already exists
-   * returns the existing task. A key is at most 1,024 bytes of UTF-8.
+   * Makes the task unique: enqueueing a payload whose key another task of
+   * this name holds returns that task. A key is at most 1,024 bytes of UTF-8.
    */
   readonly uniqueKey?: ((payload: S["Type"]) => string) | undefined
+  /**
+   * The states in which a unique task holds its key: `ready` and `running`
+   * always, and any of `done`, `failed` and `cancelled` named here. Default:
+   * `["ready", "running"]`, so once a task finished, the same key can be
+   * enqueued again. `["done"]` runs a key at most once successfully while the
+   * done task is kept (retention `KeepAll` or `RemoveDone` not deleting it);
+   * all five states block the key until the task is purged. The store's
+   * unique index enforces it across processes.
+   */
+  readonly uniqueStates?: ReadonlyArray<TaskState> | undefined
 }
 
 /**
@@ -196,6 +210,12 @@ export const make = <
   if (timeout === undefined || Duration.toMillis(timeout) < 1 || Duration.toMillis(timeout) > maxTimeoutMillis) {
     fail(`timeout must be a duration between 1 millisecond and 365 days, got ${describeInput(options.timeout)}`)
   }
+  if (options.uniqueStates !== undefined) {
+    if (!Array.isArray(options.uniqueStates) || options.uniqueStates.some((state) => !TaskStates.includes(state))) {
+      fail(`uniqueStates must be an array of ${TaskStates.join(", ")}, got ${describeInput(options.uniqueStates)}`)
+    }
+    if (options.uniqueKey === undefined) fail("uniqueStates needs a uniqueKey")
+  }
   const backoff = options.backoff ?? Backoff.defaultBackoff
   const badBackoff = Backoff.invalid(backoff)
   if (badBackoff !== undefined) fail(`backoff: ${badBackoff}`)
@@ -209,6 +229,7 @@ export const make = <
     timeout: timeout!,
     priority,
     uniqueKey: options.uniqueKey,
+    uniqueStates: normalUniqueStates(options.uniqueStates),
     codec: Schema.toCodecJson(options.payload) as unknown as Schema.Codec<S["Type"], unknown>
   }
 }
@@ -222,9 +243,18 @@ export interface CurrentTask {
   readonly id: string
   readonly name: string
   readonly queue: string
-  /** This attempt's number: 1 for the first run, counting every claim. */
+  /**
+   * This attempt's number: 1 for the first run, counting every run that
+   * started (a claimed task returned unrun, or given back after its worker
+   * was lost before it started, does not count).
+   */
   readonly attempt: number
-  /** How many earlier attempts failed. */
+  /**
+   * How many times the task has been claimed, this claim included: a number
+   * no other run of this task shares (an idempotency key for its side effects).
+   */
+  readonly claim: number
+  /** How many earlier failed attempts were retried (at most `maxRetries`). */
   readonly retries: number
   readonly maxRetries: number
   readonly priority: number
@@ -301,7 +331,7 @@ export const handler = <T extends Any, Eff extends Effect.Effect<void, unknown, 
 // ---------------------------------------------------------------------------
 
 /**
- * Asks for the task to run again after `delayMillis` without using an attempt.
+ * Asks for the task to run again after `delayMillis` without using a retry.
  * Fail a handler with it through {@link snooze}.
  *
  * @since 0.1.0

@@ -59,13 +59,32 @@ export const cancelled = Metric.counter("backie_tasks_cancelled", {
   incremental: true
 })
 
-/** Attempts interrupted by shutdown and returned to the queue. @since 0.1.0 */
+/** Attempts interrupted by shutdown and returned to the queue without using a retry. @since 0.1.0 */
 export const released = Metric.counter("backie_tasks_released", {
   description: "Attempts interrupted by shutdown and returned to the queue",
   incremental: true
 })
 
-/** Settlements refused by the attempt fence (the worker's lease had lapsed). @since 0.1.0 */
+/**
+ * Claimed tasks returned to their queue unrun, with their attempt given back:
+ * they waited too long for a slot (past half the lease margin), the pool's
+ * registration was not renewed in time, or the pool shut down. @since 0.1.0
+ */
+export const returned = Metric.counter("backie_tasks_returned", {
+  description: "Claimed tasks returned unrun (waited too long, registration stale, or shutdown)",
+  incremental: true
+})
+
+/**
+ * Tasks rescued by this process from lost holders and lapsed leases
+ * (`outcome`: `returned` uncharged, `retried` or `failed` when charged). @since 0.1.0
+ */
+export const rescued = Metric.counter("backie_tasks_rescued", {
+  description: "Tasks rescued from lost holders and lapsed leases",
+  incremental: true
+})
+
+/** Settlements refused by the claim fence (the worker's lease had lapsed). @since 0.1.0 */
 export const refused = Metric.counter("backie_settlements_refused", {
   description: "Settlements refused because another worker re-claimed the task",
   incremental: true

@@ -24,12 +24,12 @@
  *
  * @since 0.1.0
  */
-import { Clock, Context, DateTime, Duration, Effect, Exit, Layer, Metric, Schema } from "effect"
+import { Context, DateTime, Duration, Effect, Exit, Layer, Metric, Schema } from "effect"
 import type * as Task from "./Task.ts"
 import { firstUnstorable, maxJsonDepth, unstorable } from "./internal/text.ts"
 import * as TaskMetrics from "./TaskMetrics.ts"
-import type { NewTask, TaskRecord, TaskStoreError } from "./TaskStore.ts"
-import { TaskStore } from "./TaskStore.ts"
+import type { NewTask, QueueControl, TaskRecord, TaskStoreError } from "./TaskStore.ts"
+import { currentTimeMillis, TaskStore } from "./TaskStore.ts"
 
 /**
  * When and how urgently to run an enqueued task.
@@ -72,6 +72,17 @@ export class InvalidPayload extends Schema.TaggedError<InvalidPayload>()("Invali
 }) {}
 
 /**
+ * A queue name (or a `by`) that cannot name a queue: empty, longer than 255
+ * characters, or holding text PostgreSQL cannot store. Nothing was changed.
+ *
+ * @since 0.1.0
+ */
+export class InvalidQueueName extends Schema.TaggedError<InvalidQueueName>()("InvalidQueueName", {
+  queue: Schema.String,
+  message: Schema.String
+}) {}
+
+/**
  * The queue client service.
  *
  * @since 0.1.0
@@ -96,6 +107,31 @@ export class TaskQueue extends Context.Service<TaskQueue, {
     at: Date | DateTime.DateTime,
     options?: Omit<EnqueueOptions, "runAt" | "delay">
   ) => Effect.Effect<Enqueued, InvalidPayload | TaskStoreError>
+  /**
+   * Pauses a queue in every process sharing the store: no pool claims its
+   * tasks until it is resumed (tasks already claimed run; enqueues still
+   * succeed). `by` says who paused it. Pausing a paused queue changes nothing.
+   */
+  readonly pause: (
+    queue: string,
+    options?: { readonly by?: string | undefined }
+  ) => Effect.Effect<QueueControl, InvalidQueueName | TaskStoreError>
+  /** Resumes a queue; its idle pools wake at once. */
+  readonly resume: (queue: string) => Effect.Effect<QueueControl, InvalidQueueName | TaskStoreError>
+  /** The paused queues, by name. */
+  readonly pausedQueues: Effect.Effect<ReadonlyArray<QueueControl>, TaskStoreError>
+  /**
+   * Cancels a task that has not finished, in whichever process it is: a
+   * waiting task never runs; a running one has its handler interrupted (its
+   * finalizers run) at its pool's next heartbeat, within a quarter of its
+   * lease margin, and its outcome is discarded. `by` is recorded in its
+   * history. Returns the task as it is afterwards (`undefined`: no such task;
+   * a finished task is returned unchanged).
+   */
+  readonly cancel: (
+    id: string,
+    options?: { readonly by?: string | undefined }
+  ) => Effect.Effect<TaskRecord | undefined, TaskStoreError>
 }>()("@backie/core/TaskQueue") {}
 
 const toMillis = (at: Date | DateTime.DateTime): number => {
@@ -169,7 +205,7 @@ export const make: Effect.Effect<TaskQueue["Service"], never, TaskStore> = Effec
     payloads: Iterable<Task.Payload<T>>,
     options: EnqueueOptions | undefined
   ) {
-    const now = yield* Clock.currentTimeMillis
+    const now = yield* currentTimeMillis(store)
     let runAt = now
     if (options?.runAt !== undefined) {
       runAt = toMillis(options.runAt)
@@ -252,6 +288,7 @@ export const make: Effect.Effect<TaskQueue["Service"], never, TaskStore> = Effec
         queue: task.queue,
         payload: encoded.value,
         uniqueKey,
+        uniqueStates: task.uniqueStates,
         priority,
         maxRetries: task.maxRetries,
         timeoutMs,
@@ -299,7 +336,36 @@ export const make: Effect.Effect<TaskQueue["Service"], never, TaskStore> = Effec
     options?: Omit<EnqueueOptions, "runAt" | "delay">
   ) => enqueue(task, payload, { ...options, runAt: at })
 
-  return TaskQueue.of({ enqueue, enqueueMany, schedule })
+  const checkName = (queue: string, what: string, text: string) => {
+    const problem = typeof text !== "string" || text.length === 0
+      ? "must be a non-empty string"
+      : text.length > 255
+      ? "must be at most 255 characters"
+      : unstorable(text)
+    return problem === undefined
+      ? Effect.void
+      : Effect.fail(new InvalidQueueName({ queue: String(queue), message: `the ${what} ${problem}` }))
+  }
+
+  const pause = Effect.fn("TaskQueue.pause")(function*(queue: string, options?: { readonly by?: string | undefined }) {
+    yield* checkName(queue, "queue name", queue)
+    const by = options?.by ?? null
+    if (by !== null) yield* checkName(queue, "name of who pauses", by)
+    const now = yield* currentTimeMillis(store)
+    return yield* store.pause(queue, new Date(now), by)
+  })
+
+  const resume = Effect.fn("TaskQueue.resume")(function*(queue: string) {
+    yield* checkName(queue, "queue name", queue)
+    return yield* store.resume(queue)
+  })
+
+  const cancel = Effect.fn("TaskQueue.cancel")(function*(id: string, options?: { readonly by?: string | undefined }) {
+    const now = yield* currentTimeMillis(store)
+    return yield* store.cancel(id, new Date(now), options?.by ?? null)
+  })
+
+  return TaskQueue.of({ enqueue, enqueueMany, schedule, pause, resume, pausedQueues: store.pausedQueues, cancel })
 })
 
 /**
@@ -354,3 +420,58 @@ export const schedule = <T extends Task.Any>(
   options?: Omit<EnqueueOptions, "runAt" | "delay">
 ): Effect.Effect<Enqueued, InvalidPayload | TaskStoreError, TaskQueue> =>
   Effect.flatMap(TaskQueue, (queue) => queue.schedule(task, payload, at, options))
+
+/**
+ * Pauses a queue with the `TaskQueue` in context (see `TaskQueue.pause`).
+ *
+ * @example
+ * ```ts
+ * import { TaskQueue } from "@backie/core"
+ *
+ * // Stop every worker pool from starting tasks of "mail" (e.g. during an incident)
+ * const stopMail = TaskQueue.pause("mail", { by: "ops: smtp incident" })
+ * ```
+ *
+ * @since 0.1.0
+ */
+export const pause = (
+  queue: string,
+  options?: { readonly by?: string | undefined }
+): Effect.Effect<QueueControl, InvalidQueueName | TaskStoreError, TaskQueue> =>
+  Effect.flatMap(TaskQueue, (client) => client.pause(queue, options))
+
+/**
+ * Resumes a queue with the `TaskQueue` in context (see `TaskQueue.resume`).
+ *
+ * @since 0.1.0
+ */
+export const resume = (queue: string): Effect.Effect<QueueControl, InvalidQueueName | TaskStoreError, TaskQueue> =>
+  Effect.flatMap(TaskQueue, (client) => client.resume(queue))
+
+/**
+ * The paused queues, with the `TaskQueue` in context.
+ *
+ * @since 0.1.0
+ */
+export const pausedQueues: Effect.Effect<ReadonlyArray<QueueControl>, TaskStoreError, TaskQueue> = Effect.flatMap(
+  TaskQueue,
+  (client) => client.pausedQueues
+)
+
+/**
+ * Cancels a task with the `TaskQueue` in context (see `TaskQueue.cancel`).
+ *
+ * @example
+ * ```ts
+ * import { TaskQueue } from "@backie/core"
+ *
+ * const stop = (id: string) => TaskQueue.cancel(id, { by: "support: refund issued by hand" })
+ * ```
+ *
+ * @since 0.1.0
+ */
+export const cancel = (
+  id: string,
+  options?: { readonly by?: string | undefined }
+): Effect.Effect<TaskRecord | undefined, TaskStoreError, TaskQueue> =>
+  Effect.flatMap(TaskQueue, (client) => client.cancel(id, options))

@@ -7,13 +7,30 @@
  * `MemoryTaskStore.ts` and the PostgreSQL store of `@backie/sql-pg`.
  *
  * Time never comes from the store: every operation that needs "now" receives
- * it from the caller, who reads Effect's `Clock`. That is what lets
- * `TestClock` drive retries, scheduling and lease expiry against any store.
+ * it from the caller, who reads Effect's `Clock` and adds the store's
+ * `clockOffsetMillis` (how far the database's clock is from this host's), so
+ * that every host of a deployment agrees on the time while `TestClock` still
+ * drives retries, scheduling and lease expiry against any store.
+ *
+ * **Holders.** Every worker pool registers as a holder (`heartbeat`) and
+ * renews its registration while it runs; each claim names its holder and
+ * numbers the tasks it claims (`holdSeq`, increasing in the order the pool
+ * starts them). Each heartbeat says how far the pool has started
+ * (`startedUpTo`: every task it holds up to that number has started). When
+ * a holder stops renewing (its process died or froze past its `expiresAt`),
+ * `rescue` returns the tasks it had not started to their queue at once,
+ * uncharged (`attempt` given back, `rescued` + 1), so tasks claimed ahead
+ * pay nothing for their holder's crash; the tasks it had started keep their
+ * lease, and are charged when it lapses (they may still be running in a
+ * frozen process). A task started after the last heartbeat counts as not
+ * started; so that a task that crashes its worker every time still ends
+ * failed after its retries, a task rescued before has its start recorded
+ * (`recordStart`) before its handler runs.
  *
  * @since 0.1.0
  */
-import type { Effect, Scope } from "effect"
-import { Context, Schema } from "effect"
+import type { Scope } from "effect"
+import { Clock, Context, Effect, Schema } from "effect"
 
 /**
  * Where a task is in its life.
@@ -58,16 +75,27 @@ export interface TaskRecord {
   readonly id: string
   readonly taskName: string
   readonly queue: string
-  /** The de-duplication key; unique per task name while the row exists. */
+  /** The de-duplication key: unique per task name among the tasks in one of their `uniqueStates`. */
   readonly uniqueKey: string | null
+  /** The states in which the task holds its unique key (see {@link defaultUniqueStates}). */
+  readonly uniqueStates: ReadonlyArray<TaskState>
   /** The payload in its encoded (JSON) form. */
   readonly payload: unknown
   readonly state: TaskState
   /** Higher runs first. */
   readonly priority: number
-  /** How many times the task has been claimed. Settling requires the current value: it is the fence. */
+  /**
+   * How many times the task has started to run (1 during its first run).
+   * A claimed task returned unrun gets its attempt back.
+   */
   readonly attempt: number
-  /** How many attempts have failed (backie's `retries`). Snoozes and releases do not count. */
+  /** How many times the task has been claimed. Settling requires the current value: it is the fence. */
+  readonly claim: number
+  /**
+   * How many failed attempts were retried (backie's `retries`): at most
+   * `maxRetries`. Snoozes, releases and returns do not count, nor does the
+   * failure that ends a task.
+   */
   readonly retries: number
   readonly maxRetries: number
   /** The handler's time limit for one attempt, in milliseconds. */
@@ -79,6 +107,18 @@ export interface TaskRecord {
   readonly runningAt: Date | null
   /** While `running`: when the claim lapses and the task may be claimed again. */
   readonly leaseExpiresAt: Date | null
+  /**
+   * While `running`: the holder (worker pool) that claimed it. A running task
+   * cancelled by an operator keeps it until that holder's next heartbeat,
+   * which tells the holder to interrupt its handler.
+   */
+  readonly holder: string | null
+  /** While `running`: its number among its holder's claims (increasing in claim order). */
+  readonly holdSeq: number | null
+  /** Whether the start of the current claim's attempt was recorded (`recordStart`). */
+  readonly startRecorded: boolean
+  /** How many times the task was given back uncharged because its holder was lost before it started. */
+  readonly rescued: number
   /** When the task reached `done`, `failed` or `cancelled`. */
   readonly doneAt: Date | null
   /** The most recent attempt error (backie's `error_info`). */
@@ -86,6 +126,26 @@ export interface TaskRecord {
   /** Every attempt error, oldest first. */
   readonly errors: ReadonlyArray<AttemptError>
 }
+
+/**
+ * The states in which a unique task holds its key unless it says otherwise:
+ * while it waits or runs. Once it is done, failed or cancelled, a new task
+ * with the same key can be enqueued.
+ *
+ * @since 0.1.0
+ */
+export const defaultUniqueStates: ReadonlyArray<TaskState> = ["ready", "running"]
+
+/**
+ * The unique states of a task, normalised: `ready` and `running` always
+ * included, in the order of {@link TaskStates}, no duplicates.
+ *
+ * @since 0.1.0
+ */
+export const normalUniqueStates = (states: ReadonlyArray<TaskState> | undefined): ReadonlyArray<TaskState> =>
+  states === undefined
+    ? defaultUniqueStates
+    : TaskStates.filter((state) => state === "ready" || state === "running" || states.includes(state))
 
 /**
  * A task to insert. The store assigns the id.
@@ -97,6 +157,11 @@ export interface NewTask {
   readonly queue: string
   readonly payload: unknown
   readonly uniqueKey: string | null
+  /**
+   * The states in which the task holds its unique key (ignored without one);
+   * they include `ready` and `running`. Default {@link defaultUniqueStates}.
+   */
+  readonly uniqueStates?: ReadonlyArray<TaskState> | undefined
   readonly priority: number
   readonly maxRetries: number
   readonly timeoutMs: number
@@ -118,10 +183,12 @@ export const readyRecord = (id: string, task: NewTask, payload: unknown = task.p
   taskName: task.taskName,
   queue: task.queue,
   uniqueKey: task.uniqueKey,
+  uniqueStates: normalUniqueStates(task.uniqueStates),
   payload,
   state: "ready",
   priority: task.priority,
   attempt: 0,
+  claim: 0,
   retries: 0,
   maxRetries: task.maxRetries,
   timeoutMs: task.timeoutMs,
@@ -129,6 +196,10 @@ export const readyRecord = (id: string, task: NewTask, payload: unknown = task.p
   scheduledAt: task.scheduledAt,
   runningAt: null,
   leaseExpiresAt: null,
+  holder: null,
+  holdSeq: null,
+  startRecorded: false,
+  rescued: 0,
   doneAt: null,
   lastError: null,
   errors: []
@@ -136,8 +207,8 @@ export const readyRecord = (id: string, task: NewTask, payload: unknown = task.p
 
 /**
  * What `insert` did with one task: `inserted: false` means a task with the same
- * task name and unique key already existed (or came earlier in the same batch),
- * and `task` is that existing task.
+ * task name and unique key holds that key (it is in one of its unique states),
+ * or came earlier in the same batch, and `task` is that existing task.
  *
  * @since 0.1.0
  */
@@ -153,6 +224,10 @@ export interface InsertResult {
  */
 export interface ClaimRequest {
   readonly queue: string
+  /** Only tasks with these names are claimed (the names the pool has handlers for); at least one. */
+  readonly taskNames: ReadonlyArray<string>
+  /** The holder claiming (see {@link Heartbeat}); it must be registered. */
+  readonly holder: string
   /** At most this many tasks are returned (at least 1). */
   readonly limit: number
   readonly now: Date
@@ -161,26 +236,30 @@ export interface ClaimRequest {
 }
 
 /**
- * The outcome of one attempt, to be written by `settle`. Every settlement
- * names the attempt it belongs to; the store applies it only while the task is
- * still `running` with that attempt (the fence), so a worker whose lease lapsed
- * cannot overwrite the work of the worker that re-claimed the task.
+ * The outcome of one claimed task, to be written by `settle`. Every
+ * settlement names the claim it belongs to; the store applies it only while
+ * the task is still `running` under that claim (the fence), so a worker whose
+ * lease lapsed cannot overwrite the work of the worker that re-claimed the
+ * task. Every settlement ends the claim (`holder` cleared).
  *
  * - `Done`: the handler succeeded; `remove` deletes the row (retention).
  * - `Retry`: a failed attempt that will run again at `runAt`; `retries` + 1.
- * - `Fail`: failed for good; `retries` + 1; `remove` deletes the row.
- * - `Snooze`: run again at `runAt`; no attempt is used (`retries` unchanged).
- * - `Release`: interrupted by shutdown; ready again at once, `retries` unchanged.
+ * - `Fail`: failed for good (`retries` unchanged); `remove` deletes the row.
+ * - `Snooze`: run again at `runAt`; no retry is used (`retries` unchanged).
+ * - `Release`: started, then interrupted by shutdown: ready again at its
+ *   `scheduledAt` (its place in the queue kept), `retries` unchanged.
+ * - `Return`: never started (shutdown, or it waited too long for a slot):
+ *   ready again at its `scheduledAt`, and its attempt given back (`attempt` - 1).
  * - `Cancel`: cancelled by the handler; `remove` deletes the row.
  *
  * @since 0.1.0
  */
 export type Settlement =
-  | { readonly _tag: "Done"; readonly id: string; readonly attempt: number; readonly now: Date; readonly remove: boolean }
+  | { readonly _tag: "Done"; readonly id: string; readonly claim: number; readonly now: Date; readonly remove: boolean }
   | {
     readonly _tag: "Retry"
     readonly id: string
-    readonly attempt: number
+    readonly claim: number
     readonly now: Date
     readonly runAt: Date
     readonly error: AttemptError
@@ -188,17 +267,18 @@ export type Settlement =
   | {
     readonly _tag: "Fail"
     readonly id: string
-    readonly attempt: number
+    readonly claim: number
     readonly now: Date
     readonly error: AttemptError
     readonly remove: boolean
   }
-  | { readonly _tag: "Snooze"; readonly id: string; readonly attempt: number; readonly now: Date; readonly runAt: Date }
-  | { readonly _tag: "Release"; readonly id: string; readonly attempt: number; readonly now: Date }
+  | { readonly _tag: "Snooze"; readonly id: string; readonly claim: number; readonly now: Date; readonly runAt: Date }
+  | { readonly _tag: "Release"; readonly id: string; readonly claim: number; readonly now: Date }
+  | { readonly _tag: "Return"; readonly id: string; readonly claim: number; readonly now: Date }
   | {
     readonly _tag: "Cancel"
     readonly id: string
-    readonly attempt: number
+    readonly claim: number
     readonly now: Date
     readonly error: AttemptError | null
     readonly remove: boolean
@@ -212,8 +292,106 @@ export type Settlement =
  */
 export interface SettleResult {
   readonly id: string
-  readonly attempt: number
+  readonly claim: number
   readonly applied: boolean
+}
+
+/**
+ * A holder's registration, written by `heartbeat`: a worker pool announces
+ * itself, the queues and task names it claims, and how long its claims stay
+ * valid without another heartbeat. The first heartbeat registers the holder;
+ * later ones renew it.
+ *
+ * @since 0.1.0
+ */
+export interface Heartbeat {
+  /** A new random id per pool (a UUID). */
+  readonly id: string
+  readonly queues: ReadonlyArray<string>
+  readonly taskNames: ReadonlyArray<string>
+  /** Where the pool runs, for operators (`os.hostname()`). */
+  readonly host: string
+  readonly pid: number
+  readonly now: Date
+  /** Past this time without another heartbeat, the holder counts as lost and `rescue` gives its tasks back. */
+  readonly expiresAt: Date
+  /** Every task this holder holds with a `holdSeq` up to this has started (0: none known). */
+  readonly startedUpTo: number
+}
+
+/**
+ * A registered holder, as `holders` lists it.
+ *
+ * @since 0.1.0
+ */
+export interface HolderRecord {
+  readonly id: string
+  readonly queues: ReadonlyArray<string>
+  readonly taskNames: ReadonlyArray<string>
+  readonly host: string
+  readonly pid: number
+  readonly startedAt: Date
+  readonly heartbeatAt: Date
+  readonly expiresAt: Date
+  readonly startedUpTo: number
+  /** How many `running` tasks it holds. */
+  readonly holding: number
+}
+
+/**
+ * Whether one queue is paused, and since when and by whom. A queue that was
+ * never paused reads as not paused.
+ *
+ * @since 0.1.0
+ */
+export interface QueueControl {
+  readonly queue: string
+  /** When it was paused; `null` while it is not. */
+  readonly pausedAt: Date | null
+  /** Who paused it (free text, e.g. a user or a host), when they said. */
+  readonly pausedBy: string | null
+}
+
+/**
+ * What `rescue` looks at: the `running` tasks of these queues.
+ *
+ * @since 0.1.0
+ */
+export interface RescueRequest {
+  readonly queues: ReadonlyArray<string>
+  readonly now: Date
+  /** At most this many tasks are rescued per call (at least 1). */
+  readonly limit: number
+  /**
+   * A lapsed lease of a live holder is charged only once it lapsed this many
+   * milliseconds ago (default 0): room for that holder to write an outcome it
+   * could not write while the store was unreachable. Lost holders' tasks are
+   * charged as soon as their leases lapse.
+   */
+  readonly graceMs?: number | undefined
+}
+
+/**
+ * What one `rescue` did: tasks returned uncharged (holder lost before they
+ * started), retried (charged a failed attempt), and failed for good (no
+ * retries left).
+ *
+ * @since 0.1.0
+ */
+export interface RescueResult {
+  readonly returned: number
+  readonly retried: number
+  readonly failed: number
+}
+
+/**
+ * The start of one claimed task's attempt, for `recordStart`.
+ *
+ * @since 0.1.0
+ */
+export interface StartRecord {
+  readonly id: string
+  readonly claim: number
 }
 
 /**
@@ -230,13 +408,14 @@ export interface ListFilter {
 }
 
 /**
- * How many tasks one queue holds in one state, and when the oldest of them was
- * scheduled to run.
+ * How many tasks of one name one queue holds in one state, and when the
+ * oldest of them was scheduled to run.
  *
  * @since 0.1.0
  */
 export interface QueueCount {
   readonly queue: string
+  readonly taskName: string
   readonly state: TaskState
   readonly count: number
   readonly oldestScheduledAt: Date
@@ -279,6 +458,15 @@ export type TaskStoreOperation =
   | "insert"
   | "claim"
   | "settle"
+  | "heartbeat"
+  | "unregister"
+  | "rescue"
+  | "recordStart"
+  | "holders"
+  | "clock"
+  | "pause"
+  | "resume"
+  | "queues"
   | "get"
   | "list"
   | "counts"
@@ -328,6 +516,15 @@ export class TaskStoreError extends Schema.TaggedError<TaskStoreError>()("TaskSt
     "insert",
     "claim",
     "settle",
+    "heartbeat",
+    "unregister",
+    "rescue",
+    "recordStart",
+    "holders",
+    "clock",
+    "pause",
+    "resume",
+    "queues",
     "get",
     "list",
     "counts",
@@ -349,17 +546,29 @@ export class TaskStoreError extends Schema.TaggedError<TaskStoreError>()("TaskSt
  * The repository port. See the module documentation for the rules every
  * implementation follows.
  *
- * **Claiming** returns up to `limit` tasks of the queue that are either
- * `ready` with `scheduledAt <= now`, or `running` with
- * `leaseExpiresAt <= now` (their worker stopped settling them), in the order
- * priority (higher first), `scheduledAt`, then insertion order (first in,
- * first out, also within one `insert` batch). Each claimed task
- * becomes `running` with `attempt + 1`, `runningAt = now` and
- * `leaseExpiresAt = now + timeoutMs + leaseMarginMs`. A task whose lease
- * lapsed counts that lost attempt as failed: `retries + 1` and an attempt error
- * whose tag is `"LeaseExpired"`; when that exhausts `maxRetries` it becomes
- * `failed` instead of being returned. Concurrent claims never return the same
- * task twice.
+ * **Claiming** returns up to `limit` tasks of the queue whose names are
+ * among `taskNames` and that are `ready` with `scheduledAt <= now`, in the
+ * order priority (higher first), `scheduledAt`, then insertion order (first
+ * in, first out, also within one `insert` batch). Each claimed task becomes
+ * `running` with `attempt + 1`, `claim + 1`, `holder`, a `holdSeq` greater
+ * than any the store gave before, increasing in claim order,
+ * `startRecorded = false`, `runningAt = now` and
+ * `leaseExpiresAt = now + timeoutMs + leaseMarginMs`. Tasks of other names
+ * wait for a holder that knows them. Concurrent claims never return the same
+ * task twice. Nothing is claimed from a paused queue (see `pause`).
+ *
+ * **Rescuing** (`rescue`) looks at `running` tasks of the given queues:
+ * - a task whose holder is lost (its registration expired at or before `now`,
+ *   or is gone) and that had not started (`holdSeq` above the holder's
+ *   `startedUpTo`, or no registration, and its start not recorded) is
+ *   returned: `ready`, `attempt - 1`, `rescued + 1`, its `scheduledAt` kept;
+ *   no retry is used;
+ * - a task whose lease lapsed (`leaseExpiresAt <= now`: its worker stopped
+ *   settling it; for a live holder, `leaseExpiresAt <= now - graceMs`) is
+ *   charged a failed attempt: an attempt error tagged
+ *   `"LeaseExpired"`, then `ready` with `retries + 1` while
+ *   `retries < maxRetries`, otherwise `failed`.
+ * Expired holders that hold no task any more are deleted.
  *
  * @since 0.1.0
  */
@@ -368,27 +577,91 @@ export class TaskStore extends Context.Service<TaskStore, {
   readonly insert: (tasks: ReadonlyArray<NewTask>) => Effect.Effect<ReadonlyArray<InsertResult>, TaskStoreError>
   /** Claim up to `limit` runnable tasks of one queue (see the class documentation). */
   readonly claim: (request: ClaimRequest) => Effect.Effect<ReadonlyArray<TaskRecord>, TaskStoreError>
-  /** Apply outcomes, each guarded by its attempt fence; results in input order. */
+  /** Apply outcomes, each guarded by its claim fence; results in input order. */
   readonly settle: (settlements: ReadonlyArray<Settlement>) => Effect.Effect<ReadonlyArray<SettleResult>, TaskStoreError>
+  /**
+   * Register or renew a holder (see {@link Heartbeat}). Returns the ids of
+   * the tasks it held that were cancelled since its last heartbeat (each once).
+   */
+  readonly heartbeat: (beat: Heartbeat) => Effect.Effect<ReadonlyArray<string>, TaskStoreError>
+  /**
+   * End a holder's registration at `now` (graceful shutdown, after its tasks
+   * were settled): tasks it still holds are rescued by the next `rescue`.
+   */
+  readonly unregister: (id: string, now: Date) => Effect.Effect<void, TaskStoreError>
+  /** Give back or charge the tasks of lost holders and lapsed leases (see the class documentation). */
+  readonly rescue: (request: RescueRequest) => Effect.Effect<RescueResult, TaskStoreError>
+  /**
+   * Record that a claimed task's attempt starts: from then on, losing its
+   * holder charges it. `false` when the claim is no longer current.
+   */
+  readonly recordStart: (start: StartRecord) => Effect.Effect<boolean, TaskStoreError>
+  /**
+   * Pause a queue: from now on no claim takes its tasks (running ones finish;
+   * enqueues still succeed). Pausing a paused queue keeps its first `pausedAt`
+   * and `pausedBy`. Returns the queue's control as it is afterwards.
+   */
+  readonly pause: (queue: string, now: Date, by: string | null) => Effect.Effect<QueueControl, TaskStoreError>
+  /** Resume a queue and wake its claimers (nothing to do when it is not paused). */
+  readonly resume: (queue: string) => Effect.Effect<QueueControl, TaskStoreError>
+  /** The paused queues, by name. */
+  readonly pausedQueues: Effect.Effect<ReadonlyArray<QueueControl>, TaskStoreError>
+  /** The registered holders, live or expired, by registration time. */
+  readonly holders: Effect.Effect<ReadonlyArray<HolderRecord>, TaskStoreError>
+  /**
+   * How far the store's clock is ahead of this host's `Date.now()`, in
+   * milliseconds (0 for a store in this process). Callers add it to their
+   * Clock's time; measured once a minute, and 0 when under 100 ms.
+   */
+  readonly clockOffsetMillis: Effect.Effect<number, TaskStoreError>
   /** One task by id. */
   readonly get: (id: string) => Effect.Effect<TaskRecord | undefined, TaskStoreError>
   /** Tasks matching a filter, in insertion order. */
   readonly list: (filter: ListFilter) => Effect.Effect<ReadonlyArray<TaskRecord>, TaskStoreError>
-  /** Task counts per queue and state (only pairs with at least one task). */
+  /** Task counts per queue, task name and state (only groups with at least one task), sorted by them. */
   readonly counts: Effect.Effect<ReadonlyArray<QueueCount>, TaskStoreError>
   /**
-   * Cancel a task that is `ready` or `running` (a running handler is not
-   * interrupted, but its settlement will be refused). Returns the task as it is
+   * Cancel a task that is `ready` or `running`: it becomes `cancelled` at
+   * `now`, with an entry tagged `"Cancelled"` in its history naming `by` (who
+   * cancelled it, when given). A running task keeps its `holder`, and wakes
+   * the holder's id (see `wakeups`): the next `heartbeat` of that holder
+   * returns its id, so the pool interrupts its handler; its settlement is
+   * refused in any case. Returns the task as it is
    * afterwards, or `undefined` when there is no such task.
    */
-  readonly cancel: (id: string, now: Date) => Effect.Effect<TaskRecord | undefined, TaskStoreError>
+  readonly cancel: (id: string, now: Date, by?: string | null) => Effect.Effect<TaskRecord | undefined, TaskStoreError>
   /**
    * Make selected finished tasks `ready` again at `now`, with `retries` reset to
-   * 0 (their error history is kept). Returns how many were made ready.
+   * 0 (their error history is kept). A unique task whose key another task
+   * holds now is left as it is. Returns how many were made ready.
    */
   readonly retry: (selection: Selection, now: Date) => Effect.Effect<number, TaskStoreError>
   /** Delete selected tasks that are not `ready` or `running`. Returns how many were deleted. */
   readonly purge: (selection: Selection) => Effect.Effect<number, TaskStoreError>
-  /** Subscribe to insert notifications for the given queues (see {@link Wakeups}). */
+  /**
+   * Subscribe to insert notifications for the given queues (see
+   * {@link Wakeups}). A holder's id may be given too: `cancel` of a task
+   * running under that holder wakes it, so the pool learns at once (its
+   * heartbeat is the fallback when a notification is lost).
+   */
   readonly wakeups: (queues: ReadonlyArray<string>) => Effect.Effect<Wakeups, TaskStoreError, Scope.Scope>
 }>()("@backie/core/TaskStore") {}
+
+/**
+ * The time by the store's clock, in milliseconds since the epoch: Effect's
+ * `Clock` corrected by the store's `clockOffsetMillis`. Everything that
+ * hands a store a time reads it here, so hosts whose clocks disagree agree
+ * on the time, and `TestClock` still drives it.
+ *
+ * @example
+ * ```ts
+ * import { TaskStore } from "@backie/core"
+ * import { Effect } from "effect"
+ *
+ * const now = Effect.flatMap(TaskStore.TaskStore, TaskStore.currentTimeMillis)
+ * ```
+ *
+ * @since 0.1.0
+ */
+export const currentTimeMillis = (store: TaskStore["Service"]): Effect.Effect<number, TaskStoreError> =>
+  Effect.zipWith(Clock.currentTimeMillis, store.clockOffsetMillis, (now, offset) => now + offset)

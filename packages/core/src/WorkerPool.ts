@@ -5,7 +5,9 @@
  * `internal/pool/`: `settings.ts` (the options, decoded), `queue.ts` (one
  * queue's buffer and prefetch policy), `claimer.ts`, `worker.ts`,
  * `attempt.ts` (running a handler), `outcome.ts` (what its end means),
- * `completer.ts` (writing settlements) and `shutdown.ts`.
+ * `completer.ts` (writing settlements), `heartbeats.ts` (the pool's
+ * registration as a holder), `rescuer.ts` (giving back lost pools' tasks)
+ * and `shutdown.ts`.
  *
  * Per queue, one claimer fiber claims runnable tasks in one store call each,
  * up to the queue's `prefetch` (tasks held ahead of its workers), into a local
@@ -17,10 +19,14 @@
  * of its own under the task's timeout (one shared timer serves every
  * timeout). Outcomes are settled in batches by one completer fiber (whatever
  * accumulated while the previous batch was written), each guarded by its
- * attempt fence. Closing the layer's scope stops claiming at once, returns
- * buffered tasks unrun, lets running tasks finish (or, past the optional grace
- * period, interrupts them and returns them to the queue without using an
- * attempt), writes every outcome, then ends.
+ * claim fence. The pool registers as a holder, renews its registration every
+ * quarter of its smallest lease margin (saying how far it has started the
+ * tasks it holds), and rescues the unstarted tasks of pools that stopped
+ * renewing (see `TaskStore`). Closing the layer's scope stops claiming at
+ * once, returns buffered tasks unrun, lets running tasks finish (or, past the
+ * optional grace period, interrupts them and returns them to the queue
+ * without using a retry), writes every outcome, ends its registration, then
+ * ends.
  *
  * @example
  * ```ts
@@ -37,14 +43,18 @@
  *
  * @since 0.1.0
  */
-import { Clock, Context, Effect, Layer, References, Schema } from "effect"
+import { Clock, Context, Deferred, Effect, Layer, References, Schema } from "effect"
+import * as crypto from "node:crypto"
+import * as os from "node:os"
 import type { Duration, Scope } from "effect"
 import * as Deadlines from "./internal/deadlines.ts"
 import * as Attempt from "./internal/pool/attempt.ts"
 import * as Claimer from "./internal/pool/claimer.ts"
 import * as Completer from "./internal/pool/completer.ts"
+import * as Heartbeats from "./internal/pool/heartbeats.ts"
 import * as Queue from "./internal/pool/queue.ts"
-import type { PoolRuntime } from "./internal/pool/runtime.ts"
+import * as Rescuer from "./internal/pool/rescuer.ts"
+import type { HolderState, PoolRuntime } from "./internal/pool/runtime.ts"
 import * as Settings from "./internal/pool/settings.ts"
 import * as Shutdown from "./internal/pool/shutdown.ts"
 import * as Worker from "./internal/pool/worker.ts"
@@ -100,8 +110,10 @@ export interface QueueConfig {
    * `max(2 × concurrency, 1000)`. Fast tasks are then claimed hundreds at a
    * time, and slow ones do not wait in the buffer while their leases run.
    *
-   * A task that waited for a slot longer than `leaseMargin` is returned to
-   * its queue unrun, so its lease still covers a whole attempt. Tasks already
+   * A task that waited for a slot longer than half the `leaseMargin` is
+   * returned to its queue unrun (counted in `backie_tasks_returned` and
+   * logged), at its place in the queue and with its attempt given back, so
+   * its lease still covers a whole attempt. Tasks already
    * held run in their claim order: a more urgent task enqueued later starts
    * after them, or in another process.
    */
@@ -112,9 +124,20 @@ export interface QueueConfig {
   readonly retention?: Retention.Retention | undefined
   /**
    * How long past a task's timeout its claim lasts: 1 second to 1 day
-   * (default 30 seconds). A
-   * task whose worker stopped settling it is run again once
-   * `timeout + leaseMargin` has passed since it was claimed.
+   * (default 30 seconds). A task whose worker stopped settling it is charged
+   * a failed attempt and run again once `timeout + leaseMargin` has passed
+   * since it was claimed (one more margin when its pool is still alive, so
+   * that a pool back from a database outage first writes the outcomes it
+   * kept).
+   *
+   * The smallest margin of the pool's queues is also how long the pool's
+   * registration lasts without a heartbeat (renewed every quarter of it).
+   * When a process dies, the other pools find its registration expired and
+   * give its tasks back within about one and a half margins: the tasks it
+   * had claimed but not started, uncharged; the ones running then, uncharged
+   * the first time (a crash cannot tell them apart) and charged a failed
+   * attempt (`WorkerLost`) from their second crash on, so a task that crashes
+   * its worker every time still ends failed after its retries.
    */
   readonly leaseMargin?: Duration.Input | undefined
 }
@@ -125,6 +148,13 @@ export interface QueueConfig {
  * @since 0.1.0
  */
 export interface Options<Handlers extends ReadonlyArray<Task.AnyHandler>> {
+  /**
+   * The handlers, one per task name. A pool claims only the tasks it has a
+   * handler for: a task of another name waits in its queue for a process
+   * that knows it (during a rolling deploy, tasks of a new name wait for the
+   * new release's workers; `backie status` lists the names no live pool
+   * claims).
+   */
   readonly handlers: Handlers
   /** One entry per queue the handlers use; a missing one is a compile error when queue names are literal types. */
   readonly queues:
@@ -132,7 +162,7 @@ export interface Options<Handlers extends ReadonlyArray<Task.AnyHandler>> {
     & { readonly [queue: string]: QueueConfig }
   /**
    * How long shutdown waits for running tasks before interrupting them and
-   * returning them to their queue without using an attempt: 0 to 1 day.
+   * returning them to their queue without using a retry: 0 to 1 day.
    * Default: wait for them to finish, as backie does.
    */
   readonly shutdownGracePeriod?: Duration.Input | undefined
@@ -158,7 +188,7 @@ export class WorkerPool extends Context.Service<WorkerPool, {
   readonly running: Effect.Effect<ReadonlyMap<string, number>>
   /**
    * Interrupts every running attempt; each returns to its queue without using
-   * an attempt, as after the shutdown grace period. Meant for a second Ctrl-C
+   * a retry, as after the shutdown grace period. Meant for a second Ctrl-C
    * during a graceful shutdown; outside one, the claimers pick the tasks up
    * again.
    */
@@ -182,13 +212,25 @@ export const make = <const Handlers extends ReadonlyArray<Task.AnyHandler>>(
     const settings = yield* Settings.decode(options)
     const store = yield* TaskStore
     const queues = settings.queues.map(Queue.make)
-    const wakeups = yield* store.wakeups(queues.map((queue) => queue.name))
     const clock = yield* Clock.Clock
     // The handlers' services: every attempt's fiber inherits them.
     const context = yield* Effect.context<Task.HandlerServices<Handlers[number]>>()
+    const holder: HolderState = {
+      id: crypto.randomUUID(),
+      host: os.hostname(),
+      pid: process.pid,
+      ttlMs: settings.queues.length === 0 ? 30_000 : Math.min(...settings.queues.map((queue) => queue.leaseMarginMs)),
+      lastBeatAt: -Infinity,
+      healthySince: undefined,
+      offsetMs: 0,
+      maxHoldSeq: 0,
+      recovered: Deferred.makeUnsafe<void>()
+    }
     const runtime: PoolRuntime = {
       store,
       clock,
+      holder,
+      now: () => clock.currentTimeMillisUnsafe() + holder.offsetMs,
       context: context as Context.Context<never>,
       deadlines: Deadlines.make(clock),
       handlers: new Map(
@@ -202,18 +244,35 @@ export const make = <const Handlers extends ReadonlyArray<Task.AnyHandler>>(
       pending: [],
       settlementsWaiting: Signal.make(),
       progressed: Signal.make(),
-      attempts: new Set()
+      attempts: new Set(),
+      cancelled: new Set()
     }
 
+    // Insert notifications for the queues, cancel notifications for this pool.
+    const wakeups = yield* store.wakeups([...queues.map((queue) => queue.name), holder.id])
+    // Registered before the first claim, and renewed until shutdown is over.
+    // An outage only delays the start; a store that cannot hold holders (say,
+    // a schema not migrated) fails it.
+    yield* Heartbeats.beat(runtime).pipe(
+      Effect.tapError((error) =>
+        error.isRetryable ? Effect.logWarning(`registering the pool failed: ${error.message}`) : Effect.void
+      ),
+      Effect.retry({ schedule: Claimer.storeRetry, while: (error) => error.isRetryable })
+    )
+    const heartbeats = yield* Effect.forkScoped(Heartbeats.run(runtime, wakeups))
     yield* Effect.forkScoped(runtime.deadlines.run)
     const completer = yield* Effect.forkScoped(Completer.run(runtime))
     const workers = yield* Effect.forEach(
       queues.flatMap((queue) => Array.from({ length: queue.settings.concurrency }, () => queue)),
       (queue) => Effect.forkScoped(Worker.run(runtime, queue))
     )
+    // Tasks of lost holders are rescued before this pool's first claim.
+    const rescuer = yield* Effect.forkScoped(Rescuer.run(runtime))
     const claimers = yield* Effect.forEach(queues, (queue) => Effect.forkScoped(Claimer.run(runtime, queue, wakeups)))
     // Registered last, so it runs first when the scope closes.
-    yield* Effect.addFinalizer(() => Shutdown.run(runtime, { claimers, workers, completer }, settings.grace))
+    yield* Effect.addFinalizer(() =>
+      Shutdown.run(runtime, { claimers, workers, completer, heartbeats, rescuer }, settings.grace)
+    )
 
     const awaitIdle = Effect.forEach(queues, (queue) =>
       Effect.callback<void>((resume) => {

@@ -8,6 +8,11 @@ import * as TaskQueue from "../src/TaskQueue.ts"
 import { TaskStore } from "../src/TaskStore.ts"
 import * as WorkerPool from "../src/WorkerPool.ts"
 
+/** The task names this file's direct claims take. */
+const ANY_NAMES: ReadonlyArray<string> = ["flaky"]
+/** The holder of this file's direct claims (never registered: a rescue counts it as lost). */
+const TEST_HOLDER = "7e57c0de-0000-4000-8000-00000000beef"
+
 /** 2024-05-01T12:00:00.000Z */
 const NOW = Date.UTC(2024, 4, 1, 12, 0, 0, 0)
 
@@ -191,10 +196,10 @@ describe("retrying with the default backoff", () => {
       // Record 42 failed attempts directly in the store.
       for (let attempt = 1; attempt <= 42; attempt++) {
         const now = new Date(0)
-        const [claimed] = yield* store.claim({ queue: "default", limit: 1, now, leaseMarginMs: 0 })
+        const [claimed] = yield* store.claim({ queue: "default", taskNames: ANY_NAMES, holder: TEST_HOLDER, limit: 1, now, leaseMarginMs: 0 })
         assert.strictEqual(claimed?.attempt, attempt)
         const error = { attempt, at: now, message: "boom", tag: null, details: null }
-        yield* store.settle([{ _tag: "Retry", id, attempt, now, runAt: now, error }])
+        yield* store.settle([{ _tag: "Retry", id, claim: attempt, now, runAt: now, error }])
       }
       assert.strictEqual((yield* store.get(id))?.retries, 42)
 

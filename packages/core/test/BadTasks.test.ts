@@ -4,7 +4,7 @@
  * every worker slot is freed, and the rest of the queue runs.
  */
 import { assert, describe, it } from "@effect/vitest"
-import { Effect, Fiber, Metric, Schedule, Schema } from "effect"
+import { Effect, Fiber, Layer, Logger, Metric, Schedule, Schema } from "effect"
 import { TestClock } from "effect/testing"
 import * as Backoff from "../src/Backoff.ts"
 import * as MemoryTaskStore from "../src/MemoryTaskStore.ts"
@@ -118,7 +118,7 @@ describe("one bad task never stops a queue", () => {
       const stubborn = TaskStore.of({
         ...memory,
         settle: (settlements: ReadonlyArray<Settlement>) =>
-          settlements.some((s) => s.id === poisoned && s.attempt === 1)
+          settlements.some((s) => s.id === poisoned && s.claim === 1)
             ? Effect.fail(new TaskStoreError({ reason: "Rejected", operation: "settle", message: "settle failed: no" }))
             : memory.settle(settlements)
       })
@@ -139,7 +139,8 @@ describe("one bad task never stops a queue", () => {
           assert.strictEqual((yield* memory.get(ids[2]!))?.state, "running")
           assert.strictEqual((yield* Metric.value(dropped)).count - before, 1)
           // Its lease (10 s + 5 s) lapses: claimed again, and done.
-          yield* TestClock.adjust("16 seconds")
+          // Its lease lapses at 15 s; its pool being alive, one more time to live (5 s) passes.
+          yield* TestClock.adjust("21 seconds")
           yield* WorkerPool.awaitIdle
         })
       )
@@ -278,6 +279,36 @@ describe("one bad task never stops a queue", () => {
         handlers: [Task.handler(Job, ({ n }) => n < 3 ? Effect.fail(hostile(n)) : Effect.void)],
         queues: { default: { retention: "KeepAll", concurrency: 1 } }
       })))
+    }))
+
+  it.effect("an outcome that cannot be decided is an OutcomeDefect, recorded and logged at error level", () =>
+    Effect.gen(function*() {
+      const logged: Array<readonly [string, string]> = []
+      const collector = Logger.make((options) => {
+        logged.push([options.logLevel, String(options.message)])
+      })
+      // An error whose prototype cannot be read: describing it throws, outside the handler.
+      const unreadable = new Proxy({}, {
+        getPrototypeOf: () => {
+          throw new Error("no prototype for you")
+        }
+      })
+      const Once = Task.make({ name: "once", payload: Schema.Struct({}), maxRetries: 0 })
+      yield* Effect.gen(function*() {
+        const { id } = yield* TaskQueue.enqueue(Once, {})
+        yield* WorkerPool.awaitIdle
+        const task = yield* stored(id)
+        assert.strictEqual(task.state, "failed")
+        assert.strictEqual(task.lastError?.tag, "OutcomeDefect")
+        assert.include(task.lastError?.message, "no prototype for you")
+        assert.isTrue(
+          logged.some(([level, message]) => level === "Error" && message.includes(`the outcome of task ${id} (once) could not be decided`)),
+          JSON.stringify(logged)
+        )
+      }).pipe(Effect.provide(harness({
+        handlers: [Task.handler(Once, () => Effect.fail(unreadable))],
+        queues: { default: { retention: "KeepAll" } }
+      }).pipe(Layer.provide(Logger.layer([collector])))))
     }))
 
   it.effect("a huge error is recorded cut to 10,000 characters, without details past 64 kB", () =>

@@ -492,6 +492,72 @@ describe("TaskQueue unique tasks", () => {
     }).pipe(Effect.provide(QueueOnly)))
 })
 
+describe("TaskQueue unique keys and the states that hold them", () => {
+  const Once = Task.make({
+    name: "once",
+    payload: Schema.Struct({ key: Schema.String }),
+    uniqueKey: ({ key }) => key,
+    maxRetries: 0
+  })
+  const OnceEver = Task.make({
+    name: "once_ever",
+    payload: Schema.Struct({ key: Schema.String }),
+    uniqueKey: ({ key }) => key,
+    uniqueStates: ["done"],
+    maxRetries: 0
+  })
+  const pool = WorkerPool.layer({
+    handlers: [Task.handler(Once, () => Effect.void), Task.handler(OnceEver, () => Effect.void)],
+    queues: { default: { retention: "KeepAll" } }
+  })
+
+  it.effect("by default a key is free again once its task is done, whatever the retention", () =>
+    Effect.gen(function*() {
+      const first = yield* TaskQueue.enqueue(Once, { key: "k" })
+      assert.isFalse((yield* TaskQueue.enqueue(Once, { key: "k" })).inserted, "held while it waits")
+      yield* WorkerPool.awaitIdle
+      assert.strictEqual((yield* stored(first.id)).state, "done")
+      const again = yield* TaskQueue.enqueue(Once, { key: "k" })
+      assert.isTrue(again.inserted)
+      assert.notStrictEqual(again.id, first.id)
+    }).pipe(Effect.provide(Layer.mergeAll(pool, TaskQueue.layer).pipe(Layer.provideMerge(MemoryTaskStore.layer)))))
+
+  it.effect("uniqueStates [\"done\"] keeps the key held by the done task", () =>
+    Effect.gen(function*() {
+      assert.deepStrictEqual(OnceEver.uniqueStates, ["ready", "running", "done"])
+      const first = yield* TaskQueue.enqueue(OnceEver, { key: "k" })
+      yield* WorkerPool.awaitIdle
+      const again = yield* TaskQueue.enqueue(OnceEver, { key: "k" })
+      assert.isFalse(again.inserted)
+      assert.strictEqual(again.id, first.id)
+      assert.strictEqual(again.task.state, "done")
+    }).pipe(Effect.provide(Layer.mergeAll(pool, TaskQueue.layer).pipe(Layer.provideMerge(MemoryTaskStore.layer)))))
+
+  it("uniqueStates must name task states and go with a uniqueKey", () => {
+    const payload = Schema.Struct({ key: Schema.String })
+    assert.throws(
+      () => Task.make({ name: "bad", payload, uniqueKey: ({ key }) => key, uniqueStates: ["finished" as never] }),
+      /uniqueStates must be an array of ready, running, done, failed, cancelled/
+    )
+    assert.throws(() => Task.make({ name: "bad", payload, uniqueStates: ["done"] }), /uniqueStates needs a uniqueKey/)
+  })
+})
+
+describe("TaskQueue time", () => {
+  it.effect("enqueue times come from the store's clock: the Clock plus the store's offset", () =>
+    Effect.gen(function*() {
+      yield* TestClock.setTime(NOW)
+      const memory = yield* MemoryTaskStore.make
+      const ahead = TaskStore.of({ ...memory, clockOffsetMillis: Effect.succeed(90_000) })
+      const { task } = yield* TaskQueue.enqueue(Dedupe, { key: "a", n: 1 }, { delay: "1 minute" }).pipe(
+        Effect.provide(TaskQueue.layer),
+        Effect.provideService(TaskStore, ahead)
+      )
+      assert.strictEqual(task.createdAt.getTime(), NOW + 90_000)
+      assert.strictEqual(task.scheduledAt.getTime(), NOW + 90_000 + 60_000)
+    }))
+})
+
 // ---------------------------------------------------------------------------
 // The module-level accessors
 // ---------------------------------------------------------------------------

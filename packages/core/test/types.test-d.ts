@@ -222,6 +222,7 @@ describe("CurrentTask", () => {
       readonly name: string
       readonly queue: string
       readonly attempt: number
+      readonly claim: number
       readonly retries: number
       readonly maxRetries: number
       readonly priority: number

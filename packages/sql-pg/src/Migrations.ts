@@ -18,6 +18,8 @@ import { TaskStoreError } from "@backie/core/TaskStore"
 import * as Errors from "./internal/errors.ts"
 import * as Names from "./internal/names.ts"
 import createTasks from "./migrations/0001_create_tasks.ts"
+import holders from "./migrations/0002_holders.ts"
+import queues from "./migrations/0003_queues.ts"
 
 /**
  * Options for {@link run}.
@@ -41,7 +43,9 @@ const migrationLockClass = 0x6261636b // "back"
  * @since 0.1.0
  */
 export const migrations = (names: Names.Names): Record<string, Effect.Effect<void, unknown, SqlClient.SqlClient>> => ({
-  "0001_create_tasks": createTasks(names)
+  "0001_create_tasks": createTasks(names),
+  "0002_holders": holders(names),
+  "0003_queues": queues(names)
 })
 
 const migrator = Migrator.make({})

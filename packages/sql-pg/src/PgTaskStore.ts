@@ -40,24 +40,39 @@ import { SqlClient } from "effect/sql"
 import type { SqlError } from "effect/sql/SqlError"
 import type {
   ClaimRequest,
+  Heartbeat,
+  HolderRecord,
   InsertResult,
+  QueueControl,
   ListFilter,
   NewTask,
   QueueCount,
+  RescueRequest,
   Selection,
   Settlement,
   SettleResult,
+  StartRecord,
   TaskRecord,
   TaskState,
   TaskStoreOperation
 } from "@backie/core/TaskStore"
-import { readyRecord, TaskStore, TaskStoreError } from "@backie/core/TaskStore"
+import { normalUniqueStates, readyRecord, TaskStore, TaskStoreError } from "@backie/core/TaskStore"
 import * as Errors from "./internal/errors.ts"
 import * as Listener from "./internal/listener.ts"
 import * as Names from "./internal/names.ts"
 import { encodeAttemptError } from "./internal/attemptError.ts"
+import * as ClockOffset from "./internal/clockOffset.ts"
 import { cancelTask } from "./internal/sql/cancelTask.ts"
-import { claimTasks, latestLeaseMs } from "./internal/sql/claimTasks.ts"
+import { endHolder } from "./internal/sql/endHolder.ts"
+import { pauseQueue, type QueueRow } from "./internal/sql/pauseQueue.ts"
+import { resumeQueue } from "./internal/sql/resumeQueue.ts"
+import { selectPausedQueues } from "./internal/sql/selectPausedQueues.ts"
+import { readClock } from "./internal/sql/readClock.ts"
+import { recordStart } from "./internal/sql/recordStart.ts"
+import { rescueTasks } from "./internal/sql/rescueTasks.ts"
+import { selectHolders } from "./internal/sql/selectHolders.ts"
+import { upsertHolder } from "./internal/sql/upsertHolder.ts"
+import { claimTasks, holdSeqBlock, latestLeaseMs } from "./internal/sql/claimTasks.ts"
 import { countTasks } from "./internal/sql/countTasks.ts"
 import { failClaimedTasks } from "./internal/sql/failClaimedTasks.ts"
 import { insertTask } from "./internal/sql/insertTask.ts"
@@ -96,6 +111,14 @@ export interface Options {
   readonly migrate?: boolean | undefined
   /** How wake-up subscriptions behave when their connection is lost. */
   readonly reconnect?: Partial<Listener.ReconnectOptions> | undefined
+  /**
+   * Whose clock the queue runs by: `"database"` (default) measures how far
+   * the database's clock is from this host's, once a minute, and every
+   * process corrects its own time by it, so hosts whose clocks disagree
+   * still agree on when a task is due, a lease lapses or a pool is lost
+   * (offsets under 100 ms are ignored); `"local"` trusts this host's clock.
+   */
+  readonly clock?: "database" | "local" | undefined
 }
 
 const finishedStates: ReadonlySet<TaskState> = new Set<TaskState>(["done", "failed", "cancelled"])
@@ -159,11 +182,12 @@ const newRecord = (task: NewTask, columns: InsertColumns, position: number): Tas
 })
 
 /**
- * The `limit` sent to the claim: a whole number from 1 to 2147483647 (the
- * statement's `int4` parameter); a limit that is not a number claims one.
+ * The `limit` sent to the claim or rescue: a whole number from 1 to 2^20
+ * (1,048,576, the most tasks one claim numbers: see `claimTasks`); a limit
+ * that is not a number claims one.
  */
 const claimLimit = (limit: number): number =>
-  Number.isNaN(limit) ? 1 : Math.min(2_147_483_647, Math.max(1, Math.trunc(limit)))
+  Number.isNaN(limit) ? 1 : Math.min(holdSeqBlock, Math.max(1, Math.trunc(limit)))
 
 /** How often an insert retries when a duplicate's existing task vanished before it could be read. */
 const maxInsertRounds = 5
@@ -192,6 +216,10 @@ export const make = Effect.fn("PgTaskStore.make")(
       taskNames: tasks.map((task) => task.taskName),
       queues: tasks.map((task) => task.queue),
       uniqueKeys: tasks.map((task) => task.uniqueKey),
+      uniqueStates: tasks.map((task) => {
+        const states = normalUniqueStates(task.uniqueStates)
+        return states.length === 2 ? null : states.join(",")
+      }),
       payloads: tasks.map((task) => JSON.stringify(task.payload) ?? "null"),
       priorities: tasks.map((task) => task.priority),
       maxRetries: tasks.map((task) => task.maxRetries),
@@ -279,18 +307,22 @@ export const make = Effect.fn("PgTaskStore.make")(
      * again); the tasks claimed with them are returned all the same.
      */
     const failMalformed = (malformed: ReadonlyArray<readonly [row: unknown, error: MalformedRow]>, now: Date) => {
-      // The fence needs the row's id and attempt; a row without them cannot be named.
+      // The fence needs the row's id and claim; a row without them cannot be named.
       const fenced = malformed.flatMap(([row, error]) => {
-        const { attempt, id } = row as { readonly id?: unknown; readonly attempt?: unknown }
-        return typeof id === "string" && isUuid(id) && typeof attempt === "number" && Number.isSafeInteger(attempt)
-          ? [{ id, attempt, error }]
+        const { attempt, claim, id } = row as {
+          readonly id?: unknown
+          readonly attempt?: unknown
+          readonly claim?: unknown
+        }
+        return typeof id === "string" && isUuid(id) && typeof claim === "number" && Number.isSafeInteger(claim)
+          ? [{ id, claim, attempt: typeof attempt === "number" && Number.isSafeInteger(attempt) ? attempt : 0, error }]
           : []
       })
       const described = malformed.map(([, error]) => error.message).join("; ")
       return Effect.suspend(() =>
         failClaimedTasks(target, {
           ids: fenced.map((row) => row.id),
-          attempts: fenced.map((row) => row.attempt),
+          claims: fenced.map((row) => row.claim),
           errors: fenced.map(({ attempt, error }) =>
             encodeAttemptError({
               attempt,
@@ -324,25 +356,34 @@ export const make = Effect.fn("PgTaskStore.make")(
             `${margin} at ${Number.isNaN(request.now.getTime()) ? "an invalid date" : request.now.toISOString()}`
         })
       }
+      if (request.taskNames.length === 0) return []
+      if (!isUuid(request.holder)) {
+        return yield* new TaskStoreError({
+          reason: "Rejected",
+          operation: "claim",
+          message: `claim failed: the holder must be a UUID, got ${JSON.stringify(request.holder)}`
+        })
+      }
       const rows = yield* claimTasks(target, {
         queue: request.queue,
+        // A name asked twice would read its rows twice.
+        taskNames: [...new Set(request.taskNames)],
+        holder: request.holder,
         limit: claimLimit(request.limit),
         now: request.now,
         leaseMarginMs: margin
       }).pipe(Effect.mapError(failedWith("claim")))
-      const { malformed, records } = decodeTaskRecords(rows)
+      const { malformed, records } = decodeTaskRecords(rows, request.holder.toLowerCase())
       if (malformed.length > 0) yield* failMalformed(malformed, request.now)
       return records
     })
 
     const encodeSettle = (settlements: ReadonlyArray<Settlement>): SettleColumns => ({
       ids: settlements.map((s) => s.id),
-      attempts: settlements.map((s) => s.attempt),
+      claims: settlements.map((s) => s.claim),
       kinds: settlements.map((s) => s._tag),
       settledAt: settlements.map((s) => s.now),
-      runAt: settlements.map((s) =>
-        s._tag === "Retry" || s._tag === "Snooze" ? s.runAt : s._tag === "Release" ? s.now : null
-      ),
+      runAt: settlements.map((s) => s._tag === "Retry" || s._tag === "Snooze" ? s.runAt : null),
       errors: settlements.map((s) =>
         s._tag === "Retry" || s._tag === "Fail" || (s._tag === "Cancel" && s.error !== null)
           ? encodeAttemptError(s.error!)
@@ -353,23 +394,23 @@ export const make = Effect.fn("PgTaskStore.make")(
 
     const settle = Effect.fnUntraced(function*(settlements: ReadonlyArray<Settlement>) {
       // Each settlement leaves `running`, so at most one per task can apply:
-      // a repeated (id, attempt) is refused like a second settlement would be.
+      // a repeated (id, claim) is refused like a second settlement would be.
       // `sentAs[i]` is settlement i's index among those sent, or -1.
       const sentAs = new Int32Array(settlements.length).fill(-1)
       const sent: Array<Settlement> = []
-      const attemptsById = new Map<string, number | Array<number>>()
+      const claimsById = new Map<string, number | Array<number>>()
       for (let i = 0; i < settlements.length; i++) {
         const s = settlements[i]!
-        const seen = attemptsById.get(s.id)
+        const seen = claimsById.get(s.id)
         if (seen === undefined) {
           if (!isUuid(s.id)) continue
-          attemptsById.set(s.id, s.attempt)
+          claimsById.set(s.id, s.claim)
         } else if (typeof seen === "number") {
-          if (seen === s.attempt) continue
-          attemptsById.set(s.id, [seen, s.attempt])
+          if (seen === s.claim) continue
+          claimsById.set(s.id, [seen, s.claim])
         } else {
-          if (seen.includes(s.attempt)) continue
-          seen.push(s.attempt)
+          if (seen.includes(s.claim)) continue
+          seen.push(s.claim)
         }
         sentAs[i] = sent.length
         sent.push(s)
@@ -382,7 +423,7 @@ export const make = Effect.fn("PgTaskStore.make")(
       }
       return settlements.map((s, index): SettleResult => ({
         id: s.id,
-        attempt: s.attempt,
+        claim: s.claim,
         applied: sentAs[index]! >= 0 && applied[sentAs[index]!] === 1
       }))
     })
@@ -410,6 +451,7 @@ export const make = Effect.fn("PgTaskStore.make")(
       Effect.map((rows) =>
         rows.map((row): QueueCount => ({
           queue: row.queue_name,
+          taskName: row.task_name,
           state: row.state as TaskState,
           count: Number(row.count),
           oldestScheduledAt: row.oldest_scheduled_at
@@ -418,9 +460,9 @@ export const make = Effect.fn("PgTaskStore.make")(
       Effect.withSpan("PgTaskStore.counts")
     )
 
-    const cancel = Effect.fn("PgTaskStore.cancel")(function*(id: string, now: Date) {
+    const cancel = Effect.fn("PgTaskStore.cancel")(function*(id: string, now: Date, by: string | null = null) {
       if (!isUuid(id)) return undefined
-      const rows = yield* cancelTask(target, id, now).pipe(Effect.mapError(failedWith("cancel")))
+      const rows = yield* cancelTask(target, id, now, by).pipe(Effect.mapError(failedWith("cancel")))
       const [cancelled] = yield* toRecords("cancel", rows)
       if (cancelled !== undefined) return cancelled
       // Not cancellable (finished already) or absent: report it as it is.
@@ -453,7 +495,121 @@ export const make = Effect.fn("PgTaskStore.make")(
 
     const wakeups = (queues: ReadonlyArray<string>) => Listener.subscribe(pg, names.channel, queues, reconnect)
 
-    return TaskStore.of({ insert, claim, settle, get, list, counts, cancel, retry, purge, wakeups })
+    const heartbeat = (beat: Heartbeat) =>
+      Effect.suspend(() =>
+        isUuid(beat.id)
+          ? upsertHolder(target, beat).pipe(
+            Effect.map((rows) => rows.map((row) => row.id)),
+            Effect.mapError(failedWith("heartbeat"))
+          )
+          : Effect.fail(
+            new TaskStoreError({
+              reason: "Rejected",
+              operation: "heartbeat",
+              message: `heartbeat failed: the holder id must be a UUID, got ${JSON.stringify(beat.id)}`
+            })
+          )
+      )
+
+    const unregister = (id: string, now: Date) =>
+      isUuid(id)
+        ? endHolder(target, id, now).pipe(Effect.asVoid, Effect.mapError(failedWith("unregister")))
+        : Effect.void
+
+    const rescue = Effect.fnUntraced(function*(request: RescueRequest) {
+      if (request.queues.length === 0) return { returned: 0, retried: 0, failed: 0 }
+      const rows = yield* rescueTasks(target, {
+        queues: request.queues,
+        now: request.now,
+        limit: claimLimit(request.limit),
+        graceMs: Math.max(0, Math.min(Number.isFinite(request.graceMs) ? request.graceMs ?? 0 : 0, 365 * 86_400_000))
+      }).pipe(Effect.mapError(failedWith("rescue")))
+      const row = rows[0]
+      return {
+        returned: Number(row?.returned ?? 0),
+        retried: Number(row?.retried ?? 0),
+        failed: Number(row?.failed ?? 0)
+      }
+    })
+
+    const startRecorded = (start: StartRecord) =>
+      isUuid(start.id) && Number.isSafeInteger(start.claim) && Math.abs(start.claim) <= 2_147_483_647
+        ? recordStart(target, start.id, start.claim).pipe(
+          Effect.map((rows) => rows.length > 0),
+          Effect.mapError(failedWith("recordStart"))
+        )
+        : Effect.succeed(false)
+
+    const holders = selectHolders(target).pipe(
+      Effect.mapError(failedWith("holders")),
+      Effect.map((rows) =>
+        rows.map((row): HolderRecord => ({
+          id: row.id,
+          queues: row.queues,
+          taskNames: row.task_names,
+          host: row.host,
+          pid: row.pid,
+          startedAt: row.started_at,
+          heartbeatAt: row.heartbeat_at,
+          expiresAt: row.expires_at,
+          startedUpTo: Number(row.started_up_to),
+          holding: Number(row.holding)
+        }))
+      ),
+      Effect.withSpan("PgTaskStore.holders")
+    )
+
+    const toControl = (row: QueueRow): QueueControl => ({
+      queue: row.name,
+      pausedAt: row.paused_at,
+      pausedBy: row.paused_by
+    })
+
+    const pause = Effect.fn("PgTaskStore.pause")(function*(queue: string, now: Date, by: string | null) {
+      const rows = yield* pauseQueue(target, queue, now, by).pipe(Effect.mapError(failedWith("pause")))
+      return toControl(rows[0]!)
+    })
+
+    const resume = Effect.fn("PgTaskStore.resume")(function*(queue: string) {
+      yield* resumeQueue(target, queue).pipe(Effect.mapError(failedWith("resume")))
+      return { queue, pausedAt: null, pausedBy: null }
+    })
+
+    const pausedQueues = selectPausedQueues(target).pipe(
+      Effect.mapError(failedWith("queues")),
+      Effect.map((rows) => rows.map(toControl)),
+      Effect.withSpan("PgTaskStore.pausedQueues")
+    )
+
+    const clockOffsetMillis = ClockOffset.make(
+      readClock(target).pipe(
+        Effect.map((rows) => rows[0]!.now_ms),
+        Effect.mapError(failedWith("clock"))
+      ),
+      options?.clock
+    )
+
+    return TaskStore.of({
+      insert,
+      claim,
+      settle,
+      heartbeat,
+      unregister,
+      rescue,
+      recordStart: startRecorded,
+      holders,
+      pause,
+      resume,
+      pausedQueues,
+      clockOffsetMillis: yield* clockOffsetMillis,
+      get,
+      list,
+      counts,
+      cancel,
+      retry,
+      purge,
+      wakeups
+    })
   }
 )
 

@@ -5,8 +5,8 @@
  * @since 0.1.0
  */
 import type { TaskState } from "@backie/core/TaskStore"
-import { TaskStore } from "@backie/core/TaskStore"
-import { Clock, Console, Duration, Effect, Option } from "effect"
+import { currentTimeMillis, TaskStore } from "@backie/core/TaskStore"
+import { Console, Duration, Effect, Option } from "effect"
 import { Command, Flag } from "effect/cli"
 import * as Database from "../Database.ts"
 import { UsageError } from "../Errors.ts"
@@ -78,7 +78,7 @@ export const purge = Command.make(
     const queue = Option.getOrUndefined(input.queue)
     const purged = yield* Effect.gen(function*() {
       const store = yield* TaskStore
-      const now = yield* Clock.currentTimeMillis
+      const now = yield* currentTimeMillis(store).pipe(Effect.mapError(Database.storeFailure))
       const finishedBefore = new Date(now - Duration.toMillis(input.olderThan))
       return yield* store.purge({ states, queue, finishedBefore }).pipe(Effect.mapError(Database.storeFailure))
     }).pipe(Effect.provide(Database.store(shared)))

@@ -4,8 +4,8 @@
  *
  * @since 0.1.0
  */
-import { TaskStore } from "@backie/core/TaskStore"
-import { Clock, Console, Effect, Option } from "effect"
+import { currentTimeMillis, TaskStore } from "@backie/core/TaskStore"
+import { Console, Effect, Option } from "effect"
 import { Argument, Command, Flag } from "effect/cli"
 import * as Database from "../Database.ts"
 import { NothingToDo, UsageError } from "../Errors.ts"
@@ -41,7 +41,7 @@ export const retry = Command.make(
     }
     yield* Effect.gen(function*() {
       const store = yield* TaskStore
-      const now = new Date(yield* Clock.currentTimeMillis)
+      const now = new Date(yield* currentTimeMillis(store).pipe(Effect.mapError(Database.storeFailure)))
       if (Option.isSome(input.id)) {
         const id = input.id.value
         const retried = yield* store.retry({ id, states: ["failed", "cancelled"] }, now).pipe(
@@ -50,7 +50,9 @@ export const retry = Command.make(
         const task = yield* find(id)
         if (retried === 0) {
           return yield* new NothingToDo({
-            message: `task ${id} is ${task.state}: only failed or cancelled tasks can be retried`
+            message: task.state === "failed" || task.state === "cancelled"
+              ? `task ${id} is ${task.state}, but another task holds its unique key ${JSON.stringify(task.uniqueKey)} now`
+              : `task ${id} is ${task.state}: only failed or cancelled tasks can be retried`
           })
         }
         return yield* Console.log(
@@ -75,7 +77,8 @@ export const retry = Command.make(
   Command.withDescription(
     "Make failed tasks ready to run again now, with their retries reset to 0 (their error history is kept). " +
       "With an id: that task, failed or cancelled (exit 1 when it is neither or does not exist). " +
-      "With --failed: every failed task, or those of --queue."
+      "With --failed: every failed task, or those of --queue. A unique task whose key another task holds now " +
+        "is left as it is (exit 1 with an id)."
   ),
   Command.withShortDescription("Run failed (or cancelled) tasks again"),
   Command.withExamples([

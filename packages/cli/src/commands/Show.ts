@@ -49,13 +49,17 @@ export const renderText = (task: TaskRecord, now: number): string => {
     ["state", task.state],
     ["priority", String(task.priority)],
     ["attempts", String(task.attempt)],
+    ["claims", String(task.claim)],
     ["retries", `${task.retries} of ${task.maxRetries}`],
+    ["rescued", String(task.rescued)],
     ["timeout", Format.duration(task.timeoutMs)],
     ["unique key", task.uniqueKey ?? "-"],
     ["created", at(task.createdAt)],
     ["scheduled", at(task.scheduledAt)],
     ["last run", at(task.runningAt)],
-    ...(task.state === "running" ? [["lease until", at(task.leaseExpiresAt)] as const] : []),
+    ...(task.state === "running"
+      ? [["lease until", at(task.leaseExpiresAt)] as const, ["held by", task.holder ?? "-"] as const]
+      : []),
     ["done", at(task.doneAt)]
   ]
   const width = Math.max(...fields.map(([name]) => name.length))

@@ -5,7 +5,7 @@
  * The first signal shuts the pool down gracefully: it stops claiming, lets
  * running tasks finish and records their outcomes, then the process exits 0.
  * A second signal during that wait interrupts the running tasks and returns
- * them to their queues without using an attempt.
+ * them to their queues without using a retry.
  *
  * @since 0.1.0
  */

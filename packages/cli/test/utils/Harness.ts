@@ -136,6 +136,7 @@ export interface Seed {
   readonly at?: Date
   /** When it may run (default `at`). */
   readonly scheduledAt?: Date
+  readonly uniqueKey?: string
 }
 
 /** `ms` milliseconds ago. */
@@ -163,7 +164,7 @@ export const insert = (seeds: ReadonlyArray<Seed>) =>
         taskName: seed.taskName,
         queue: seed.queue,
         payload: seed.payload ?? {},
-        uniqueKey: null,
+        uniqueKey: seed.uniqueKey ?? null,
         priority: 0,
         maxRetries: seed.maxRetries ?? 3,
         timeoutMs: 60_000,
@@ -177,7 +178,16 @@ export const insert = (seeds: ReadonlyArray<Seed>) =>
 
 /** Claims every due task of `queue` at `at`: they become running. */
 export const claimAll = (queue: string, at: Date) =>
-  Effect.flatMap(TaskStore, (store) => store.claim({ queue, limit: 1000, now: at, leaseMarginMs: 60_000 }))
+  Effect.flatMap(TaskStore, (store) =>
+    Effect.flatMap(store.counts, (counts) =>
+      store.claim({
+        queue,
+        taskNames: [...new Set(counts.filter((count) => count.queue === queue).map((count) => count.taskName))],
+        holder: "7e57c0de-0000-4000-8000-00000000c11e",
+        limit: 1000,
+        now: at,
+        leaseMarginMs: 60_000
+      })))
 
 /** Claims every due task of `queue` and settles each with `outcome` at `at`. */
 export const settleAll = (
@@ -190,11 +200,11 @@ export const settleAll = (
     const claimed = yield* claimAll(queue, new Date(at.getTime() - 1_000))
     yield* store.settle(claimed.map((task: TaskRecord) =>
       outcome._tag === "Done"
-        ? { _tag: "Done" as const, id: task.id, attempt: task.attempt, now: at, remove: false }
+        ? { _tag: "Done" as const, id: task.id, claim: task.claim, now: at, remove: false }
         : {
           _tag: "Fail" as const,
           id: task.id,
-          attempt: task.attempt,
+          claim: task.claim,
           now: at,
           remove: false,
           error: {

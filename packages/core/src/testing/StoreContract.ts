@@ -46,7 +46,9 @@ import { cancel } from "./contract/Cancel.ts"
 import { claim } from "./contract/Claim.ts"
 import { insert } from "./contract/Insert.ts"
 import { purge } from "./contract/Purge.ts"
+import { queues } from "./contract/Queues.ts"
 import { reads } from "./contract/Reads.ts"
+import { rescue } from "./contract/Rescue.ts"
 import { retry } from "./contract/Retry.ts"
 import { settle } from "./contract/Settle.ts"
 import type { Body, Suite } from "./contract/Suite.ts"
@@ -96,11 +98,13 @@ export const storeContract = (
     insert(suite)
     uniqueKeys(suite)
     claim(suite)
+    rescue(suite)
     settle(suite)
     reads(suite)
     cancel(suite)
     retry(suite)
     purge(suite)
+    queues(suite)
     wakeups(suite)
   })
 }

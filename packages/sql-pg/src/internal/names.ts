@@ -19,6 +19,12 @@ export interface Names {
   readonly schema: string
   /** The tasks table, qualified: `backie.tasks`. */
   readonly tasks: string
+  /** The holders table (one row per registered worker pool), qualified: `backie.holders`. */
+  readonly holders: string
+  /** The queues table (paused queues), qualified: `backie.queues`. */
+  readonly queues: string
+  /** The sequence numbering claim statements, qualified: `backie.claim_batches`. */
+  readonly claimBatches: string
   /** The table the migrator records applied migrations in. */
   readonly migrations: string
   /** The LISTEN/NOTIFY channel whose payloads are queue names: `backie_tasks`. */
@@ -51,6 +57,9 @@ export const make = (schema: string = defaultSchema): Effect.Effect<Names, TaskS
   return Effect.succeed({
     schema,
     tasks: `${schema}.tasks`,
+    holders: `${schema}.holders`,
+    claimBatches: `${schema}.claim_batches`,
+    queues: `${schema}.queues`,
     migrations: `${schema}.migrations`,
     channel: `${schema}_tasks`
   })

@@ -10,7 +10,8 @@
  * then a `MalformedRow` rather than a record with an invalid date or an
  * unknown state.
  */
-import type { TaskRecord } from "@backie/core/TaskStore"
+import type { TaskRecord, TaskState } from "@backie/core/TaskStore"
+import { defaultUniqueStates, normalUniqueStates, TaskStates } from "@backie/core/TaskStore"
 import { Cause, Exit, Result, Schema, SchemaIssue, SchemaParser } from "effect"
 import { decodeAttemptError } from "./attemptError.ts"
 
@@ -32,6 +33,8 @@ const Jsonb = Schema.Unknown
 const State = Schema.Literals(["ready", "running", "done", "failed", "cancelled"])
 /** The `errors` column: a JSON array (the table's CHECK), each entry read leniently. */
 const JsonbArray = Schema.Array(Schema.Unknown)
+const NullableUuid = Schema.NullOr(Schema.String)
+const Bool = Schema.Boolean
 
 /**
  * One row of the tasks table, in the driver's values. Columns a statement
@@ -42,10 +45,13 @@ export const TaskRow = Schema.Struct({
   task_name: Text,
   queue_name: Text,
   uniq_key: NullableText,
+  /** The states in which the task holds its unique key, comma-separated; null for the default. */
+  uniq_states: NullableText,
   payload: Jsonb,
   state: State,
   priority: Int4,
   attempt: Int4,
+  claim: Int4,
   retries: Int4,
   max_retries: Int4,
   timeout_msecs: Int8,
@@ -53,6 +59,10 @@ export const TaskRow = Schema.Struct({
   scheduled_at: Timestamp,
   running_at: NullableTimestamp,
   lease_expires_at: NullableTimestamp,
+  holder: NullableUuid,
+  hold_seq: Schema.NullOr(Int8),
+  start_recorded: Bool,
+  rescued: Int4,
   done_at: NullableTimestamp,
   /** An attempt error, read leniently (see `decodeAttemptError`). */
   error_info: Jsonb,
@@ -96,6 +106,7 @@ const isJsonb = (value: unknown): boolean => value !== undefined
 const states: ReadonlySet<unknown> = new Set(State.literals)
 const isState = (value: unknown): boolean => states.has(value)
 const isJsonbArray = (value: unknown): boolean => Array.isArray(value)
+const isBool = (value: unknown): boolean => typeof value === "boolean"
 
 /**
  * Whether `TaskRow` accepts a row as it is, by a plain check of each column,
@@ -116,7 +127,8 @@ export const isPlainTaskRow = (row: unknown): row is TaskRow => {
     isJsonb(r.payload) && isState(r.state) && isInt4(r.priority) && isInt4(r.attempt) && isInt4(r.retries) &&
     isInt4(r.max_retries) && isInt8(r.timeout_msecs) && isTimestamp(r.created_at) && isTimestamp(r.scheduled_at) &&
     isNullableTimestamp(r.running_at) && isNullableTimestamp(r.lease_expires_at) &&
-    isNullableTimestamp(r.done_at) && isJsonb(r.error_info) && isJsonbArray(r.errors)
+    isNullableTimestamp(r.done_at) && isJsonb(r.error_info) && isJsonbArray(r.errors) && isInt4(r.claim) &&
+    isNullableText(r.uniq_states) && isNullableText(r.holder) && (r.hold_seq === null || isInt8(r.hold_seq)) && isBool(r.start_recorded) && isInt4(r.rescued)
 }
 
 /** A value as short text for an error message. */
@@ -148,15 +160,26 @@ const malformed = (row: unknown, cause: Cause.Cause<SchemaIssue.Issue>): Malform
 }
 
 /** Maps a decoded row to the port's record. */
-const toTaskRecord = (row: TaskRow): TaskRecord => ({
+/**
+ * The unique states of a row: the default array, shared by every record that
+ * has it (most do: NULL in the table), or the states named, with `ready` and
+ * `running` (names that are not states are left out: the table's CHECK
+ * refuses them anyway).
+ */
+const uniqueStatesOf = (states: string | null): ReadonlyArray<TaskState> =>
+  states === null ? defaultUniqueStates : normalUniqueStates(TaskStates.filter((state) => states.split(",").includes(state)))
+
+const toTaskRecord = (row: TaskRow, holder: string | null = row.holder): TaskRecord => ({
   id: row.id,
   taskName: row.task_name,
   queue: row.queue_name,
   uniqueKey: row.uniq_key,
+  uniqueStates: uniqueStatesOf(row.uniq_states),
   payload: row.payload,
   state: row.state,
   priority: row.priority,
   attempt: row.attempt,
+  claim: row.claim,
   retries: row.retries,
   maxRetries: row.max_retries,
   timeoutMs: Number(row.timeout_msecs),
@@ -164,15 +187,19 @@ const toTaskRecord = (row: TaskRow): TaskRecord => ({
   scheduledAt: row.scheduled_at,
   runningAt: row.running_at,
   leaseExpiresAt: row.lease_expires_at,
+  holder,
+  holdSeq: row.hold_seq === null ? null : Number(row.hold_seq),
+  startRecorded: row.start_recorded,
+  rescued: row.rescued,
   doneAt: row.done_at,
   lastError: row.error_info === null ? null : decodeAttemptError(row.error_info, row.created_at),
   errors: row.errors.map((error) => decodeAttemptError(error, row.created_at))
 })
 
 /** The slow path of decoding: through `TaskRow`'s decoder, built once. */
-const decodeWithSchema = (row: unknown): TaskRecord | MalformedRow => {
+const decodeWithSchema = (row: unknown, holder?: string): TaskRecord | MalformedRow => {
   const decoded = decodeRow(row)
-  return Exit.isSuccess(decoded) ? toTaskRecord(decoded.value) : malformed(row, decoded.cause)
+  return Exit.isSuccess(decoded) ? toTaskRecord(decoded.value, holder ?? decoded.value.holder) : malformed(row, decoded.cause)
 }
 
 /**
@@ -194,13 +221,17 @@ export interface DecodedRows {
 
 const noneMalformed: DecodedRows["malformed"] = []
 
-/** Decodes the rows a statement returned (`decodeTaskRecord` for each, without a `Result` per row). */
-export const decodeTaskRecords = (rows: ReadonlyArray<unknown>): DecodedRows => {
+/**
+ * Decodes the rows a statement returned (`decodeTaskRecord` for each, without
+ * a `Result` per row). `holder`, when given, is every record's holder (the
+ * claim knows it, and does not read it back: a uuid costs a decode per row).
+ */
+export const decodeTaskRecords = (rows: ReadonlyArray<unknown>, holder?: string): DecodedRows => {
   const records: Array<TaskRecord> = []
   let malformedRows: Array<readonly [unknown, MalformedRow]> | undefined
   for (let i = 0; i < rows.length; i++) {
     const row = rows[i]
-    const decoded = isPlainTaskRow(row) ? toTaskRecord(row) : decodeWithSchema(row)
+    const decoded = isPlainTaskRow(row) ? toTaskRecord(row, holder ?? row.holder) : decodeWithSchema(row, holder)
     if (decoded instanceof MalformedRow) (malformedRows ??= []).push([row, decoded])
     else records.push(decoded)
   }

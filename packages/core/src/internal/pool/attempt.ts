@@ -6,8 +6,9 @@
  *
  * The fiber starts at once (a handler that completes synchronously costs no
  * scheduling); one shared timer (`internal/deadlines.ts`) serves every
- * attempt's timeout. An attempt the pool interrupts (at its timeout, or at
- * shutdown) gets `interruptionWaitMs` to end; one that ignores interruption
+ * attempt's timeout. An attempt the pool interrupts (at its timeout, at
+ * shutdown, or because an operator cancelled its task) gets
+ * `interruptionWaitMs` to end; one that ignores interruption
  * is then left behind, so it holds neither its slot nor the shutdown.
  */
 import { Cause, Context, Effect, Exit, References, Tracer } from "effect"
@@ -34,10 +35,10 @@ export type Ended =
     readonly _tag: "Exited"
     readonly task: Task.Any
     readonly exit: Exit.Exit<unknown, unknown>
-    readonly stoppedBy: "timeout" | "shutdown" | undefined
+    readonly stoppedBy: "timeout" | "shutdown" | "cancel" | undefined
   }
   /** Interrupted by the pool, it did not end within `interruptionWaitMs` and was left behind. */
-  | { readonly _tag: "LeftBehind"; readonly task: Task.Any; readonly stoppedBy: "timeout" | "shutdown" }
+  | { readonly _tag: "LeftBehind"; readonly task: Task.Any; readonly stoppedBy: "timeout" | "shutdown" | "cancel" }
 
 /** The log annotations (and span attributes, renamed) of a task's attempt. */
 export const annotations = (row: TaskRecord) => ({
@@ -51,7 +52,11 @@ export const annotations = (row: TaskRecord) => ({
  * Interrupts a running attempt and gives it `interruptionWaitMs` to end. (A
  * task left behind may run again elsewhere: execution is at least once.)
  */
-export const stop = (runtime: PoolRuntime, attempt: RunningAttempt, reason: "timeout" | "shutdown"): void => {
+export const stop = (
+  runtime: PoolRuntime,
+  attempt: RunningAttempt,
+  reason: "timeout" | "shutdown" | "cancel"
+): void => {
   if (attempt.stoppedBy !== undefined) return
   attempt.stoppedBy = reason
   attempt.deadline.cancel()
@@ -76,6 +81,7 @@ const endSpan = (runtime: PoolRuntime, span: Tracer.Span, exit: Exit.Exit<unknow
  */
 const runFiber = (
   runtime: PoolRuntime,
+  taskId: string,
   task: Task.Any,
   effect: Effect.Effect<unknown, unknown>,
   span: Tracer.Span,
@@ -92,6 +98,7 @@ const runFiber = (
       let ended = false
       let removeObserver = () => {}
       const attempt: RunningAttempt = {
+        taskId,
         fiber,
         stoppedBy: undefined,
         deadline: runtime.deadlines.add(timeoutMs, () => stop(runtime, attempt, "timeout")),
@@ -110,6 +117,8 @@ const runFiber = (
       }
       runtime.attempts.add(attempt)
       removeObserver = fiber.addObserver((exit) => attempt.end(exit))
+      // Cancelled by an operator between being taken and starting.
+      if (runtime.cancelled.has(taskId)) stop(runtime, attempt, "cancel")
       // Interrupting the waiting worker stops the attempt; it does not wait for it.
       return Effect.sync(() => stop(runtime, attempt, "shutdown"))
     })
@@ -148,6 +157,7 @@ export const run = (runtime: PoolRuntime, queue: QueueState, row: TaskRecord): E
     name: row.taskName,
     queue: row.queue,
     attempt: row.attempt,
+    claim: row.claim,
     retries: row.retries,
     maxRetries: row.maxRetries,
     priority: row.priority,
@@ -167,6 +177,7 @@ export const run = (runtime: PoolRuntime, queue: QueueState, row: TaskRecord): E
     (span) =>
       runFiber(
         runtime,
+        row.id,
         handler.task,
         // The handler runs in the pool's context (its services), under its
         // attempt's span, with the task's log annotations: one context

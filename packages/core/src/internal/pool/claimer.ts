@@ -1,6 +1,7 @@
 /**
- * The claimer: one fiber per queue that claims runnable tasks in one store
- * call each, up to what the prefetch policy allows (`Queue.claimSize`), into
+ * The claimer: one fiber per queue that claims runnable tasks of the task
+ * names the pool has handlers for, as this pool's holder, in one store call
+ * each, up to what the prefetch policy allows (`Queue.claimSize`), into
  * the queue's buffer. It claims when a worker would otherwise wait, or when
  * half the buffer can be refilled (a worker that finishes a task then yields
  * to it), so fast queues claim in large batches and are not left waiting for
@@ -41,8 +42,10 @@ export const run = (runtime: PoolRuntime, queue: Queue.QueueState, wakeups: Wake
           started = ++queue.claims
           return runtime.store.claim({
             queue: queue.name,
+            taskNames: queue.settings.taskNames,
+            holder: runtime.holder.id,
             limit: room,
-            now: new Date(runtime.clock.currentTimeMillisUnsafe()),
+            now: new Date(runtime.now()),
             leaseMarginMs: queue.settings.leaseMarginMs
           })
         }).pipe(Effect.map((rows) => {
@@ -50,6 +53,8 @@ export const run = (runtime: PoolRuntime, queue: Queue.QueueState, wakeups: Wake
           // must see the claim as over.
           queue.claiming = false
           queue.inFlight += rows.length
+          const last = rows[rows.length - 1]?.holdSeq
+          if (last !== undefined && last !== null && last > runtime.holder.maxHoldSeq) runtime.holder.maxHoldSeq = last
           Queue.offer(queue, rows)
           return rows.length
         }))

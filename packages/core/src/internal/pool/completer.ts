@@ -1,7 +1,7 @@
 /**
  * The completer: one fiber per pool that writes settlements in batches (up
  * to `maxSettleBatch`, whatever accumulated while the previous batch was
- * being written), each guarded by its attempt fence. A settlement the store
+ * being written), each guarded by its claim fence. A settlement the store
  * refuses (the task was re-claimed after its lease lapsed, or cancelled) is
  * counted and logged. Written settlements release their queue's in-flight
  * count and wake its claimer.
@@ -15,10 +15,9 @@
  * `backie_settlements_dropped`, and its task runs again once its lease lapses.
  * One bad outcome never holds back the others.
  */
-import { Effect, Schedule } from "effect"
+import { Deferred, Duration, Effect, Schedule } from "effect"
 import type { AttemptError, Settlement, SettleResult, TaskStoreError } from "../../TaskStore.ts"
 import { describeText } from "../describe.ts"
-import { storeRetry } from "./claimer.ts"
 import { count, type PendingSettlement, type PoolRuntime } from "./runtime.ts"
 
 /** The most settlements written in one store call. */
@@ -38,16 +37,27 @@ interface Written {
 const fromResults = (results: ReadonlyArray<SettleResult>, size: number): ReadonlyArray<Written> =>
   Array.from({ length: size }, (_, i) => ({ applied: results[i]?.applied === true, dropped: false }))
 
-/** Writes `settlements`, retrying outages for as long as they last; fails only when the store rejects them. */
+/**
+ * Writes `settlements`, retrying outages for as long as they last (50 ms,
+ * doubling, at most 5 s apart, and at once when the pool's heartbeat finds
+ * the store back: the outcomes a pool kept through an outage are written
+ * before other pools may charge their lapsed leases); fails only when the
+ * store rejects them.
+ */
 const write = (runtime: PoolRuntime, settlements: ReadonlyArray<Settlement>) =>
-  runtime.store.settle(settlements).pipe(
-    Effect.tapError((error) =>
-      isOutage(error)
-        ? Effect.logWarning(`settling ${settlements.length} outcomes failed: ${error.message}`)
-        : Effect.void
-    ),
-    Effect.retry({ schedule: storeRetry, while: isOutage })
-  )
+  Effect.gen(function*() {
+    let delayMs = 50
+    while (true) {
+      const recovered = runtime.holder.recovered
+      const result = yield* Effect.result(runtime.store.settle(settlements))
+      if (result._tag === "Success") return result.success
+      const error = result.failure
+      if (!isOutage(error)) return yield* Effect.fail(error)
+      yield* Effect.logWarning(`settling ${settlements.length} outcomes failed: ${error.message}`)
+      yield* Effect.raceFirst(Effect.sleep(Duration.millis(delayMs)), Deferred.await(recovered))
+      delayMs = Math.min(delayMs * 2, 5_000)
+    }
+  })
 
 /** The settlement with its error replaced by a minimal one naming why the store refused it. */
 const minimal = (settlement: Settlement, error: TaskStoreError): Settlement | undefined => {
@@ -57,7 +67,7 @@ const minimal = (settlement: Settlement, error: TaskStoreError): Settlement | un
     attempt: settlement.error.attempt,
     at: settlement.error.at,
     message: describeText(
-      `the error of attempt ${settlement.attempt} could not be stored (${error.reason}: ${error.message})`
+      `the error of attempt ${settlement.error.attempt} could not be stored (${error.reason}: ${error.message})`
     ),
     tag: "UnstorableOutcome",
     details: null
@@ -90,14 +100,14 @@ const writeIsolating = (
       const drop = Effect.gen(function*() {
         count(runtime, queue.metrics.dropped)
         yield* Effect.logError(
-          `the outcome of attempt ${settlement.attempt} of task ${settlement.id} (${settlement._tag}) could not be ` +
+          `the outcome of claim ${settlement.claim} of task ${settlement.id} (${settlement._tag}) could not be ` +
             `written and was given up; the task runs again once its lease lapses: ${error.message}`
         )
         return [{ applied: false, dropped: true }]
       })
       if (fallback === undefined) return drop
       return Effect.logWarning(
-        `the store refused the outcome of attempt ${settlement.attempt} of task ${settlement.id}; ` +
+        `the store refused the outcome of claim ${settlement.claim} of task ${settlement.id}; ` +
           `writing it with a minimal error: ${error.message}`
       ).pipe(
         Effect.andThen(write(runtime, [fallback]).pipe(
@@ -129,11 +139,11 @@ export const run = (runtime: PoolRuntime): Effect.Effect<never> =>
         const result = results[i]
         queue.inFlight -= 1
         queue.signal.notify()
-        if (result?.applied !== true && result?.dropped !== true) {
+        if (result?.applied !== true && result?.dropped !== true && batch[i]!.cancelled !== true) {
           count(runtime, queue.metrics.refused)
           yield* Effect.logWarning(
-            `the outcome of attempt ${settlement.attempt} of task ${settlement.id} was refused: ` +
-              "the task was re-claimed after its lease lapsed, or cancelled"
+            `the outcome of claim ${settlement.claim} of task ${settlement.id} (${settlement._tag}) was refused: ` +
+              "the task was rescued after its lease lapsed or its holder was lost, or cancelled"
           )
         }
       }

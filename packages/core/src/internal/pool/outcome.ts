@@ -5,7 +5,7 @@
  * `Task.snooze` and `Task.cancel` say otherwise; a defect is recorded as
  * backie records a panic and retried; an attempt over its timeout is a
  * failed attempt; an attempt the pool interrupted at shutdown goes back to
- * its queue without using an attempt; any other interruption is a failed
+ * its queue at its place, without using a retry; any other interruption is a failed
  * attempt. Deciding never fails: a defect while deciding (say, in a backoff
  * policy) is itself recorded as a failed attempt.
  */
@@ -42,11 +42,19 @@ const attemptError = (row: TaskRecord, now: number, error: unknown): AttemptErro
   ...describeError(error)
 })
 
-/** A task returned to its queue unrun, or interrupted at shutdown: ready again, no attempt used. */
+/** A started task interrupted at shutdown: ready again at its place in the queue, no retry used. */
 export const release = (row: TaskRecord, now: number): Settlement => ({
   _tag: "Release",
   id: row.id,
-  attempt: row.attempt,
+  claim: row.claim,
+  now: new Date(now)
+})
+
+/** A claimed task that never started: ready again at its place in the queue, its attempt given back. */
+export const giveBack = (row: TaskRecord, now: number): Settlement => ({
+  _tag: "Return",
+  id: row.id,
+  claim: row.claim,
   now: new Date(now)
 })
 
@@ -76,7 +84,7 @@ const failure = Effect.fnUntraced(function*(
       return {
         _tag: "Retry",
         id: row.id,
-        attempt: row.attempt,
+        claim: row.claim,
         now: new Date(now),
         runAt: runAfter(now, Duration.toMillis(delay.value)),
         error: recorded
@@ -88,7 +96,7 @@ const failure = Effect.fnUntraced(function*(
   return {
     _tag: "Fail",
     id: row.id,
-    attempt: row.attempt,
+    claim: row.claim,
     now: new Date(now),
     error,
     remove: Retention.removes(queue.settings.retention, "failed")
@@ -121,7 +129,7 @@ const unsuccessful = Effect.fnUntraced(function*(
       return {
         _tag: "Snooze",
         id: row.id,
-        attempt: row.attempt,
+        claim: row.claim,
         now: new Date(now),
         runAt: runAfter(now, error.delayMillis)
       } satisfies Settlement
@@ -131,7 +139,7 @@ const unsuccessful = Effect.fnUntraced(function*(
       return {
         _tag: "Cancel",
         id: row.id,
-        attempt: row.attempt,
+        claim: row.claim,
         now: new Date(now),
         error: {
           attempt: row.attempt,
@@ -150,7 +158,7 @@ const unsuccessful = Effect.fnUntraced(function*(
       return {
         _tag: "Fail",
         id: row.id,
-        attempt: row.attempt,
+        claim: row.claim,
         now: new Date(now),
         error: recorded,
         remove: Retention.removes(queue.settings.retention, "failed")
@@ -218,16 +226,34 @@ export const decide = (
       return failure(runtime, queue, row, startedAt, attemptError(row, startedAt, ended.error), ended.task.backoff)
         .pipe(Effect.annotateLogs(annotations(row)))
   }
-  const now = runtime.clock.currentTimeMillisUnsafe()
+  const now = runtime.now()
   const tookMs = Math.max(0, now - startedAt)
   recordAttemptTime(queue, tookMs)
   queue.metrics.duration.updateUnsafe(Duration.millis(tookMs), runtime.context)
+  if (ended.stoppedBy === "cancel") {
+    // An operator cancelled the task while it ran: the store has it
+    // cancelled already, and refuses this settlement.
+    count(runtime, queue.metrics.cancelled)
+    return Effect.as(
+      Effect.logInfo("the task was cancelled while it ran: its handler was interrupted").pipe(
+        Effect.annotateLogs(annotations(row))
+      ),
+      {
+        _tag: "Cancel",
+        id: row.id,
+        claim: row.claim,
+        now: new Date(now),
+        error: null,
+        remove: Retention.removes(queue.settings.retention, "cancelled")
+      } satisfies Settlement
+    )
+  }
   if (ended._tag === "Exited" && ended.stoppedBy !== "timeout" && Exit.isSuccess(ended.exit)) {
     count(runtime, queue.metrics.succeeded)
     return Effect.succeed({
       _tag: "Done",
       id: row.id,
-      attempt: row.attempt,
+      claim: row.claim,
       now: new Date(now),
       remove: Retention.removes(queue.settings.retention, "done")
     })
@@ -273,7 +299,7 @@ export const undecided = (
     return {
       _tag: "Retry",
       id: row.id,
-      attempt: row.attempt,
+      claim: row.claim,
       now: new Date(now),
       runAt: runAfter(now, defaultDelayMillis(row.retries)),
       error
@@ -283,7 +309,7 @@ export const undecided = (
   return {
     _tag: "Fail",
     id: row.id,
-    attempt: row.attempt,
+    claim: row.claim,
     now: new Date(now),
     error,
     remove: Retention.removes(queue.settings.retention, "failed")

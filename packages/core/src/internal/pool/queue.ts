@@ -20,6 +20,7 @@ export interface QueueMetrics {
   readonly snoozed: Metric.Metric<number, unknown>
   readonly cancelled: Metric.Metric<number, unknown>
   readonly released: Metric.Metric<number, unknown>
+  readonly returned: Metric.Metric<number, unknown>
   readonly refused: Metric.Metric<number, unknown>
   readonly dropped: Metric.Metric<number, unknown>
   readonly duration: Metric.Metric<Duration.Duration, unknown>
@@ -35,6 +36,7 @@ const queueMetrics = (queue: string): QueueMetrics => {
     snoozed: Metric.withAttributes(TaskMetrics.snoozed, attributes),
     cancelled: Metric.withAttributes(TaskMetrics.cancelled, attributes),
     released: Metric.withAttributes(TaskMetrics.released, attributes),
+    returned: Metric.withAttributes(TaskMetrics.returned, attributes),
     refused: Metric.withAttributes(TaskMetrics.refused, attributes),
     dropped: Metric.withAttributes(TaskMetrics.dropped, attributes),
     duration: Metric.withAttributes(TaskMetrics.duration, attributes)

@@ -1,14 +1,14 @@
 /**
  * Graceful shutdown, run when the pool's scope closes: stop claiming at
- * once, return the tasks no worker started, let running attempts finish (or,
+ * once, return the tasks no worker started (their attempts given back), let running attempts finish (or,
  * past the grace period, interrupt them and return them to their queues
- * without using an attempt), write every settlement, then stop the
- * completer. backie waits for running tasks the same way.
+ * without using a retry), write every settlement, stop the completer, and
+ * end the pool's registration as a holder. backie waits for running tasks the same way.
  */
 import { Duration, Effect, Fiber, Option } from "effect"
 import * as Attempt from "./attempt.ts"
 import * as Outcome from "./outcome.ts"
-import { type PoolRuntime, settleLater, totalInFlight, totalRunning } from "./runtime.ts"
+import { count, type PoolRuntime, settleLater, totalInFlight, totalRunning } from "./runtime.ts"
 
 /** How long shutdown keeps trying to write settlements to a store that fails. */
 const flushTimeout = Duration.seconds(30)
@@ -18,6 +18,10 @@ export interface Stages {
   readonly claimers: ReadonlyArray<Fiber.Fiber<unknown, unknown>>
   readonly workers: ReadonlyArray<Fiber.Fiber<unknown, unknown>>
   readonly completer: Fiber.Fiber<unknown, unknown>
+  /** Renews the pool's registration (`heartbeats.ts`); stopped last. */
+  readonly heartbeats: Fiber.Fiber<unknown, unknown>
+  /** Rescues lost holders' tasks (`rescuer.ts`); stopped with the claimers. */
+  readonly rescuer: Fiber.Fiber<unknown, unknown>
 }
 
 /** Waits until `done()` holds, re-checking whenever the pool makes progress. */
@@ -32,12 +36,15 @@ export const run = (
 ): Effect.Effect<void> =>
   Effect.gen(function*() {
     // Stop claiming, and return the tasks no worker has started.
-    yield* Fiber.interruptAll(stages.claimers)
-    const now = runtime.clock.currentTimeMillisUnsafe()
+    yield* Fiber.interruptAll([...stages.claimers, stages.rescuer])
+    const now = runtime.now()
     for (const queue of runtime.queues) {
       const unstarted = queue.buffer
       queue.buffer = []
-      for (const row of unstarted) settleLater(runtime, queue, Outcome.release(row, now))
+      for (const row of unstarted) {
+        count(runtime, queue.metrics.returned)
+        settleLater(runtime, queue, Outcome.giveBack(row, now))
+      }
     }
     // Let running attempts finish (or, past the grace period, interrupt them).
     const allFinished = () => totalRunning(runtime) === 0
@@ -65,4 +72,11 @@ export const run = (
       )
     }
     yield* Fiber.interrupt(stages.completer)
+    // Stop renewing the registration, then end it: anything still held is
+    // rescued by the other processes' next rescue.
+    yield* Fiber.interrupt(stages.heartbeats)
+    yield* runtime.store.unregister(runtime.holder.id, new Date(runtime.now())).pipe(
+      Effect.timeout(flushTimeout),
+      Effect.catchCause((cause) => Effect.logWarning("shutdown: ending this pool's registration failed", cause))
+    )
   })

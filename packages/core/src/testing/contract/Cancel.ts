@@ -4,12 +4,14 @@
  * @since 0.1.0
  */
 import { assert, describe } from "@effect/vitest"
-import { Effect } from "effect"
+import { Effect, Fiber, Option } from "effect"
 import type { TaskRecord } from "../../TaskStore.ts"
 import {
   at,
   plus,
   HOUR,
+  HOLDER,
+  register,
   missingId,
   attemptError,
   mustGet,
@@ -27,36 +29,84 @@ import type { Suite } from "./Suite.ts"
  *
  * @since 0.1.0
  */
-export const cancel = ({ test }: Suite): void => {
+export const cancel = ({ liveTest, quietWaitMs, test, wakeupWaitMs }: Suite): void => {
   describe("cancel", () => {
     test("a ready task becomes cancelled at now and is never claimed", (store) =>
       Effect.gen(function*() {
         const task = yield* insertOne(store, { uniqueKey: "u" })
-        const expected: TaskRecord = { ...task, state: "cancelled", doneAt: at(42) }
-        assert.deepStrictEqual(yield* store.cancel(task.id, at(42)), expected)
+        const entry = { attempt: 0, at: at(42), message: "cancelled by ops", tag: "Cancelled", details: null }
+        const expected: TaskRecord = { ...task, state: "cancelled", doneAt: at(42), lastError: entry, errors: [entry] }
+        assert.deepStrictEqual(yield* store.cancel(task.id, at(42), "ops"), expected)
         assert.deepStrictEqual(yield* mustGet(store, task.id), expected)
         assert.deepStrictEqual(yield* claimAll(store, at(HOUR)), [])
       }))
 
-    test("a running task becomes cancelled and its later settlement is refused", (store) =>
+    test("a running task becomes cancelled, keeps its holder for its next heartbeat, and its settlement is refused", (store) =>
       Effect.gen(function*() {
         const task = yield* running(store)
-        const expected: TaskRecord = { ...task, state: "cancelled", doneAt: at(42), leaseExpiresAt: null }
+        const entry = { attempt: 1, at: at(42), message: "cancelled", tag: "Cancelled", details: null }
+        const expected: TaskRecord = {
+          ...task,
+          state: "cancelled",
+          doneAt: at(42),
+          leaseExpiresAt: null,
+          holdSeq: null,
+          lastError: entry,
+          errors: [entry]
+        }
+        assert.strictEqual(expected.holder, HOLDER)
         assert.deepStrictEqual(yield* store.cancel(task.id, at(42)), expected)
-        assert.isFalse(yield* settleOne(store, { _tag: "Done", id: task.id, attempt: 1, now: at(50), remove: true }))
+        assert.isFalse(yield* settleOne(store, { _tag: "Done", id: task.id, claim: 1, now: at(50), remove: true }))
         assert.isFalse(
           yield* settleOne(store, {
             _tag: "Retry",
             id: task.id,
-            attempt: 1,
+            claim: 1,
             now: at(50),
             runAt: at(50),
             error: attemptError(1, at(50))
           })
         )
         assert.deepStrictEqual(yield* mustGet(store, task.id), expected)
+        // (claimAll renews the holder first: that heartbeat releases the task from it.)
         assert.deepStrictEqual(yield* claimAll(store, plus(task.leaseExpiresAt!, HOUR)), [])
-        assert.deepStrictEqual(yield* mustGet(store, task.id), expected)
+        assert.deepStrictEqual(yield* mustGet(store, task.id), { ...expected, holder: null })
+      }))
+
+    test("the holder's next heartbeat returns the ids of its cancelled tasks, once, and releases them", (store) =>
+      Effect.gen(function*() {
+        const first = yield* running(store)
+        const second = yield* running(store)
+        const other = yield* insertOne(store)
+        yield* store.cancel(first.id, at(1))
+        yield* store.cancel(other.id, at(1))
+        const ids = yield* register(store, at(2), plus(at(2), HOUR))
+        assert.deepStrictEqual(ids, [first.id])
+        assert.isNull((yield* mustGet(store, first.id)).holder)
+        assert.deepStrictEqual(yield* register(store, at(3), plus(at(3), HOUR)), [])
+        assert.strictEqual((yield* mustGet(store, second.id)).state, "running")
+        // Another holder learns nothing of them.
+        yield* store.cancel(second.id, at(4))
+        assert.deepStrictEqual(yield* register(store, at(5), plus(at(5), HOUR), "7e57c0de-0000-4000-8000-0000000000c7"), [])
+        assert.deepStrictEqual(yield* register(store, at(5), plus(at(5), HOUR)), [second.id])
+      }))
+
+    liveTest("cancelling a running task wakes its holder's id; cancelling a ready one does not", (store) =>
+      Effect.gen(function*() {
+        const task = yield* running(store)
+        const ready = yield* insertOne(store, { queue: "elsewhere" })
+        const wakeups = yield* store.wakeups([HOLDER])
+        yield* store.cancel(ready.id, at(1))
+        assert.isFalse(
+          yield* wakeups.await(HOLDER).pipe(Effect.timeoutOption(quietWaitMs), Effect.map(Option.isSome)),
+          "a ready task's cancel woke the holder"
+        )
+        const waiting = yield* Effect.forkChild(
+          wakeups.await(HOLDER).pipe(Effect.timeoutOption(wakeupWaitMs), Effect.map(Option.isSome))
+        )
+        yield* Effect.yieldNow
+        yield* store.cancel(task.id, at(2))
+        assert.isTrue(yield* Fiber.join(waiting), "the cancel did not wake the holder")
       }))
 
     test("a missing task gives undefined", (store) =>

@@ -1,5 +1,5 @@
 /**
- * The store contract, claim: what is due, in priority order, within the limit, each with a lease and a new attempt.
+ * The store contract, claim: what is due, in priority order, within the limit, only the names asked, each with a lease, a new attempt and a new claim.
  *
  * @since 0.1.0
  */
@@ -9,12 +9,11 @@ import type { TaskRecord } from "../../TaskStore.ts"
 import {
   T0,
   at,
-  plus,
   HOUR,
   MARGIN,
   TIMEOUT,
+  HOLDER,
   newTask,
-  attemptError,
   single,
   idsOf,
   byId,
@@ -22,9 +21,7 @@ import {
   insertOne,
   claimAll,
   running,
-  settleOne,
   finished,
-  reclaimed,
   everything
 } from "./Fixtures.ts"
 import type { Suite } from "./Suite.ts"
@@ -89,123 +86,95 @@ export const claim = ({ test }: Suite): void => {
         assert.deepStrictEqual(yield* claimAll(store, T0, "default", 2), [])
       }))
 
-    test("makes claimed tasks running with attempt + 1, runningAt = now and a lease", (store) =>
+    test("makes claimed tasks running with attempt + 1, claim + 1, the holder, runningAt = now and a lease", (store) =>
       Effect.gen(function*() {
         const slow = yield* insertOne(store, { timeoutMs: 60_000, priority: 2, scheduledAt: at(-HOUR) })
         const fast = yield* insertOne(store, { timeoutMs: 250, priority: 1, scheduledAt: at(-5) })
         const now = at(1_000)
         const claimed = yield* claimAll(store, now, "default", 10, 2_500)
+        // Numbered in claim order, above anything numbered before.
+        const [first, second] = claimed.map((task) => task.holdSeq)
+        assert.isNumber(first)
+        assert.isAbove(second!, first!)
+        const later = single(yield* claimAll(store, now, "default", 10, 2_500).pipe(
+          Effect.andThen(insertOne(store)),
+          Effect.andThen(claimAll(store, now, "default", 10, 2_500))
+        ))
+        assert.isAbove(later.holdSeq!, second!)
         const expected: Array<TaskRecord> = [
-          { ...slow, state: "running", attempt: 1, runningAt: now, leaseExpiresAt: at(1_000 + 60_000 + 2_500) },
-          { ...fast, state: "running", attempt: 1, runningAt: now, leaseExpiresAt: at(1_000 + 250 + 2_500) }
+          {
+            ...slow,
+            state: "running",
+            attempt: 1,
+            claim: 1,
+            holder: HOLDER,
+            holdSeq: first!,
+            runningAt: now,
+            leaseExpiresAt: at(1_000 + 60_000 + 2_500)
+          },
+          {
+            ...fast,
+            state: "running",
+            attempt: 1,
+            claim: 1,
+            holder: HOLDER,
+            holdSeq: second!,
+            runningAt: now,
+            leaseExpiresAt: at(1_000 + 250 + 2_500)
+          }
         ]
         assert.deepStrictEqual(claimed, expected)
         assert.deepStrictEqual(yield* mustGet(store, slow.id), expected[0])
         assert.deepStrictEqual(yield* mustGet(store, fast.id), expected[1])
       }))
 
-    test("does not claim a running task before its lease lapses", (store) =>
+    test("never claims a running task, even once its lease lapsed (rescue gives it back)", (store) =>
       Effect.gen(function*() {
         const task = yield* running(store)
         assert.deepStrictEqual(task.leaseExpiresAt, at(TIMEOUT + MARGIN))
         assert.deepStrictEqual(yield* claimAll(store, at(TIMEOUT + MARGIN - 1)), [])
+        assert.deepStrictEqual(yield* claimAll(store, at(10 * HOUR)), [])
         assert.deepStrictEqual(yield* mustGet(store, task.id), task)
       }))
 
-    test("re-claims a lapsed task with attempt + 1, retries + 1 and a LeaseExpired error", (store) =>
+    test("claims only the task names asked; other names wait, in their order", (store) =>
       Effect.gen(function*() {
-        const first = yield* running(store, { maxRetries: 1 })
-        const lapse = first.leaseExpiresAt!
-        const again = single(yield* claimAll(store, lapse, "default", 10, 1_000))
-        const error = again.lastError
-        assert.isNotNull(error)
-        assert.strictEqual(error!.attempt, 1)
-        assert.strictEqual(error!.tag, "LeaseExpired")
-        assert.deepStrictEqual(error!.at, lapse)
-        assert.isString(error!.message)
-        assert.isAbove(error!.message.length, 0)
-        const expected: TaskRecord = {
-          ...first,
-          attempt: 2,
-          retries: 1,
-          runningAt: lapse,
-          leaseExpiresAt: plus(lapse, TIMEOUT + 1_000),
-          lastError: error,
-          errors: [error!]
+        const a1 = yield* insertOne(store, { taskName: "a", priority: 1 })
+        const b1 = yield* insertOne(store, { taskName: "b", priority: 9 })
+        const a2 = yield* insertOne(store, { taskName: "a", priority: 0 })
+        const x1 = yield* insertOne(store, { taskName: "x", priority: 5 })
+        const b2 = yield* insertOne(store, { taskName: "b", priority: 0, queue: "other" })
+
+        assert.deepStrictEqual(idsOf(yield* claimAll(store, T0, "default", 100, MARGIN, ["a", "nothing"])), [
+          a1.id,
+          a2.id
+        ])
+        assert.deepStrictEqual(yield* mustGet(store, b1.id), b1)
+        assert.deepStrictEqual(yield* mustGet(store, x1.id), x1)
+        // Several names: one claim order across them.
+        assert.deepStrictEqual(idsOf(yield* claimAll(store, T0, "default", 100, MARGIN, ["x", "b"])), [b1.id, x1.id])
+        assert.deepStrictEqual(yield* mustGet(store, b2.id), b2)
+        assert.deepStrictEqual(idsOf(yield* claimAll(store, T0, "other", 100, MARGIN, ["b"])), [b2.id])
+      }))
+
+    test("a limit over several names takes the first in claim order across them", (store) =>
+      Effect.gen(function*() {
+        const tasks: Array<TaskRecord> = []
+        for (const [taskName, priority] of [["a", 1], ["b", 6], ["a", 5], ["b", 2], ["a", 3], ["b", 4]] as const) {
+          tasks.push(yield* insertOne(store, { taskName, priority }))
         }
-        assert.deepStrictEqual(again, expected)
-        assert.deepStrictEqual(yield* mustGet(store, first.id), expected)
-      }))
-
-    test("appends the LeaseExpired error to the history of earlier errors", (store) =>
-      Effect.gen(function*() {
-        const task = yield* running(store)
-        const e1 = attemptError(1, at(100))
-        assert.isTrue(
-          yield* settleOne(store, { _tag: "Retry", id: task.id, attempt: 1, now: at(100), runAt: at(200), error: e1 })
-        )
-        const second = single(yield* claimAll(store, at(200)))
-        assert.strictEqual(second.attempt, 2)
-        const third = single(yield* claimAll(store, second.leaseExpiresAt!))
-        assert.strictEqual(third.attempt, 3)
-        assert.strictEqual(third.retries, 2)
-        assert.lengthOf(third.errors, 2)
-        assert.deepStrictEqual(third.errors[0], e1)
-        assert.strictEqual(third.errors[1]!.attempt, 2)
-        assert.strictEqual(third.errors[1]!.tag, "LeaseExpired")
-        assert.deepStrictEqual(third.lastError, third.errors[1])
-      }))
-
-    test("fails a lapsed task whose retries are exhausted instead of returning it", (store) =>
-      Effect.gen(function*() {
-        const task = yield* running(store, { maxRetries: 0, priority: 5 })
-        const sibling = yield* insertOne(store, { priority: 0, scheduledAt: at(HOUR) })
-        const now = at(2 * HOUR)
-        const claimed = yield* claimAll(store, now)
-        assert.deepStrictEqual(idsOf(claimed), [sibling.id])
-
-        const failed = yield* mustGet(store, task.id)
-        const error = failed.lastError
-        assert.isNotNull(error)
-        assert.strictEqual(error!.attempt, 1)
-        assert.strictEqual(error!.tag, "LeaseExpired")
-        assert.isAtLeast(error!.at.getTime(), task.leaseExpiresAt!.getTime())
-        assert.isAtMost(error!.at.getTime(), now.getTime())
-        assert.deepStrictEqual(failed, {
-          ...task,
-          state: "failed",
-          retries: 1,
-          leaseExpiresAt: null,
-          doneAt: now,
-          lastError: error,
-          errors: [error!]
-        })
-        const later = yield* claimAll(store, at(10 * HOUR))
-        assert.deepStrictEqual(idsOf(later), [sibling.id])
-        assert.deepStrictEqual(yield* mustGet(store, task.id), failed)
-      }))
-
-    test("maxRetries counts the retries allowed: with 1, the first lapse re-claims and the second fails", (store) =>
-      Effect.gen(function*() {
-        const { second } = yield* reclaimed(store, { maxRetries: 1 })
-        assert.strictEqual(second.retries, 1)
-        const now = second.leaseExpiresAt!
-        assert.deepStrictEqual(yield* claimAll(store, now), [])
-        const failed = yield* mustGet(store, second.id)
-        assert.strictEqual(failed.state, "failed")
-        assert.strictEqual(failed.retries, 2)
-        assert.strictEqual(failed.attempt, 2)
-        assert.deepStrictEqual(failed.doneAt, now)
-        assert.deepStrictEqual(failed.errors.map((e) => [e.attempt, e.tag]), [[1, "LeaseExpired"], [2, "LeaseExpired"]])
-      }))
-
-    test("a lapsed task takes its place in claim order among ready tasks", (store) =>
-      Effect.gen(function*() {
-        const lapsed = yield* running(store, { priority: 5 })
-        const low = yield* insertOne(store, { priority: 0, scheduledAt: at(-HOUR) })
-        const high = yield* insertOne(store, { priority: 9, scheduledAt: at(1_000) })
-        const now = lapsed.leaseExpiresAt!
-        assert.deepStrictEqual(idsOf(yield* claimAll(store, now)), [high.id, lapsed.id, low.id])
+        const byPriority = (p: number) => tasks.find((task) => task.priority === p)!.id
+        const names = ["a", "b"]
+        assert.deepStrictEqual(idsOf(yield* claimAll(store, T0, "default", 3, MARGIN, names)), [
+          byPriority(6),
+          byPriority(5),
+          byPriority(4)
+        ])
+        assert.deepStrictEqual(idsOf(yield* claimAll(store, T0, "default", 3, MARGIN, names)), [
+          byPriority(3),
+          byPriority(2),
+          byPriority(1)
+        ])
       }))
 
     test("never claims done, failed or cancelled tasks", (store) =>

@@ -8,6 +8,7 @@ import { assert } from "@effect/vitest"
 import { Effect } from "effect"
 import * as crypto from "node:crypto"
 import type { AttemptError, NewTask, QueueCount, Settlement, TaskRecord } from "../../TaskStore.ts"
+import { normalUniqueStates } from "../../TaskStore.ts"
 import type { Store } from "./Suite.ts"
 
 /** The `now` of the tests: 2030-01-01T00:00:00.000Z. */
@@ -24,6 +25,12 @@ export const MARGIN = 5_000
 export const TIMEOUT = 30_000
 /** A high priority, so that a helper's claim takes the task it just inserted. */
 export const FIRST = 1_000_000
+
+/** Every task name the contract's tasks use: what `claimAll` claims by default. */
+export const TASK_NAMES: ReadonlyArray<string> = ["send-email", "a", "b", "other", "ping", "resize-image", "x", "y"]
+
+/** The holder the helpers claim as, registered by `claimAll` for a thousand hours from its claim. */
+export const HOLDER = "7e57c0de-0000-4000-8000-000000000001"
 
 /** A well-formed id that no store has assigned. */
 export const missingId = (): string => crypto.randomUUID()
@@ -48,10 +55,12 @@ export const readyRecord = (id: string, task: NewTask): TaskRecord => ({
   taskName: task.taskName,
   queue: task.queue,
   uniqueKey: task.uniqueKey,
+  uniqueStates: normalUniqueStates(task.uniqueStates),
   payload: task.payload,
   state: "ready",
   priority: task.priority,
   attempt: 0,
+  claim: 0,
   retries: 0,
   maxRetries: task.maxRetries,
   timeoutMs: task.timeoutMs,
@@ -59,6 +68,10 @@ export const readyRecord = (id: string, task: NewTask): TaskRecord => ({
   scheduledAt: task.scheduledAt,
   runningAt: null,
   leaseExpiresAt: null,
+  holder: null,
+  holdSeq: null,
+  startRecorded: false,
+  rescued: 0,
   doneAt: null,
   lastError: null,
   errors: []
@@ -86,9 +99,9 @@ export const idsOf = (records: ReadonlyArray<{ readonly id: string }>): Array<st
 /** Orders strings by code unit, as ids are compared. */
 export const byId = (a: string, b: string): number => (a < b ? -1 : a > b ? 1 : 0)
 
-/** `counts` sorted by queue, then state, for comparisons that ignore order. */
+/** `counts` sorted by queue, task name, then state, for comparisons that ignore order. */
 export const sortedCounts = (counts: ReadonlyArray<QueueCount>): Array<QueueCount> =>
-  [...counts].sort((a, b) => byId(a.queue, b.queue) || byId(a.state, b.state))
+  [...counts].sort((a, b) => byId(a.queue, b.queue) || byId(a.taskName, b.taskName) || byId(a.state, b.state))
 
 // ---------------------------------------------------------------------------
 // Store helpers (each asserts what it relies on)
@@ -110,9 +123,27 @@ export const insertOne = Effect.fnUntraced(function*(store: Store, fields: Parti
   return result.task
 })
 
-/** Claims up to `limit` due tasks of `queue` at `now`. */
-export const claimAll = (store: Store, now: Date, queue = "default", limit = 100, leaseMarginMs = MARGIN) =>
-  store.claim({ queue, limit, now, leaseMarginMs })
+/** Registers (or renews) `id` as a holder at `now` until `expiresAt`, having started up to `startedUpTo`. */
+export const register = (store: Store, now: Date, expiresAt: Date, id = HOLDER, startedUpTo = 0) =>
+  store.heartbeat({ id, queues: ["default"], taskNames: TASK_NAMES, host: "contract", pid: 1, now, expiresAt, startedUpTo })
+
+/**
+ * Claims up to `limit` due tasks of `queue` at `now` (every name of
+ * `TASK_NAMES`), as `HOLDER`, registered first for a thousand hours.
+ */
+export const claimAll = (
+  store: Store,
+  now: Date,
+  queue = "default",
+  limit = 100,
+  leaseMarginMs = MARGIN,
+  taskNames: ReadonlyArray<string> = TASK_NAMES,
+  holder = HOLDER
+) =>
+  Effect.andThen(
+    register(store, now, plus(now, 1000 * HOUR), holder),
+    store.claim({ queue, taskNames, holder, limit, now, leaseMarginMs })
+  )
 
 /** Inserts one task and claims it at `now` (attempt 1). */
 export const running = Effect.fnUntraced(function*(store: Store, fields: Partial<NewTask> = {}, now: Date = T0) {
@@ -126,7 +157,7 @@ export const running = Effect.fnUntraced(function*(store: Store, fields: Partial
 export const settleOne = Effect.fnUntraced(function*(store: Store, settlement: Settlement) {
   const result = single(yield* store.settle([settlement]))
   assert.strictEqual(result.id, settlement.id)
-  assert.strictEqual(result.attempt, settlement.attempt)
+  assert.strictEqual(result.claim, settlement.claim)
   return result.applied
 })
 
@@ -141,7 +172,7 @@ export const finished = Effect.fnUntraced(function*(
   fields: Partial<NewTask> = {}
 ) {
   const task = yield* running(store, fields)
-  const base = { id: task.id, attempt: task.attempt, now: doneAt }
+  const base = { id: task.id, claim: task.claim, now: doneAt }
   const settlement: Settlement = state === "done"
     ? { _tag: "Done", ...base, remove: false }
     : state === "failed"
@@ -154,12 +185,18 @@ export const finished = Effect.fnUntraced(function*(
   return record
 })
 
-/** Claims a task, lets its lease lapse and claims it again: the first attempt is now stale. */
+/**
+ * Claims a task, lets its lease lapse, rescues it (a charged attempt) and
+ * claims it again: the first claim is now stale.
+ */
 export const reclaimed = Effect.fnUntraced(function*(store: Store, fields: Partial<NewTask> = {}) {
   const first = yield* running(store, fields)
+  const rescued = yield* store.rescue({ queues: [first.queue], now: first.leaseExpiresAt!, limit: 100 })
+  assert.deepStrictEqual(rescued, { returned: 0, retried: 1, failed: 0 })
   const second = single(yield* claimAll(store, first.leaseExpiresAt!, first.queue, 1))
   assert.strictEqual(second.id, first.id)
   assert.strictEqual(second.attempt, 2)
+  assert.strictEqual(second.claim, 2)
   return { first, second }
 })
 

@@ -87,7 +87,7 @@ export const reads = ({ test }: Suite): void => {
         assert.deepStrictEqual(yield* page(1, 4), [inserted[4]!])
       }))
 
-    test("counts per queue and state with the oldest scheduledAt, only for pairs that hold tasks", (store) =>
+    test("counts per queue, task name and state with the oldest scheduledAt, only for groups that hold tasks", (store) =>
       Effect.gen(function*() {
         assert.deepStrictEqual(yield* store.counts, [])
         yield* running(store, { queue: "a", scheduledAt: at(-50) })
@@ -95,22 +95,32 @@ export const reads = ({ test }: Suite): void => {
         yield* finished(store, "done", at(11), { queue: "a", scheduledAt: at(-45) })
         yield* finished(store, "failed", at(12), { queue: "b", scheduledAt: at(-30) })
         const removed = yield* running(store, { queue: "b", scheduledAt: at(-100) })
-        assert.isTrue(yield* settleOne(store, { _tag: "Done", id: removed.id, attempt: 1, now: at(13), remove: true }))
+        assert.isTrue(yield* settleOne(store, { _tag: "Done", id: removed.id, claim: 1, now: at(13), remove: true }))
         yield* insertOne(store, { queue: "a", scheduledAt: at(20) })
         yield* insertOne(store, { queue: "a", scheduledAt: at(5) })
         yield* insertOne(store, { queue: "a", scheduledAt: at(HOUR) })
         yield* insertOne(store, { queue: "b", scheduledAt: at(-7) })
+        yield* insertOne(store, { queue: "a", taskName: "x", scheduledAt: at(30) })
+        yield* insertOne(store, { queue: "a", taskName: "x", scheduledAt: at(3) })
 
         const counts = yield* store.counts
         for (const count of counts) assert.strictEqual(typeof count.count, "number")
         const expected: Array<QueueCount> = [
-          { queue: "a", state: "done", count: 2, oldestScheduledAt: at(-45) },
-          { queue: "a", state: "ready", count: 3, oldestScheduledAt: at(5) },
-          { queue: "a", state: "running", count: 1, oldestScheduledAt: at(-50) },
-          { queue: "b", state: "failed", count: 1, oldestScheduledAt: at(-30) },
-          { queue: "b", state: "ready", count: 1, oldestScheduledAt: at(-7) }
+          { queue: "a", taskName: "send-email", state: "done", count: 2, oldestScheduledAt: at(-45) },
+          { queue: "a", taskName: "send-email", state: "ready", count: 3, oldestScheduledAt: at(5) },
+          { queue: "a", taskName: "send-email", state: "running", count: 1, oldestScheduledAt: at(-50) },
+          { queue: "a", taskName: "x", state: "ready", count: 2, oldestScheduledAt: at(3) },
+          { queue: "b", taskName: "send-email", state: "failed", count: 1, oldestScheduledAt: at(-30) },
+          { queue: "b", taskName: "send-email", state: "ready", count: 1, oldestScheduledAt: at(-7) }
         ]
         assert.deepStrictEqual(sortedCounts(counts), expected)
+      }))
+
+    test("clockOffsetMillis is a whole number of milliseconds, and stays put within a minute", (store) =>
+      Effect.gen(function*() {
+        const first = yield* store.clockOffsetMillis
+        assert.isTrue(Number.isSafeInteger(first), `got ${first}`)
+        assert.strictEqual(yield* store.clockOffsetMillis, first)
       }))
   })
 }

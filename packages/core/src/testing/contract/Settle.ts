@@ -1,5 +1,5 @@
 /**
- * The store contract, settle: each outcome is written under the attempt fence, in batches.
+ * The store contract, settle: each outcome is written under the claim fence, in batches.
  *
  * @since 0.1.0
  */
@@ -13,6 +13,7 @@ import {
   HOUR,
   MARGIN,
   TIMEOUT,
+  HOLDER,
   missingId,
   newTask,
   attemptError,
@@ -39,20 +40,22 @@ export const settle = ({ test }: Suite): void => {
     test("Done: done at now, lease cleared, nothing else changed", (store) =>
       Effect.gen(function*() {
         const task = yield* running(store)
-        const results = yield* store.settle([{ _tag: "Done", id: task.id, attempt: 1, now: at(5_000), remove: false }])
-        assert.deepStrictEqual(results, [{ id: task.id, attempt: 1, applied: true }])
+        const results = yield* store.settle([{ _tag: "Done", id: task.id, claim: 1, now: at(5_000), remove: false }])
+        assert.deepStrictEqual(results, [{ id: task.id, claim: 1, applied: true }])
         assert.deepStrictEqual(yield* mustGet(store, task.id), {
           ...task,
           state: "done",
           doneAt: at(5_000),
-          leaseExpiresAt: null
+          leaseExpiresAt: null,
+          holder: null,
+          holdSeq: null
         })
       }))
 
     test("Done with remove deletes the row", (store) =>
       Effect.gen(function*() {
         const task = yield* running(store)
-        assert.isTrue(yield* settleOne(store, { _tag: "Done", id: task.id, attempt: 1, now: at(5), remove: true }))
+        assert.isTrue(yield* settleOne(store, { _tag: "Done", id: task.id, claim: 1, now: at(5), remove: true }))
         assert.isUndefined(yield* store.get(task.id))
         assert.deepStrictEqual(yield* everything(store), [])
         assert.deepStrictEqual(yield* store.counts, [])
@@ -63,7 +66,7 @@ export const settle = ({ test }: Suite): void => {
         const task = yield* running(store)
         const e1 = attemptError(1, at(100))
         assert.isTrue(
-          yield* settleOne(store, { _tag: "Retry", id: task.id, attempt: 1, now: at(100), runAt: at(60_000), error: e1 })
+          yield* settleOne(store, { _tag: "Retry", id: task.id, claim: 1, now: at(100), runAt: at(60_000), error: e1 })
         )
         const afterFirst: TaskRecord = {
           ...task,
@@ -71,6 +74,8 @@ export const settle = ({ test }: Suite): void => {
           retries: 1,
           scheduledAt: at(60_000),
           leaseExpiresAt: null,
+          holder: null,
+          holdSeq: null,
           lastError: e1,
           errors: [e1]
         }
@@ -82,6 +87,9 @@ export const settle = ({ test }: Suite): void => {
           ...afterFirst,
           state: "running",
           attempt: 2,
+          claim: 2,
+          holder: HOLDER,
+          holdSeq: second.holdSeq,
           runningAt: at(60_000),
           leaseExpiresAt: at(60_000 + TIMEOUT + MARGIN)
         })
@@ -91,7 +99,7 @@ export const settle = ({ test }: Suite): void => {
           yield* settleOne(store, {
             _tag: "Retry",
             id: task.id,
-            attempt: 2,
+            claim: 2,
             now: at(60_100),
             runAt: at(120_000),
             error: e2
@@ -103,42 +111,46 @@ export const settle = ({ test }: Suite): void => {
           retries: 2,
           scheduledAt: at(120_000),
           leaseExpiresAt: null,
+          holder: null,
+          holdSeq: null,
           lastError: e2,
           errors: [e1, e2]
         })
       }))
 
-    test("Retry is applied as asked even past maxRetries (the caller decides)", (store) =>
+    test("Retry past maxRetries is applied as asked (the caller decides), retries kept at the maximum", (store) =>
       Effect.gen(function*() {
         const task = yield* running(store, { maxRetries: 0 })
         const error = attemptError(1, at(1))
         assert.isTrue(
-          yield* settleOne(store, { _tag: "Retry", id: task.id, attempt: 1, now: at(1), runAt: at(2), error })
+          yield* settleOne(store, { _tag: "Retry", id: task.id, claim: 1, now: at(1), runAt: at(2), error })
         )
         const record = yield* mustGet(store, task.id)
         assert.strictEqual(record.state, "ready")
-        assert.strictEqual(record.retries, 1)
+        assert.strictEqual(record.retries, 0)
         assert.deepStrictEqual(record.scheduledAt, at(2))
       }))
 
-    test("Fail: failed at now, retries + 1, error appended to the history", (store) =>
+    test("Fail: failed at now, retries unchanged (at most maxRetries), error appended to the history", (store) =>
       Effect.gen(function*() {
         const task = yield* running(store)
         const e1 = attemptError(1, at(10))
         assert.isTrue(
-          yield* settleOne(store, { _tag: "Retry", id: task.id, attempt: 1, now: at(10), runAt: at(20), error: e1 })
+          yield* settleOne(store, { _tag: "Retry", id: task.id, claim: 1, now: at(10), runAt: at(20), error: e1 })
         )
         const second = single(yield* claimAll(store, at(20)))
         const e2 = attemptError(2, at(30), { tag: "InvalidAddress", details: { address: "nobody@" } })
         assert.isTrue(
-          yield* settleOne(store, { _tag: "Fail", id: task.id, attempt: 2, now: at(31), error: e2, remove: false })
+          yield* settleOne(store, { _tag: "Fail", id: task.id, claim: 2, now: at(31), error: e2, remove: false })
         )
         assert.deepStrictEqual(yield* mustGet(store, task.id), {
           ...second,
           state: "failed",
-          retries: 2,
+          retries: 1,
           doneAt: at(31),
           leaseExpiresAt: null,
+          holder: null,
+          holdSeq: null,
           lastError: e2,
           errors: [e1, e2]
         })
@@ -151,7 +163,7 @@ export const settle = ({ test }: Suite): void => {
           yield* settleOne(store, {
             _tag: "Fail",
             id: task.id,
-            attempt: 1,
+            claim: 1,
             now: at(5),
             error: attemptError(1, at(5)),
             remove: true
@@ -166,13 +178,20 @@ export const settle = ({ test }: Suite): void => {
         const task = yield* running(store)
         const e1 = attemptError(1, at(10))
         assert.isTrue(
-          yield* settleOne(store, { _tag: "Retry", id: task.id, attempt: 1, now: at(10), runAt: at(20), error: e1 })
+          yield* settleOne(store, { _tag: "Retry", id: task.id, claim: 1, now: at(10), runAt: at(20), error: e1 })
         )
         const second = single(yield* claimAll(store, at(20)))
         assert.isTrue(
-          yield* settleOne(store, { _tag: "Snooze", id: task.id, attempt: 2, now: at(30), runAt: at(HOUR) })
+          yield* settleOne(store, { _tag: "Snooze", id: task.id, claim: 2, now: at(30), runAt: at(HOUR) })
         )
-        const snoozed: TaskRecord = { ...second, state: "ready", scheduledAt: at(HOUR), leaseExpiresAt: null }
+        const snoozed: TaskRecord = {
+          ...second,
+          state: "ready",
+          scheduledAt: at(HOUR),
+          leaseExpiresAt: null,
+          holder: null,
+          holdSeq: null
+        }
         assert.deepStrictEqual(snoozed.retries, 1)
         assert.deepStrictEqual(snoozed.errors, [e1])
         assert.deepStrictEqual(yield* mustGet(store, task.id), snoozed)
@@ -183,48 +202,70 @@ export const settle = ({ test }: Suite): void => {
         assert.strictEqual(third.retries, 1)
       }))
 
-    test("Release: ready again at now, retries unchanged", (store) =>
+    test("Release: ready again at its scheduledAt (its place kept), attempt and retries unchanged", (store) =>
       Effect.gen(function*() {
         const task = yield* running(store, { scheduledAt: at(-HOUR) })
-        assert.isTrue(yield* settleOne(store, { _tag: "Release", id: task.id, attempt: 1, now: at(500) }))
-        const released: TaskRecord = { ...task, state: "ready", scheduledAt: at(500), leaseExpiresAt: null }
+        const later = yield* insertOne(store, { scheduledAt: at(-1) })
+        assert.isTrue(yield* settleOne(store, { _tag: "Release", id: task.id, claim: 1, now: at(500) }))
+        const released: TaskRecord = { ...task, state: "ready", leaseExpiresAt: null, holder: null, holdSeq: null }
         assert.deepStrictEqual(yield* mustGet(store, task.id), released)
-        const again = single(yield* claimAll(store, at(500)))
-        assert.strictEqual(again.attempt, 2)
-        assert.strictEqual(again.retries, 0)
-        assert.deepStrictEqual(again.errors, [])
+        const again = yield* claimAll(store, at(500))
+        assert.deepStrictEqual(idsOf(again), [task.id, later.id])
+        assert.strictEqual(again[0]!.attempt, 2)
+        assert.strictEqual(again[0]!.claim, 2)
+        assert.strictEqual(again[0]!.retries, 0)
+        assert.deepStrictEqual(again[0]!.errors, [])
+      }))
+
+    test("Return: ready again at its scheduledAt, its attempt given back", (store) =>
+      Effect.gen(function*() {
+        const task = yield* running(store, { scheduledAt: at(-HOUR), priority: 0 })
+        const later = yield* insertOne(store, { scheduledAt: at(-1) })
+        assert.isTrue(yield* settleOne(store, { _tag: "Return", id: task.id, claim: 1, now: at(500) }))
+        const returned: TaskRecord = { ...task, state: "ready", attempt: 0, leaseExpiresAt: null, holder: null, holdSeq: null }
+        assert.deepStrictEqual(yield* mustGet(store, task.id), returned)
+        const again = yield* claimAll(store, at(500))
+        assert.deepStrictEqual(idsOf(again), [task.id, later.id])
+        assert.strictEqual(again[0]!.attempt, 1)
+        assert.strictEqual(again[0]!.claim, 2)
+        // The returned claim is stale now.
+        assert.isFalse(yield* settleOne(store, { _tag: "Done", id: task.id, claim: 1, now: at(501), remove: false }))
       }))
 
     test("Cancel: cancelled at now; an error, when given, is recorded; remove deletes the row", (store) =>
       Effect.gen(function*() {
         const plain = yield* running(store)
         assert.isTrue(
-          yield* settleOne(store, { _tag: "Cancel", id: plain.id, attempt: 1, now: at(7), error: null, remove: false })
+          yield* settleOne(store, { _tag: "Cancel", id: plain.id, claim: 1, now: at(7), error: null, remove: false })
         )
         assert.deepStrictEqual(yield* mustGet(store, plain.id), {
           ...plain,
           state: "cancelled",
           doneAt: at(7),
-          leaseExpiresAt: null
+          leaseExpiresAt: null,
+          holder: null,
+          holdSeq: null
         })
 
         const withError = yield* running(store)
         const error = attemptError(1, at(8), { tag: "Cancelled", message: "no longer wanted" })
         assert.isTrue(
-          yield* settleOne(store, { _tag: "Cancel", id: withError.id, attempt: 1, now: at(9), error, remove: false })
+          yield* settleOne(store, { _tag: "Cancel", id: withError.id, claim: 1, now: at(9), error, remove: false })
         )
         assert.deepStrictEqual(yield* mustGet(store, withError.id), {
           ...withError,
           state: "cancelled",
           doneAt: at(9),
           leaseExpiresAt: null,
+          holder: null,
+          holdSeq: null,
           lastError: error,
           errors: [error]
         })
 
         const removed = yield* running(store)
         assert.isTrue(
-          yield* settleOne(store, { _tag: "Cancel", id: removed.id, attempt: 1, now: at(9), error, remove: true })
+          yield* settleOne(store, { _tag: "Cancel", id: removed.id, claim: 1, now: at(9), error, remove: true })
         )
         assert.isUndefined(yield* store.get(removed.id))
         assert.lengthOf(yield* everything(store), 2)
@@ -234,23 +275,24 @@ export const settle = ({ test }: Suite): void => {
       Effect.gen(function*() {
         const { first, second } = yield* reclaimed(store)
         const stale = (now: Date): Array<Settlement> => [
-          { _tag: "Done", id: first.id, attempt: 1, now, remove: false },
-          { _tag: "Done", id: first.id, attempt: 1, now, remove: true },
-          { _tag: "Retry", id: first.id, attempt: 1, now, runAt: now, error: attemptError(1, now) },
-          { _tag: "Fail", id: first.id, attempt: 1, now, error: attemptError(1, now), remove: false },
-          { _tag: "Fail", id: first.id, attempt: 1, now, error: attemptError(1, now), remove: true },
-          { _tag: "Snooze", id: first.id, attempt: 1, now, runAt: now },
-          { _tag: "Release", id: first.id, attempt: 1, now },
-          { _tag: "Cancel", id: first.id, attempt: 1, now, error: attemptError(1, now), remove: false },
-          { _tag: "Cancel", id: first.id, attempt: 1, now, error: null, remove: true }
+          { _tag: "Done", id: first.id, claim: 1, now, remove: false },
+          { _tag: "Done", id: first.id, claim: 1, now, remove: true },
+          { _tag: "Retry", id: first.id, claim: 1, now, runAt: now, error: attemptError(1, now) },
+          { _tag: "Fail", id: first.id, claim: 1, now, error: attemptError(1, now), remove: false },
+          { _tag: "Fail", id: first.id, claim: 1, now, error: attemptError(1, now), remove: true },
+          { _tag: "Snooze", id: first.id, claim: 1, now, runAt: now },
+          { _tag: "Release", id: first.id, claim: 1, now },
+          { _tag: "Return", id: first.id, claim: 1, now },
+          { _tag: "Cancel", id: first.id, claim: 1, now, error: attemptError(1, now), remove: false },
+          { _tag: "Cancel", id: first.id, claim: 1, now, error: null, remove: true }
         ]
         const settlements = stale(plus(second.runningAt!, 10))
         const results = yield* store.settle(settlements)
-        assert.deepStrictEqual(results, settlements.map(() => ({ id: first.id, attempt: 1, applied: false })))
+        assert.deepStrictEqual(results, settlements.map(() => ({ id: first.id, claim: 1, applied: false })))
         assert.deepStrictEqual(yield* mustGet(store, first.id), second)
 
         assert.isTrue(
-          yield* settleOne(store, { _tag: "Done", id: first.id, attempt: 2, now: plus(second.runningAt!, 20), remove: false })
+          yield* settleOne(store, { _tag: "Done", id: first.id, claim: 2, now: plus(second.runningAt!, 20), remove: false })
         )
         assert.strictEqual((yield* mustGet(store, first.id)).state, "done")
       }))
@@ -262,19 +304,19 @@ export const settle = ({ test }: Suite): void => {
         const live = yield* running(store)
         const missing = missingId()
         const settlements: Array<Settlement> = [
-          { _tag: "Done", id: ready.id, attempt: 0, now: at(20), remove: false },
-          { _tag: "Release", id: ready.id, attempt: 1, now: at(20) },
-          { _tag: "Done", id: done.id, attempt: 1, now: at(20), remove: true },
-          { _tag: "Retry", id: done.id, attempt: 1, now: at(20), runAt: at(20), error: attemptError(1, at(20)) },
-          { _tag: "Done", id: live.id, attempt: 2, now: at(20), remove: false },
-          { _tag: "Snooze", id: live.id, attempt: 0, now: at(20), runAt: at(20) },
-          { _tag: "Done", id: missing, attempt: 1, now: at(20), remove: false },
-          { _tag: "Cancel", id: missing, attempt: 0, now: at(20), error: null, remove: true }
+          { _tag: "Done", id: ready.id, claim: 0, now: at(20), remove: false },
+          { _tag: "Release", id: ready.id, claim: 1, now: at(20) },
+          { _tag: "Done", id: done.id, claim: 1, now: at(20), remove: true },
+          { _tag: "Retry", id: done.id, claim: 1, now: at(20), runAt: at(20), error: attemptError(1, at(20)) },
+          { _tag: "Done", id: live.id, claim: 2, now: at(20), remove: false },
+          { _tag: "Snooze", id: live.id, claim: 0, now: at(20), runAt: at(20) },
+          { _tag: "Done", id: missing, claim: 1, now: at(20), remove: false },
+          { _tag: "Cancel", id: missing, claim: 0, now: at(20), error: null, remove: true }
         ]
         const results = yield* store.settle(settlements)
         assert.deepStrictEqual(
           results,
-          settlements.map((s) => ({ id: s.id, attempt: s.attempt, applied: false }))
+          settlements.map((s) => ({ id: s.id, claim: s.claim, applied: false }))
         )
         assert.deepStrictEqual(yield* mustGet(store, ready.id), ready)
         assert.deepStrictEqual(yield* mustGet(store, done.id), done)
@@ -286,13 +328,13 @@ export const settle = ({ test }: Suite): void => {
     test("a task can be settled once per attempt", (store) =>
       Effect.gen(function*() {
         const task = yield* running(store)
-        assert.isTrue(yield* settleOne(store, { _tag: "Done", id: task.id, attempt: 1, now: at(1), remove: false }))
+        assert.isTrue(yield* settleOne(store, { _tag: "Done", id: task.id, claim: 1, now: at(1), remove: false }))
         const done = yield* mustGet(store, task.id)
         assert.isFalse(
           yield* settleOne(store, {
             _tag: "Fail",
             id: task.id,
-            attempt: 1,
+            claim: 1,
             now: at(2),
             error: attemptError(1, at(2)),
             remove: false
@@ -311,20 +353,20 @@ export const settle = ({ test }: Suite): void => {
         const [t1, t2, t3, t4] = tasks as [TaskRecord, TaskRecord, TaskRecord, TaskRecord]
         const missing = missingId()
         const batch: Array<Settlement> = [
-          { _tag: "Snooze", id: t2.id, attempt: 1, now: at(1), runAt: at(HOUR) },
-          { _tag: "Done", id: missing, attempt: 1, now: at(1), remove: false },
-          { _tag: "Done", id: t1.id, attempt: 1, now: at(1), remove: false },
-          { _tag: "Fail", id: t3.id, attempt: 3, now: at(1), error: attemptError(3, at(1)), remove: false },
-          { _tag: "Cancel", id: t4.id, attempt: 1, now: at(1), error: null, remove: false },
-          { _tag: "Retry", id: t3.id, attempt: 1, now: at(1), runAt: at(2), error: attemptError(1, at(1)) }
+          { _tag: "Snooze", id: t2.id, claim: 1, now: at(1), runAt: at(HOUR) },
+          { _tag: "Done", id: missing, claim: 1, now: at(1), remove: false },
+          { _tag: "Done", id: t1.id, claim: 1, now: at(1), remove: false },
+          { _tag: "Fail", id: t3.id, claim: 3, now: at(1), error: attemptError(3, at(1)), remove: false },
+          { _tag: "Cancel", id: t4.id, claim: 1, now: at(1), error: null, remove: false },
+          { _tag: "Retry", id: t3.id, claim: 1, now: at(1), runAt: at(2), error: attemptError(1, at(1)) }
         ]
         assert.deepStrictEqual(yield* store.settle(batch), [
-          { id: t2.id, attempt: 1, applied: true },
-          { id: missing, attempt: 1, applied: false },
-          { id: t1.id, attempt: 1, applied: true },
-          { id: t3.id, attempt: 3, applied: false },
-          { id: t4.id, attempt: 1, applied: true },
-          { id: t3.id, attempt: 1, applied: true }
+          { id: t2.id, claim: 1, applied: true },
+          { id: missing, claim: 1, applied: false },
+          { id: t1.id, claim: 1, applied: true },
+          { id: t3.id, claim: 3, applied: false },
+          { id: t4.id, claim: 1, applied: true },
+          { id: t3.id, claim: 1, applied: true }
         ])
         assert.deepStrictEqual(
           [t1, t2, t3, t4].map((t) => t.id),
@@ -339,20 +381,20 @@ export const settle = ({ test }: Suite): void => {
       Effect.gen(function*() {
         const [t1, t2] = yield* Effect.all([running(store), running(store)])
         const batch: Array<Settlement> = [
-          { _tag: "Done", id: t1.id, attempt: 1, now: at(1), remove: false },
-          { _tag: "Done", id: "not a task id", attempt: 1, now: at(1), remove: false },
-          { _tag: "Release", id: t2.id, attempt: 0, now: at(1) },
-          { _tag: "Done", id: t1.id, attempt: 1, now: at(2), remove: true },
-          { _tag: "Snooze", id: t2.id, attempt: 1, now: at(1), runAt: at(HOUR) },
-          { _tag: "Release", id: t2.id, attempt: 0, now: at(1) }
+          { _tag: "Done", id: t1.id, claim: 1, now: at(1), remove: false },
+          { _tag: "Done", id: "not a task id", claim: 1, now: at(1), remove: false },
+          { _tag: "Release", id: t2.id, claim: 0, now: at(1) },
+          { _tag: "Done", id: t1.id, claim: 1, now: at(2), remove: true },
+          { _tag: "Snooze", id: t2.id, claim: 1, now: at(1), runAt: at(HOUR) },
+          { _tag: "Release", id: t2.id, claim: 0, now: at(1) }
         ]
         assert.deepStrictEqual(yield* store.settle(batch), [
-          { id: t1.id, attempt: 1, applied: true },
-          { id: "not a task id", attempt: 1, applied: false },
-          { id: t2.id, attempt: 0, applied: false },
-          { id: t1.id, attempt: 1, applied: false },
-          { id: t2.id, attempt: 1, applied: true },
-          { id: t2.id, attempt: 0, applied: false }
+          { id: t1.id, claim: 1, applied: true },
+          { id: "not a task id", claim: 1, applied: false },
+          { id: t2.id, claim: 0, applied: false },
+          { id: t1.id, claim: 1, applied: false },
+          { id: t2.id, claim: 1, applied: true },
+          { id: t2.id, claim: 0, applied: false }
         ])
         const first = yield* mustGet(store, t1.id)
         assert.strictEqual(first.state, "done")
@@ -377,7 +419,7 @@ export const settle = ({ test }: Suite): void => {
           }
         }
         assert.isTrue(
-          yield* settleOne(store, { _tag: "Retry", id: task.id, attempt: 1, now: at(1_234), runAt: at(2_000), error: e1 })
+          yield* settleOne(store, { _tag: "Retry", id: task.id, claim: 1, now: at(1_234), runAt: at(2_000), error: e1 })
         )
         const second = single(yield* claimAll(store, at(2_000)))
         const e2: AttemptError = {
@@ -388,7 +430,7 @@ export const settle = ({ test }: Suite): void => {
           details: null
         }
         assert.isTrue(
-          yield* settleOne(store, { _tag: "Fail", id: second.id, attempt: 2, now: at(3_000), error: e2, remove: false })
+          yield* settleOne(store, { _tag: "Fail", id: second.id, claim: 2, now: at(3_000), error: e2, remove: false })
         )
         const record = yield* mustGet(store, task.id)
         assert.deepStrictEqual(record.errors, [e1, e2])

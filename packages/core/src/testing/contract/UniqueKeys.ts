@@ -6,7 +6,7 @@
 import { assert, describe } from "@effect/vitest"
 import { Effect } from "effect"
 import type { Settlement, TaskRecord } from "../../TaskStore.ts"
-import { at, newTask, attemptError, single, insertOne, running, settleOne, finished, everything } from "./Fixtures.ts"
+import { at, newTask, attemptError, single, insertOne, mustGet, running, settleOne, finished, everything } from "./Fixtures.ts"
 import type { Suite } from "./Suite.ts"
 
 /**
@@ -62,15 +62,52 @@ export const uniqueKeys = ({ test }: Suite): void => {
         assert.lengthOf(yield* everything(store), 4)
       }))
 
-    test("a finished task still holds its key", (store) =>
+    test("by default a finished task frees its key: a new task with that key is inserted", (store) =>
       Effect.gen(function*() {
         for (const state of ["done", "failed", "cancelled"] as const) {
           const record = yield* finished(store, state, at(1_000), { uniqueKey: `key-${state}` })
-          const duplicate = single(yield* store.insert([newTask({ uniqueKey: `key-${state}` })]))
-          assert.isFalse(duplicate.inserted)
-          assert.deepStrictEqual(duplicate.task, record)
+          assert.deepStrictEqual(record.uniqueStates, ["ready", "running"])
+          const fresh = single(yield* store.insert([newTask({ uniqueKey: `key-${state}` })]))
+          assert.isTrue(fresh.inserted)
+          assert.notStrictEqual(fresh.task.id, record.id)
+          // The new one holds the key now.
+          assert.isFalse(single(yield* store.insert([newTask({ uniqueKey: `key-${state}` })])).inserted)
         }
-        assert.lengthOf(yield* everything(store), 3)
+        assert.lengthOf(yield* everything(store), 6)
+      }))
+
+    test("a running task holds its key", (store) =>
+      Effect.gen(function*() {
+        const task = yield* running(store, { uniqueKey: "busy" })
+        const duplicate = single(yield* store.insert([newTask({ uniqueKey: "busy" })]))
+        assert.isFalse(duplicate.inserted)
+        assert.strictEqual(duplicate.task.id, task.id)
+      }))
+
+    test("uniqueStates: a finished task holds its key in the states it names, always with ready and running", (store) =>
+      Effect.gen(function*() {
+        const uniqueStates = ["done", "failed"] as const
+        for (const state of ["done", "failed", "cancelled"] as const) {
+          const record = yield* finished(store, state, at(1_000), { uniqueKey: `held-${state}`, uniqueStates })
+          assert.deepStrictEqual(record.uniqueStates, ["ready", "running", "done", "failed"])
+          const again = single(yield* store.insert([newTask({ uniqueKey: `held-${state}`, uniqueStates })]))
+          assert.strictEqual(again.inserted, state === "cancelled", state)
+          if (!again.inserted) assert.deepStrictEqual(again.task, record)
+        }
+      }))
+
+    test("retry leaves a finished unique task whose key another task holds now", (store) =>
+      Effect.gen(function*() {
+        const old = yield* finished(store, "failed", at(1_000), { uniqueKey: "k" })
+        const fresh = single(yield* store.insert([newTask({ uniqueKey: "k" })]))
+        assert.isTrue(fresh.inserted)
+        assert.strictEqual(yield* store.retry({ id: old.id, states: ["failed"] }, at(2_000)), 0)
+        assert.deepStrictEqual(yield* mustGet(store, old.id), old)
+        // Once the key is free, the retry applies.
+        yield* store.cancel(fresh.task.id, at(2_500))
+        assert.strictEqual(yield* store.retry({ id: old.id, states: ["failed"] }, at(3_000)), 1)
+        assert.strictEqual((yield* mustGet(store, old.id)).state, "ready")
+        assert.isFalse(single(yield* store.insert([newTask({ uniqueKey: "k" })])).inserted)
       }))
 
     test("a key is free again once its row is purged or removed on settlement", (store) =>
@@ -79,16 +116,16 @@ export const uniqueKeys = ({ test }: Suite): void => {
         assert.strictEqual(yield* store.purge({ id: purged.id, states: ["done"] }), 1)
 
         const settlements = (task: TaskRecord): Array<Settlement> => [
-          { _tag: "Done", id: task.id, attempt: task.attempt, now: at(1_000), remove: true },
+          { _tag: "Done", id: task.id, claim: task.claim, now: at(1_000), remove: true },
           {
             _tag: "Fail",
             id: task.id,
-            attempt: task.attempt,
+            claim: task.claim,
             now: at(1_000),
             error: attemptError(1, at(1_000)),
             remove: true
           },
-          { _tag: "Cancel", id: task.id, attempt: task.attempt, now: at(1_000), error: null, remove: true }
+          { _tag: "Cancel", id: task.id, claim: task.claim, now: at(1_000), error: null, remove: true }
         ]
         const removed: Array<TaskRecord> = []
         for (const kind of [0, 1, 2]) {

@@ -1,25 +1,24 @@
 /**
- * Claims up to `limit` runnable tasks of one queue in one statement.
+ * Claims up to `limit` runnable tasks of one queue and some task names in one
+ * statement, for one holder.
  *
  * The rule (the `TaskStore` class documentation states it for every store):
- * a task is runnable when it is `ready` with `scheduled_at <= now`, or
- * `running` with `lease_expires_at <= now` (its worker stopped settling it);
- * runnable tasks are taken by priority (higher first), then `scheduled_at`,
- * then `seq` (insertion order). A claimed task becomes `running` with
- * `attempt + 1`, `running_at = now` and
- * `lease_expires_at = now + timeout + lease margin`. A task whose lease lapsed
- * counts that lost attempt as failed: `retries + 1` and a `LeaseExpired`
- * attempt error; when its retries are exhausted it becomes `failed` instead,
- * and is not returned.
+ * a task is runnable when it is `ready` with `scheduled_at <= now` and its
+ * name is one of the names asked; runnable tasks are taken by priority
+ * (higher first), then `scheduled_at`, then `seq` (insertion order). A
+ * claimed task becomes `running` with `attempt + 1`, `claim + 1`, the
+ * holder, `start_recorded = false`, `running_at = now` and
+ * `lease_expires_at = now + timeout + lease margin`. Lapsed leases are not
+ * the claim's business: `rescueTasks` handles them.
  *
  * One row never stops its queue. A chosen row whose numbers the claim cannot
  * work with is not claimed but set `failed` on its own, with a `MalformedRow`
  * attempt error naming the column and its value, and the claim goes on with
- * the rest (without this, `attempt + 1` or `retries + 1` past 2147483647, or
- * a lease past the latest time, failed the whole statement, and every claim
- * of the queue after it). A row is sound when:
- * - `attempt < 2147483647` and `retries < 2147483647` (both can still count
- *   one more, here or when the attempt is settled);
+ * the rest (without this, `attempt + 1` past 2147483647, or a lease past the
+ * latest time, failed the whole statement, and every claim of the queue
+ * after it). A row is sound when:
+ * - `attempt`, `claim` and `retries` are below 2147483647 (each can still
+ *   count one more, here or when the attempt is settled or rescued);
  * - `max_retries >= 0`;
  * - `0 < timeout_msecs <= latestLeaseMs - now - lease margin`: the lease is
  *   after the claim and no later than `latestLeaseMs`, the latest time the
@@ -28,20 +27,34 @@
  * rows than it chose. (The store then decodes the rows returned; one that
  * does not decode is failed by `failClaimedTasks`.)
  *
+ * Nothing is claimed from a paused queue: each name's subquery first probes
+ * the queues table by primary key (an uncorrelated condition, evaluated once
+ * before any task is read or locked).
+ *
  * How it is found:
- * - `ready` reads the head of `tasks_ready_idx` (only `ready` rows, in claim
- *   order) and stops after `limit` rows; `lapsed` probes `tasks_lease_idx`
- *   (only `running` rows, by lease expiry), one index probe when none lapsed.
- *   Both lock their rows with `FOR UPDATE SKIP LOCKED`, so concurrent claims
- *   are disjoint and never wait on each other. They also read the columns
- *   the soundness check needs, from the heap tuples they lock anyway.
- * - `chosen` merges the two, keeps the first `limit` in claim order and
- *   checks each once (`sound`).
- * - The sound rows are updated through the primary key
- *   (`id = ANY(ARRAY(...))`): with a join, the planner hashed the whole table
- *   for claims of hundreds (a claim of 500 with 50,000 waiting took 64 ms
- *   instead of 16 ms; bench/README.md). `refused` fails the others the same
- *   way; with none, its `ANY` of an empty array reads nothing.
+ * - `ready` reads, for each name asked (`unnest` of the names, a `LATERAL`
+ *   subquery each), the head of that name's range of `tasks_ready_idx`
+ *   (only `ready` rows, by queue, task name, then claim order) and stops
+ *   after `limit` rows: rows of other names are never read, however many
+ *   wait. Each subquery locks its rows with `FOR UPDATE SKIP LOCKED`, so
+ *   concurrent claims are disjoint and never wait on each other. It also
+ *   reads the columns the soundness check needs.
+ * - `chosen` merges the names' rows, keeps the first `limit` in claim order
+ *   and checks each once (`sound`). With several names, up to
+ *   `limit` rows per name are locked and the ones not chosen are released
+ *   when the statement ends; a claimer with one name locks only what it takes.
+ * - `batch` takes one number from the `claim_batches` sequence: the claimed
+ *   tasks' `hold_seq` is that number times 2^20 plus their rank in claim
+ *   order, so a holder's tasks are numbered in the order it starts them,
+ *   across all its claims and queues.
+ * - The sound rows are updated by their physical address (`ctid`, read with
+ *   the lock), joined to `chosen` for their rank: the plan is the same
+ *   whatever the planner believes about the batch's size (with a join on the
+ *   primary key, the planner hashed the whole table for claims of hundreds:
+ *   a claim of 500 with 50,000 waiting took 64 ms instead of 16 ms;
+ *   bench/README.md). `refused` fails the others through the primary key
+ *   (`id = ANY(ARRAY(...))`); with none, its `ANY` of an empty array reads
+ *   nothing.
  *
  * Returns the claimed tasks in claim order.
  */
@@ -49,6 +62,7 @@ import * as PgTypes from "@effect/sql-pg/PgTypes"
 import type { Statement } from "effect/sql/Statement"
 import type { TaskRow } from "../taskRow.ts"
 import type { Target } from "./shared.ts"
+import { texts } from "./shared.ts"
 
 /**
  * The latest lease the claim sets: JavaScript's latest Date
@@ -57,9 +71,16 @@ import type { Target } from "./shared.ts"
  */
 export const latestLeaseMs = 8_640_000_000_000_000
 
+/** How many tasks one claim numbers: its k-th task gets `hold_seq` = batch * 2^20 + k (k from 1). */
+export const holdSeqBlock = 1_048_576
+
 /** What one claim asks for. */
 export interface ClaimParams {
   readonly queue: string
+  /** The task names to claim (at least one). */
+  readonly taskNames: ReadonlyArray<string>
+  /** The holder claiming (a uuid). */
+  readonly holder: string
   /** At most this many rows, at least 1 (an `int4`). */
   readonly limit: number
   readonly now: Date
@@ -70,8 +91,43 @@ export interface ClaimParams {
   readonly leaseMarginMs: number
 }
 
+/**
+ * The columns a claim returns: every column of `TaskRow` but `holder` (see
+ * below), and not `seq` (ordering is done here; a bigint the client would
+ * parse on every claimed row for nothing).
+ */
+const returnedColumns = [
+  "id",
+  "task_name",
+  "queue_name",
+  "uniq_key",
+  "uniq_states",
+  "payload",
+  "state",
+  "priority",
+  "attempt",
+  "claim",
+  "retries",
+  "max_retries",
+  "timeout_msecs",
+  "created_at",
+  "scheduled_at",
+  "running_at",
+  "lease_expires_at",
+  // The claim's holder, known to the caller: not read back (a uuid costs the
+  // client a decode per row).
+  "NULL::uuid AS holder",
+  "hold_seq",
+  "start_recorded",
+  "rescued",
+  "done_at",
+  "error_info",
+  "errors"
+] as const
+
 /** Claims runnable tasks of one queue (see the module documentation); returns them in claim order. */
-export const claimTasks = ({ sql, tasks }: Target, params: ClaimParams): Statement<TaskRow> => {
+export const claimTasks = ({ claimBatches, queues, sql, tasks }: Target, params: ClaimParams): Statement<TaskRow> => {
+  const columns = sql.literal(returnedColumns.join(", "))
   const queueName = PgTypes.text(params.queue)
   const count = PgTypes.int4(params.limit)
   const at = PgTypes.timestamptz(params.now)
@@ -83,17 +139,6 @@ export const claimTasks = ({ sql, tasks }: Target, params: ClaimParams): Stateme
   // `anytextcat`, a SQL function the planner inlines on every claim (each
   // claim is planned afresh: custom plans), which measurably added to it.
 
-  /** The error recorded for an attempt whose lease lapsed, from the row `t` before the claim. */
-  const leaseExpiredError = sql`jsonb_build_object(
-    'attempt', t.attempt,
-    'at', to_char(t.lease_expires_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"'),
-    'message', 'lease expired: attempt ' || t.attempt::text || ' was not settled before ' ||
-      to_char(t.lease_expires_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"'),
-    'tag', 'LeaseExpired',
-    'details', NULL
-  )`
-  /** A lapsed task that has no retries left: it fails instead of being claimed. */
-  const exhausted = sql`(t.state = 'running' AND t.retries >= t.max_retries)`
   /**
    * The `MalformedRow` attempt error of an unsound row `t`: the first column
    * `sound` finds at fault, in the message format of the store's
@@ -106,6 +151,8 @@ export const claimTasks = ({ sql, tasks }: Target, params: ClaimParams): Stateme
     'message', 'Task ' || t.id::text || ' has a malformed ' || CASE
       WHEN t.attempt >= 2147483647 THEN
         'attempt (' || t.attempt::text || '): no attempt can follow the largest number the column holds'
+      WHEN t.claim >= 2147483647 THEN
+        'claim (' || t.claim::text || '): no claim can follow the largest number the column holds'
       WHEN t.retries >= 2147483647 THEN
         'retries (' || t.retries::text || '): no failed attempt can be counted past the largest number the column holds'
       WHEN t.max_retries < 0 THEN 'max_retries (' || t.max_retries::text || '): a negative number of retries'
@@ -117,42 +164,44 @@ export const claimTasks = ({ sql, tasks }: Target, params: ClaimParams): Stateme
     END,
     'tag', 'MalformedRow',
     'details', jsonb_build_object(
-      'attempt', t.attempt, 'retries', t.retries, 'max_retries', t.max_retries, 'timeout_msecs', t.timeout_msecs
+      'attempt', t.attempt, 'claim', t.claim, 'retries', t.retries, 'max_retries', t.max_retries,
+      'timeout_msecs', t.timeout_msecs
     )
   )`
 
   return sql<TaskRow>`
         WITH ready AS (
-          SELECT id, priority, scheduled_at, seq, attempt, retries, max_retries, timeout_msecs FROM ${tasks}
-          WHERE queue_name = ${queueName} AND state = 'ready' AND scheduled_at <= ${at}
-          ORDER BY priority DESC, scheduled_at, seq
-          LIMIT ${count}
-          FOR UPDATE SKIP LOCKED
-        ), lapsed AS (
-          SELECT id, priority, scheduled_at, seq, attempt, retries, max_retries, timeout_msecs FROM ${tasks}
-          WHERE queue_name = ${queueName} AND state = 'running' AND lease_expires_at <= ${at}
-          ORDER BY priority DESC, scheduled_at, seq
-          LIMIT ${count}
-          FOR UPDATE SKIP LOCKED
+          SELECT c.* FROM unnest(${texts(params.taskNames)}) AS n(task_name)
+          CROSS JOIN LATERAL (
+            SELECT ctid AS tid, id, priority, scheduled_at, seq, attempt, claim, retries, max_retries, timeout_msecs
+            FROM ${tasks}
+            WHERE queue_name = ${queueName} AND task_name = n.task_name AND state = 'ready' AND scheduled_at <= ${at}
+              AND NOT EXISTS (SELECT 1 FROM ${queues} WHERE name = ${queueName} AND paused_at IS NOT NULL)
+            ORDER BY priority DESC, scheduled_at, seq
+            LIMIT ${count}
+            FOR UPDATE SKIP LOCKED
+          ) AS c
         ), chosen AS (
-          SELECT id, (attempt < 2147483647 AND retries < 2147483647 AND max_retries >= 0 AND timeout_msecs > 0
-                      AND timeout_msecs <= ${maxTimeoutMs}) AS sound
-          FROM (SELECT * FROM ready UNION ALL SELECT * FROM lapsed) AS c
+          SELECT tid, id, row_number() OVER (ORDER BY priority DESC, scheduled_at, seq) AS rank,
+                 (attempt < 2147483647 AND claim < 2147483647 AND retries < 2147483647 AND max_retries >= 0
+                      AND timeout_msecs > 0 AND timeout_msecs <= ${maxTimeoutMs}) AS sound
+          FROM ready
           ORDER BY priority DESC, scheduled_at, seq
           LIMIT ${count}
+        ), batch AS (
+          SELECT nextval(${claimBatches}::regclass) * ${PgTypes.int4(holdSeqBlock)} AS base
         ), claimed AS (
           UPDATE ${tasks} AS t SET
-            state = CASE WHEN ${exhausted} THEN 'failed' ELSE 'running' END,
-            attempt = CASE WHEN ${exhausted} THEN t.attempt ELSE t.attempt + 1 END,
-            retries = CASE WHEN t.state = 'running' THEN t.retries + 1 ELSE t.retries END,
-            running_at = CASE WHEN ${exhausted} THEN t.running_at ELSE ${at} END,
-            lease_expires_at = CASE WHEN ${exhausted} THEN NULL
-              ELSE ${at} + (t.timeout_msecs + ${PgTypes.float8(leaseMarginMs)}) * interval '1 millisecond' END,
-            done_at = CASE WHEN ${exhausted} THEN ${at} ELSE t.done_at END,
-            error_info = CASE WHEN t.state = 'running' THEN ${leaseExpiredError} ELSE t.error_info END,
-            errors = CASE WHEN t.state = 'running' THEN t.errors || jsonb_build_array(${leaseExpiredError})
-              ELSE t.errors END
-          WHERE t.id = ANY(ARRAY(SELECT id FROM chosen WHERE sound))
+            state = 'running',
+            attempt = t.attempt + 1,
+            claim = t.claim + 1,
+            holder = ${PgTypes.uuid(params.holder)},
+            hold_seq = (SELECT base FROM batch) + c.rank,
+            start_recorded = false,
+            running_at = ${at},
+            lease_expires_at = ${at} + (t.timeout_msecs + ${PgTypes.float8(leaseMarginMs)}) * interval '1 millisecond'
+          FROM chosen AS c
+          WHERE t.ctid = c.tid AND c.sound
           RETURNING t.*
         ), refused AS (
           UPDATE ${tasks} AS t SET
@@ -162,7 +211,7 @@ export const claimTasks = ({ sql, tasks }: Target, params: ClaimParams): Stateme
             (error_info, errors) = (SELECT e, t.errors || jsonb_build_array(e) FROM (SELECT ${malformedError} AS e) AS x)
           WHERE t.id = ANY(ARRAY(SELECT id FROM chosen WHERE NOT sound))
         )
-        SELECT * FROM claimed WHERE state = 'running'
+        SELECT ${columns} FROM claimed
         ORDER BY priority DESC, scheduled_at, seq
       `
 }

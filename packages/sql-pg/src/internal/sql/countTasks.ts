@@ -11,6 +11,7 @@ import type { Target } from "./shared.ts"
 /** A row of `countTasks`. */
 export interface CountRow {
   readonly queue_name: string
+  readonly task_name: string
   readonly state: string
   /** `count(*)` is an `int8`: the driver returns a bigint. */
   readonly count: bigint
@@ -20,8 +21,8 @@ export interface CountRow {
 /** Task counts per queue and state. */
 export const countTasks = ({ sql, tasks }: Target): Statement<CountRow> =>
   sql<CountRow>`
-        SELECT queue_name, state, count(*) AS count, min(scheduled_at) AS oldest_scheduled_at
+        SELECT queue_name, task_name, state, count(*) AS count, min(scheduled_at) AS oldest_scheduled_at
         FROM ${tasks}
-        GROUP BY queue_name, state
-        ORDER BY queue_name COLLATE "C", state COLLATE "C"
+        GROUP BY queue_name, task_name, state
+        ORDER BY queue_name COLLATE "C", task_name COLLATE "C", state COLLATE "C"
       `

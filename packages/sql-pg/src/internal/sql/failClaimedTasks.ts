@@ -17,8 +17,8 @@ import { int4s, texts, uuids } from "./shared.ts"
 /** The claimed rows to fail, one array per column. */
 export interface FailColumns {
   readonly ids: ReadonlyArray<string>
-  /** The attempt each row was claimed with (its fence). */
-  readonly attempts: ReadonlyArray<number>
+  /** The claim each row was claimed with (its fence). */
+  readonly claims: ReadonlyArray<number>
   /** Each row's attempt error, as JSON text. */
   readonly errors: ReadonlyArray<string>
 }
@@ -34,11 +34,13 @@ export const failClaimedTasks = ({ sql, tasks }: Target, columns: FailColumns, n
         UPDATE ${tasks} AS t SET
           state = 'failed',
           lease_expires_at = NULL,
+          holder = NULL,
+          hold_seq = NULL,
           done_at = ${PgTypes.timestamptz(now)},
           error_info = i.error::jsonb,
           errors = t.errors || jsonb_build_array(i.error::jsonb)
-        FROM unnest(${uuids(columns.ids)}, ${int4s(columns.attempts)}, ${texts(columns.errors)})
-          AS i(id, attempt, error)
-        WHERE t.id = i.id AND t.attempt = i.attempt AND t.lease_expires_at IS NOT NULL
+        FROM unnest(${uuids(columns.ids)}, ${int4s(columns.claims)}, ${texts(columns.errors)})
+          AS i(id, claim, error)
+        WHERE t.id = i.id AND t.claim = i.claim AND t.lease_expires_at IS NOT NULL
         RETURNING t.id
       `

@@ -24,6 +24,8 @@ export interface InsertColumns {
   readonly taskNames: ReadonlyArray<string>
   readonly queues: ReadonlyArray<string>
   readonly uniqueKeys: ReadonlyArray<string | null>
+  /** Each task's unique states, comma-separated (`ready,running,done`), or null for the default. */
+  readonly uniqueStates: ReadonlyArray<string | null>
   /** JSON text. */
   readonly payloads: ReadonlyArray<string>
   readonly priorities: ReadonlyArray<number>
@@ -47,17 +49,17 @@ export const insertTasks = ({ channel, sql, tasks }: Target, columns: InsertColu
             ${uuids(columns.ids)}, ${texts(columns.taskNames)}, ${texts(columns.queues)},
             ${texts(columns.uniqueKeys)}, ${texts(columns.payloads)}, ${int4s(columns.priorities)},
             ${int4s(columns.maxRetries)}, ${float8s(columns.timeoutsMs)}, ${timestamps(columns.createdAt)},
-            ${timestamps(columns.scheduledAt)}
+            ${timestamps(columns.scheduledAt)}, ${texts(columns.uniqueStates)}
           ) WITH ORDINALITY AS i(id, task_name, queue_name, uniq_key, payload, priority, max_retries,
-                 timeout_msecs, created_at, scheduled_at, ord)
+                 timeout_msecs, created_at, scheduled_at, uniq_states, ord)
         ), inserted AS (
           INSERT INTO ${tasks} AS t (id, task_name, queue_name, uniq_key, payload, priority, max_retries,
-                                     timeout_msecs, created_at, scheduled_at)
+                                     timeout_msecs, created_at, scheduled_at, uniq_states)
           SELECT id, task_name, queue_name, uniq_key, payload::jsonb, priority, max_retries,
-                 round(timeout_msecs)::bigint, created_at, scheduled_at
+                 round(timeout_msecs)::bigint, created_at, scheduled_at, uniq_states
           FROM input
           ORDER BY ord
-          ON CONFLICT (task_name, uniq_key) WHERE uniq_key IS NOT NULL DO NOTHING
+          ON CONFLICT (task_name, uniq_key) WHERE uniq_key IS NOT NULL AND (state IN ('ready', 'running') OR strpos(uniq_states, state) > 0) DO NOTHING
           RETURNING t.id, t.queue_name
         ), woken AS (
           SELECT pg_notify(${channel}, queue_name) FROM (SELECT DISTINCT queue_name FROM inserted) AS q

@@ -19,4 +19,5 @@ export const selectTasksByUniqueKey = (
         SELECT t.* FROM ${tasks} AS t
         JOIN unnest(${texts(taskNames)}, ${texts(uniqueKeys)}) AS k(task_name, uniq_key)
           ON t.task_name = k.task_name AND t.uniq_key = k.uniq_key
+        WHERE t.state IN ('ready', 'running') OR strpos(t.uniq_states, t.state) > 0
       `

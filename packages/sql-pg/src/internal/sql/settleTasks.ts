@@ -1,11 +1,18 @@
 /**
  * Applies a batch of settlements (the outcomes of attempts) in one statement.
  *
- * Each settlement is guarded by its attempt fence: it applies only while its
- * task is still `running` with the attempt it names, so a worker whose lease
+ * Each settlement is guarded by its claim fence: it applies only while its
+ * task is still `running` under the claim it names, so a worker whose lease
  * lapsed cannot overwrite the work of the worker that re-claimed the task.
  * Rows whose retention says so are deleted instead of updated. The columns
- * must not repeat an (id, attempt) pair.
+ * must not repeat an (id, claim) pair.
+ *
+ * What each kind writes besides the state: `Retry` adds one to `retries`
+ * (never past `max_retries`); `Fail` leaves `retries` as it is, so it never
+ * exceeds its maximum; `Release` and `Return` keep `scheduled_at`, so the
+ * task keeps its place in the queue, and `Return` gives the attempt back
+ * (`attempt - 1`: it never started). Every kind ends the claim
+ * (`holder = NULL`).
  *
  * How it is planned:
  * - Each settlement finds its row through the primary key and locks it
@@ -31,11 +38,11 @@ import { bools, int4s, texts, timestamps, uuids } from "./shared.ts"
 /** The columns of a batch of settlements, one array per column. */
 export interface SettleColumns {
   readonly ids: ReadonlyArray<string>
-  readonly attempts: ReadonlyArray<number>
-  /** The `Settlement` tag: `Done`, `Retry`, `Fail`, `Snooze`, `Release` or `Cancel`. */
+  readonly claims: ReadonlyArray<number>
+  /** The `Settlement` tag: `Done`, `Retry`, `Fail`, `Snooze`, `Release`, `Return` or `Cancel`. */
   readonly kinds: ReadonlyArray<string>
   readonly settledAt: ReadonlyArray<Date>
-  /** The new `scheduled_at` for `Retry`, `Snooze` and `Release`, otherwise null. */
+  /** The new `scheduled_at` for `Retry` and `Snooze`, otherwise null (kept). */
   readonly runAt: ReadonlyArray<Date | null>
   /** The attempt error as JSON text, or null. */
   readonly errors: ReadonlyArray<string | null>
@@ -54,16 +61,16 @@ export const settleTasks = ({ sql, tasks }: Target, columns: SettleColumns): Sta
   sql<SettledRow>`
         WITH input AS (
           SELECT * FROM unnest(
-            ${uuids(columns.ids)}, ${int4s(columns.attempts)}, ${texts(columns.kinds)},
+            ${uuids(columns.ids)}, ${int4s(columns.claims)}, ${texts(columns.kinds)},
             ${timestamps(columns.settledAt)}, ${timestamps(columns.runAt)}, ${texts(columns.errors)},
             ${bools(columns.remove)}
-          ) WITH ORDINALITY AS i(id, attempt, kind, settled_at, run_at, error, remove, ord)
+          ) WITH ORDINALITY AS i(id, claim, kind, settled_at, run_at, error, remove, ord)
         ), target AS (
           SELECT i.*, x.ctid AS tid
           FROM (SELECT * FROM input ORDER BY id) AS i
           CROSS JOIN LATERAL (
             SELECT ctid FROM ${tasks} AS x
-            WHERE x.id = i.id AND x.attempt = i.attempt AND x.lease_expires_at IS NOT NULL
+            WHERE x.id = i.id AND x.claim = i.claim AND x.lease_expires_at IS NOT NULL
             FOR UPDATE
           ) AS x
         ), removed AS (
@@ -75,10 +82,14 @@ export const settleTasks = ({ sql, tasks }: Target, columns: SettleColumns): Sta
           UPDATE ${tasks} AS t SET
             state = CASE i.kind
               WHEN 'Done' THEN 'done' WHEN 'Fail' THEN 'failed' WHEN 'Cancel' THEN 'cancelled' ELSE 'ready' END,
-            retries = CASE WHEN i.kind IN ('Retry', 'Fail') THEN t.retries + 1 ELSE t.retries END,
+            retries = CASE WHEN i.kind = 'Retry' THEN LEAST(t.retries + 1, GREATEST(t.max_retries, t.retries))
+              ELSE t.retries END,
+            attempt = CASE WHEN i.kind = 'Return' THEN GREATEST(t.attempt - 1, 0) ELSE t.attempt END,
             scheduled_at = COALESCE(i.run_at, t.scheduled_at),
             done_at = CASE WHEN i.kind IN ('Done', 'Fail', 'Cancel') THEN i.settled_at ELSE t.done_at END,
             lease_expires_at = NULL,
+            holder = NULL,
+            hold_seq = NULL,
             error_info = COALESCE(i.error::jsonb, t.error_info),
             errors = CASE WHEN i.error IS NULL THEN t.errors ELSE t.errors || jsonb_build_array(i.error::jsonb) END
           FROM target AS i

@@ -6,7 +6,8 @@
  * statement with a fixed text, prepared once per connection. The only name
  * that reaches SQL text is the validated schema, through `sql(identifier)`;
  * everything else is a bound parameter. No statement reads the database
- * clock: every time comes from the caller.
+ * clock (only `readClock` does, to measure the offset): every time comes
+ * from the caller.
  */
 import * as PgTypes from "@effect/sql-pg/PgTypes"
 import { Result } from "effect"
@@ -20,6 +21,12 @@ export interface Target {
   readonly sql: SqlClient.SqlClient
   /** The tasks table, qualified by the store's schema. */
   readonly tasks: Identifier
+  /** The holders table, qualified by the store's schema. */
+  readonly holders: Identifier
+  /** The queues table (paused queues), qualified by the store's schema. */
+  readonly queues: Identifier
+  /** The name of the sequence numbering claims, as text for `nextval`. */
+  readonly claimBatches: PgTypes.Parameter
   /** The LISTEN/NOTIFY channel whose payloads are queue names. */
   readonly channel: PgTypes.Parameter
 }
@@ -28,6 +35,9 @@ export interface Target {
 export const target = (sql: SqlClient.SqlClient, names: Names): Target => ({
   sql,
   tasks: sql(names.tasks),
+  holders: sql(names.holders),
+  claimBatches: PgTypes.text(names.claimBatches),
+  queues: sql(names.queues),
   channel: PgTypes.text(names.channel)
 })
 
