@@ -151,6 +151,13 @@ export const make: Effect.Effect<TaskStore["Service"]> = Effect.sync(() => {
   // Claims number their tasks: claim n's k-th task gets n * 2^20 + k.
   let claims = 0
 
+  /** How many running tasks the holder `id` holds. */
+  const holdingOf = (id: string) => {
+    let holding = 0
+    for (const row of rows.values()) if (row.state === "running" && row.holder === id) holding += 1
+    return holding
+  }
+
   /** Whether `row` holds its unique key in its current state. */
   const holdsKey = (row: Row) => row.uniqueKey !== null && row.uniqueStates.includes(row.state)
 
@@ -455,9 +462,7 @@ export const make: Effect.Effect<TaskStore["Service"]> = Effect.sync(() => {
     Effect.sync(() => {
       const known = holders.get(id)
       if (known === undefined) return
-      let holding = false
-      for (const row of rows.values()) if (row.state === "running" && row.holder === id) holding = true
-      if (holding) holders.set(id, { ...known, expiresAt: now })
+      if (holdingOf(id) > 0) holders.set(id, { ...known, expiresAt: now })
       else holders.delete(id)
     })
 
@@ -508,9 +513,7 @@ export const make: Effect.Effect<TaskStore["Service"]> = Effect.sync(() => {
       }
       for (const [id, holder] of holders) {
         if (holder.expiresAt.getTime() > now) continue
-        let holding = false
-        for (const row of rows.values()) if (row.state === "running" && row.holder === id) holding = true
-        if (!holding) holders.delete(id)
+        if (holdingOf(id) === 0) holders.delete(id)
       }
       if (woken.size > 0) notify(woken)
       return { returned, retried, failed }
@@ -543,9 +546,7 @@ export const make: Effect.Effect<TaskStore["Service"]> = Effect.sync(() => {
 
   const listHolders = Effect.sync(() =>
     [...holders.values()].map((holder): HolderRecord => {
-      let holding = 0
-      for (const row of rows.values()) if (row.state === "running" && row.holder === holder.id) holding += 1
-      return { ...holder, queues: [...holder.queues], taskNames: [...holder.taskNames], holding }
+      return { ...holder, queues: [...holder.queues], taskNames: [...holder.taskNames], holding: holdingOf(holder.id) }
     }).sort((a, b) => a.startedAt.getTime() - b.startedAt.getTime())
   )
 

@@ -27,7 +27,7 @@
 import type { Effect } from "effect"
 import { Duration, Effect as E, Schema } from "effect"
 import * as Backoff from "./Backoff.ts"
-import { unstorable } from "./internal/text.ts"
+import { badName } from "./internal/text.ts"
 import type { TaskState } from "./TaskStore.ts"
 import { normalUniqueStates, TaskStates } from "./TaskStore.ts"
 
@@ -190,13 +190,9 @@ export const make = <
   const fail = (message: string): never => {
     throw new InvalidTaskDefinition({ taskName: String(options.name), message })
   }
-  if (typeof options.name !== "string" || options.name.length === 0) fail("the task name must be a non-empty string")
-  if (options.name.length > 255) fail("the task name must be at most 255 characters")
-  if (typeof queue !== "string" || queue.length === 0) fail("the queue name must be a non-empty string")
-  if (queue.length > 255) fail("the queue name must be at most 255 characters")
-  const badName = unstorable(options.name)
-  if (badName !== undefined) fail(`the task name ${badName}`)
-  const badQueue = unstorable(queue)
+  const badTaskName = badName(options.name)
+  if (badTaskName !== undefined) fail(`the task name ${badTaskName}`)
+  const badQueue = badName(queue)
   if (badQueue !== undefined) fail(`the queue name ${badQueue}`)
   const maxRetries = options.maxRetries ?? 3
   if (!isNonNegativeInt(maxRetries) || maxRetries > maxMaxRetries) {

@@ -26,7 +26,7 @@
  */
 import { Context, DateTime, Duration, Effect, Exit, Layer, Metric, Schema } from "effect"
 import type * as Task from "./Task.ts"
-import { firstUnstorable, maxJsonDepth, unstorable } from "./internal/text.ts"
+import { badName, firstUnstorable, maxJsonDepth, unstorable } from "./internal/text.ts"
 import * as TaskMetrics from "./TaskMetrics.ts"
 import type { NewTask, QueueControl, TaskRecord, TaskStoreError } from "./TaskStore.ts"
 import { currentTimeMillis, TaskStore } from "./TaskStore.ts"
@@ -337,11 +337,7 @@ export const make: Effect.Effect<TaskQueue["Service"], never, TaskStore> = Effec
   ) => enqueue(task, payload, { ...options, runAt: at })
 
   const checkName = (queue: string, what: string, text: string) => {
-    const problem = typeof text !== "string" || text.length === 0
-      ? "must be a non-empty string"
-      : text.length > 255
-      ? "must be at most 255 characters"
-      : unstorable(text)
+    const problem = badName(text)
     return problem === undefined
       ? Effect.void
       : Effect.fail(new InvalidQueueName({ queue: String(queue), message: `the ${what} ${problem}` }))

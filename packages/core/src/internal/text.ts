@@ -17,6 +17,17 @@ export const unstorable = (text: string): string | undefined =>
     : undefined
 
 /**
+ * Why `text` cannot name a task or a queue (empty, over 255 characters, or
+ * unstorable), or undefined when it can.
+ */
+export const badName = (text: unknown): string | undefined =>
+  typeof text !== "string" || text.length === 0
+    ? "must be a non-empty string"
+    : text.length > 255
+    ? "must be at most 255 characters"
+    : unstorable(text)
+
+/**
  * The first string (or object key) in a JSON value that cannot be stored,
  * with its path, or a nesting deeper than `maxJsonDepth`. Walked without
  * recursion, so no value can overflow the stack.

@@ -60,7 +60,7 @@
  */
 import * as PgTypes from "@effect/sql-pg/PgTypes"
 import type { Statement } from "effect/sql/Statement"
-import type { TaskRow } from "../taskRow.ts"
+import { TaskRow } from "../taskRow.ts"
 import type { Target } from "./shared.ts"
 import { texts } from "./shared.ts"
 
@@ -92,42 +92,18 @@ export interface ClaimParams {
 }
 
 /**
- * The columns a claim returns: every column of `TaskRow` but `holder` (see
- * below), and not `seq` (ordering is done here; a bigint the client would
- * parse on every claimed row for nothing).
+ * The columns a claim returns: the columns of `TaskRow`, and so not `seq`
+ * (ordering is done here; a bigint the client would parse on every claimed
+ * row for nothing); `holder` as NULL, since the caller knows it (a uuid costs
+ * the client a decode per row).
  */
-const returnedColumns = [
-  "id",
-  "task_name",
-  "queue_name",
-  "uniq_key",
-  "uniq_states",
-  "payload",
-  "state",
-  "priority",
-  "attempt",
-  "claim",
-  "retries",
-  "max_retries",
-  "timeout_msecs",
-  "created_at",
-  "scheduled_at",
-  "running_at",
-  "lease_expires_at",
-  // The claim's holder, known to the caller: not read back (a uuid costs the
-  // client a decode per row).
-  "NULL::uuid AS holder",
-  "hold_seq",
-  "start_recorded",
-  "rescued",
-  "done_at",
-  "error_info",
-  "errors"
-] as const
+const returnedColumns = Object.keys(TaskRow.fields)
+  .map((column) => column === "holder" ? "NULL::uuid AS holder" : column)
+  .join(", ")
 
 /** Claims runnable tasks of one queue (see the module documentation); returns them in claim order. */
 export const claimTasks = ({ claimBatches, queues, sql, tasks }: Target, params: ClaimParams): Statement<TaskRow> => {
-  const columns = sql.literal(returnedColumns.join(", "))
+  const columns = sql.literal(returnedColumns)
   const queueName = PgTypes.text(params.queue)
   const count = PgTypes.int4(params.limit)
   const at = PgTypes.timestamptz(params.now)
