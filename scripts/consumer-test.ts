@@ -233,7 +233,7 @@ const tsconfig = {
 }
 
 // Every public entry point, used so that its declarations are checked.
-const entries = `import { Backoff, MemoryTaskStore, Retention, Task, TaskMetrics, TaskQueue, TaskStore, WorkerPool } from "@backie/core"
+const entries = `import { Backoff, MemoryTaskStore, Recurring, Retention, Task, TaskMetrics, TaskQueue, TaskStore, WorkerPool } from "@backie/core"
 import { Cli, Database, Errors, WorkerModule } from "@backie/cli"
 import { Migrations, PgTaskStore } from "@backie/sql-pg"
 import * as EmbeddedPostgres from "@backie/sql-pg/EmbeddedPostgres"
@@ -241,7 +241,7 @@ import type { Layer } from "effect"
 
 export const store: Layer.Layer<TaskStore.TaskStore> = MemoryTaskStore.layer
 export const server: (options?: EmbeddedPostgres.Options) => Promise<EmbeddedPostgres.Server> = EmbeddedPostgres.start
-export const used = [Backoff, Retention, Task, TaskMetrics, TaskQueue, WorkerPool, Migrations, PgTaskStore, Cli, Database, Errors, WorkerModule]
+export const used = [Backoff, Recurring, Retention, Task, TaskMetrics, TaskQueue, WorkerPool, Migrations, PgTaskStore, Cli, Database, Errors, WorkerModule]
 `
 
 // A pool whose tasks take a second, so that some are running when SIGTERM comes.
@@ -274,6 +274,28 @@ await Effect.runPromise(
     Effect.provide(TaskQueue.layer.pipe(Layer.provide(Store)))
   )
 )
+`
+
+// A recurring task every second, run by a pool next to it for \`seconds\` in \`schema\`.
+const recurring = `import { Recurring, Task, WorkerPool } from "@backie/core"
+import { PgTaskStore } from "@backie/sql-pg"
+import { PgClient } from "@effect/sql-pg"
+import { Config, Effect, Layer, Schema } from "effect"
+
+const [schema, seconds] = process.argv.slice(2)
+const Tick = Task.make({ name: "tick", payload: Schema.Struct({ slot: Schema.String }) })
+const Ticks = Recurring.make({ task: Tick, every: "1 second", payload: (slot) => ({ slot: slot.toISOString() }) })
+const Store = PgTaskStore.layer({ schema }).pipe(Layer.provide(PgClient.layerConfig({ url: Config.Redacted("DATABASE_URL") })))
+const Pool = WorkerPool.layer({
+  handlers: [Task.handler(Tick, ({ slot }) => Effect.log(\`ran \${slot}\`))],
+  queues: { default: { retention: "KeepAll" } }
+})
+// Schedule for \`seconds\`, then stop scheduling and let the pool run what is due.
+const program = Effect.gen(function*() {
+  yield* Effect.sleep(\`\${seconds} seconds\`).pipe(Effect.provide(Recurring.layer([Ticks])))
+  yield* WorkerPool.awaitIdle
+})
+await Effect.runPromise(program.pipe(Effect.provide(Pool), Effect.provide(Store)))
 `
 
 // --- the checks ----------------------------------------------------------------
@@ -339,6 +361,7 @@ const install = async () => {
   console.log(`${examples} README examples of the packages, to type-check as readme-*.ts`)
   fs.writeFileSync(path.join(app, "workers.mjs"), workers)
   fs.writeFileSync(path.join(app, "enqueue.mjs"), enqueue)
+  fs.writeFileSync(path.join(app, "recurring.mjs"), recurring)
   await npm(["install"])
   const installed = path.join(app, "node_modules", "@backie")
   const declarations = ["core", "sql-pg", "cli"].flatMap((pkg) => filesUnder(path.join(installed, pkg, "dist"), ".d.ts"))
@@ -405,6 +428,33 @@ const runApps = async (binaries: Map<string, string>, url: string) => {
   }
   const left = await states(url, "backie")
   check(Object.keys(left).length === 0, "every task the programs enqueued ran and was removed", JSON.stringify(left))
+}
+
+/** Two processes run one recurring schedule on plain Node: each slot is enqueued once, and every task ran. */
+const runRecurring = async (binaries: Map<string, string>, url: string) => {
+  step("recurring tasks in two processes")
+  const node = binaries.get("24")
+  if (!check(node !== undefined, "node 24 is available for the recurring check")) return
+  const schema = `recurring_${crypto.randomBytes(4).toString("hex")}`
+  const env = { ...process.env, DATABASE_URL: url }
+  const outcomes = await Promise.all([1, 2].map(() => run(node!, ["recurring.mjs", schema, "5"], { env, timeoutMs: 60_000 })))
+  for (const [index, outcome] of outcomes.entries()) {
+    check(outcome.code === 0, `node 24: recurring.mjs process ${index + 1} exits 0`, describe(outcome))
+  }
+  const rows = await query<{ tasks: number; slots: number; done: number; last: string | null }>(
+    url,
+    `SELECT count(*)::int AS tasks, count(DISTINCT scheduled_at)::int AS slots,
+            count(*) FILTER (WHERE state = 'done')::int AS done,
+            (SELECT last_slot::text FROM "${schema}".schedules WHERE name = 'tick') AS last
+     FROM "${schema}".tasks WHERE task_name = 'tick'`
+  )
+  const counts = rows[0]!
+  check(
+    counts.tasks >= 3 && counts.slots === counts.tasks && counts.last !== null,
+    "two processes running one schedule every second enqueued each slot once",
+    JSON.stringify(counts)
+  )
+  check(counts.done === counts.tasks, "every recurring task the two processes enqueued ran", JSON.stringify(counts))
 }
 
 /** `backie work ./workers.mjs` (`command`), stopped by SIGTERM once tasks run. */
@@ -511,6 +561,7 @@ const main = async () => {
     console.log(`using ${database.where}`)
     await runApps(binaries, database.url)
     await runCli(binaries, database.url)
+    await runRecurring(binaries, database.url)
     await runContract()
   } catch (error) {
     check(false, "the consumer test ran to its end", error instanceof Error ? error.stack ?? error.message : String(error))

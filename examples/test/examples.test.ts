@@ -13,6 +13,7 @@ import { execFile } from "node:child_process"
 import * as crypto from "node:crypto"
 import * as path from "node:path"
 import { inject } from "vitest"
+import * as Recurring from "../recurring.ts"
 import * as SimpleWorker from "../simple_worker.ts"
 import * as Transactional from "../transactional.ts"
 import * as TypedErrors from "../typed_errors.ts"
@@ -89,6 +90,27 @@ describe("examples", () => {
     Effect.gen(function*() {
       const result = yield* Transactional.run.pipe(Effect.provide(TaskQueue.layer.pipe(Layer.provideMerge(database()))))
       assert.deepStrictEqual(result, { kept: [1, 2, 4, 5], declined: [3, 6], sent: [1, 2, 4, 5] })
+    }))
+
+  it.effect("recurring: two processes running the same schedules run each digest slot once", () =>
+    Effect.gen(function*() {
+      const [first, second] = yield* driveClock(
+        Effect.all([Recurring.run(35), Recurring.run(35)], { concurrency: 2 })
+      ).pipe(Effect.provide(TaskQueue.layer.pipe(Layer.provideMerge(database()))))
+      const slots = [...first.digests, ...second.digests].sort()
+      // Every 10 s over 35 s: 3 or 4 slots, each run by one process only.
+      assert.isAtLeast(slots.length, 3)
+      assert.strictEqual(new Set(slots).size, slots.length)
+      for (let i = 1; i < slots.length; i++) {
+        assert.strictEqual(Date.parse(slots[i]!) - Date.parse(slots[i - 1]!), 10_000)
+      }
+      const digest = second.schedules.find((s) => s.name === "digest")!
+      assert.strictEqual(digest.lastSlot!.toISOString(), slots[slots.length - 1])
+      assert.strictEqual(digest.nextSlot!.getTime() - digest.lastSlot!.getTime(), 10_000)
+      assert.deepStrictEqual(second.schedules.map((s) => [s.name, s.expression, s.timeZone]), [
+        ["digest", "*/10 * * * * *", "UTC"],
+        ["nightly_report", "0 3 * * *", "Europe/Berlin"]
+      ])
     }))
 
   it.effect("typed_errors: each outcome shows in the stored history", () =>

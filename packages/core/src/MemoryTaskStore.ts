@@ -27,9 +27,13 @@ import type {
   QueueCount,
   RescueRequest,
   RescueResult,
+  ScheduleDeclaration,
+  ScheduleRecord,
   Selection,
   Settlement,
   SettleResult,
+  SlotRequest,
+  SlotResult,
   StartRecord,
   TaskRecord,
   TaskState,
@@ -96,7 +100,7 @@ const refusedSettlement = (settlement: Settlement): string | undefined => {
   return firstUnstorable(error.details, "the error details")
 }
 
-const rejected = (operation: "insert" | "settle" | "pause", reason: string) =>
+const rejected = (operation: "insert" | "settle" | "pause" | "schedules", reason: string) =>
   new TaskStoreError({ reason: "Rejected", operation, message: `${operation} failed: ${reason}` })
 
 /** Copies so that callers never share mutable state with the store. */
@@ -544,6 +548,66 @@ export const make: Effect.Effect<TaskStore["Service"]> = Effect.sync(() => {
 
   const pausedQueues = Effect.sync(() => [...paused.keys()].sort().map(control))
 
+  const schedules = new Map<string, ScheduleRecord>()
+
+  const refusedDeclaration = (declaration: ScheduleDeclaration): string | undefined => {
+    for (const text of [declaration.name, declaration.taskName, declaration.queue, declaration.expression,
+      declaration.timeZone, declaration.missed]) {
+      const refused = unstorable(text)
+      if (refused !== undefined) return `a schedule's text ${refused}`
+    }
+    return isValidDate(declaration.now) ? undefined : "a time is not a valid date"
+  }
+
+  const declareSchedules = (declarations: ReadonlyArray<ScheduleDeclaration>) =>
+    Effect.suspend(() => {
+      for (const declaration of declarations) {
+        const refused = refusedDeclaration(declaration)
+        if (refused !== undefined) return Effect.fail(rejected("schedules", refused))
+      }
+      return Effect.sync(() =>
+        declarations.map((declaration) => {
+          const { now, ...declared } = declaration
+          const existing = schedules.get(declaration.name)
+          const record: ScheduleRecord = existing === undefined
+            ? { ...declared, declaredAt: now, seenAt: now, lastSlot: null, lastTaskId: null, lastTakenAt: null }
+            : { ...existing, ...declared, seenAt: now > existing.seenAt ? now : existing.seenAt }
+          schedules.set(declaration.name, record)
+          return record
+        })
+      )
+    })
+
+  const takeSlot = (request: SlotRequest) =>
+    Effect.suspend(() => {
+      if (!isValidDate(request.slot) || !isValidDate(request.now)) {
+        return Effect.fail(rejected("schedules", "a time is not a valid date"))
+      }
+      const current = schedules.get(request.schedule)
+      const previous = current?.lastSlot?.getTime() ?? null
+      if (current === undefined || previous !== (request.previous?.getTime() ?? null)) {
+        return Effect.succeed<SlotResult>({ taken: false, inserted: undefined, schedule: current })
+      }
+      const inserted = request.task === undefined ? Effect.succeed(undefined) : Effect.map(
+        insert([request.task]),
+        (results) => results[0]
+      )
+      return Effect.map(inserted, (result): SlotResult => {
+        const record: ScheduleRecord = {
+          ...current,
+          lastSlot: request.slot,
+          lastTaskId: result?.task.id ?? null,
+          lastTakenAt: request.now
+        }
+        schedules.set(request.schedule, record)
+        return { taken: true, inserted: result, schedule: record }
+      })
+    })
+
+  const listSchedules = Effect.sync(() => [...schedules.values()].sort((a, b) => a.name < b.name ? -1 : a.name > b.name ? 1 : 0))
+
+  const removeSchedule = (name: string) => Effect.sync(() => schedules.delete(name))
+
   const listHolders = Effect.sync(() =>
     [...holders.values()].map((holder): HolderRecord => {
       return { ...holder, queues: [...holder.queues], taskNames: [...holder.taskNames], holding: holdingOf(holder.id) }
@@ -582,6 +646,10 @@ export const make: Effect.Effect<TaskStore["Service"]> = Effect.sync(() => {
     pause,
     resume,
     pausedQueues,
+    declareSchedules,
+    takeSlot,
+    schedules: listSchedules,
+    removeSchedule,
     clockOffsetMillis: Effect.succeed(0),
     get,
     list,

@@ -103,3 +103,25 @@ export const dropped = Metric.counter("backie_settlements_dropped", {
 export const duration = Metric.timer("backie_task_duration", {
   description: "Duration of each attempt"
 })
+
+/**
+ * Slots of recurring schedules taken by this process, by `schedule` and
+ * `outcome` (`enqueued`, `duplicate`: its unique key was held, `refused`:
+ * no task could be made for it).
+ *
+ * @since 0.1.0
+ */
+export const slotsTaken = Metric.counter("backie_schedule_slots_taken", {
+  description: "Slots of recurring schedules taken by this process",
+  incremental: true
+})
+
+/**
+ * Missed slots of recurring schedules left out by their `missed` policy, by `schedule`.
+ *
+ * @since 0.1.0
+ */
+export const slotsSkipped = Metric.counter("backie_schedule_slots_skipped", {
+  description: "Missed slots of recurring schedules left out by their policy",
+  incremental: true
+})

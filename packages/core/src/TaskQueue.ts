@@ -24,11 +24,14 @@
  *
  * @since 0.1.0
  */
-import { Context, DateTime, Duration, Effect, Exit, Layer, Metric, Schema } from "effect"
+import type { DateTime, Duration } from "effect"
+import { Context, Effect, Layer, Metric, Schema } from "effect"
 import type * as Task from "./Task.ts"
-import { badName, firstUnstorable, maxJsonDepth, unstorable } from "./internal/text.ts"
+import * as Rows from "./internal/prepare.ts"
+import { fromStored } from "./internal/recurring/slots.ts"
+import { badName } from "./internal/text.ts"
 import * as TaskMetrics from "./TaskMetrics.ts"
-import type { NewTask, QueueControl, TaskRecord, TaskStoreError } from "./TaskStore.ts"
+import type { NewTask, QueueControl, ScheduleRecord, TaskRecord, TaskStoreError } from "./TaskStore.ts"
 import { currentTimeMillis, TaskStore } from "./TaskStore.ts"
 
 /**
@@ -132,65 +135,28 @@ export class TaskQueue extends Context.Service<TaskQueue, {
     id: string,
     options?: { readonly by?: string | undefined }
   ) => Effect.Effect<TaskRecord | undefined, TaskStoreError>
+  /** The stored recurring schedules (see `Recurring`), by name, each with its next slot. */
+  readonly schedules: Effect.Effect<ReadonlyArray<ScheduleInfo>, TaskStoreError>
+  /**
+   * Deletes a stored schedule, e.g. one that no process declares any more
+   * (its tasks stay). A process that still declares it stores it again, as
+   * new, within a minute. `false` when there was none.
+   */
+  readonly removeSchedule: (name: string) => Effect.Effect<boolean, TaskStoreError>
 }>()("@backie/core/TaskQueue") {}
 
-const toMillis = (at: Date | DateTime.DateTime): number => {
-  try {
-    return at instanceof Date ? at.getTime() : DateTime.toEpochMillis(at)
-  } catch {
-    return Number.NaN
-  }
+/**
+ * A stored recurring schedule and its next slot after now (`null` when its
+ * stored expression does not parse, e.g. one stored by a newer version).
+ *
+ * @since 0.1.0
+ */
+export interface ScheduleInfo extends ScheduleRecord {
+  readonly nextSlot: Date | null
 }
-
-/** The earliest run time stored: 0001-01-01T00:00:00Z. */
-const earliestRunAt = -62_135_596_800_000
-
-/** The latest run time stored: 9999-12-31T23:59:59.999Z. */
-const latestRunAt = Date.UTC(9999, 11, 31, 23, 59, 59, 999)
 
 /** The longest unique key, in bytes of UTF-8 (an index entry holds it with the task name). */
-export const maxUniqueKeyBytes = 1024
-
-const utf8Length = (text: string): number => Buffer.byteLength(text, "utf8")
-
-const describeTime = (millis: number): string => Number.isFinite(millis) && Math.abs(millis) <= 8.64e15
-  ? new Date(millis).toISOString()
-  : "an invalid time"
-
-const delayMillis = (input: Duration.Input): number => {
-  if (typeof input === "number" && Number.isNaN(input)) return Number.NaN
-  try {
-    const delay = Duration.fromInput(input)
-    return delay._tag === "Some" ? Duration.toMillis(delay.value) : Number.NaN
-  } catch {
-    return Number.NaN
-  }
-}
-
-const describeDelay = (input: Duration.Input): string => {
-  if (Duration.isDuration(input)) return Duration.format(input)
-  return typeof input === "string" ? JSON.stringify(input) : String(input)
-}
-
-/**
- * Whether a value nests deeper than `limit` objects and arrays, walked
- * without recursion (and stopping at the first branch that does).
- */
-const nestingBeyond = (value: unknown, limit: number): boolean => {
-  if (typeof value !== "object" || value === null) return false
-  const stack: Array<readonly [unknown, number]> = [[value, 1]]
-  const seen = new Set<object>()
-  while (stack.length > 0) {
-    const [current, depth] = stack.pop()!
-    if (typeof current !== "object" || current === null || seen.has(current)) continue
-    if (depth > limit) return true
-    seen.add(current)
-    for (const child of Object.values(current)) {
-      if (typeof child === "object" && child !== null) stack.push([child, depth + 1])
-    }
-  }
-  return false
-}
+export const maxUniqueKeyBytes = Rows.maxUniqueKeyBytes
 
 /**
  * Builds the client on the current `TaskStore`.
@@ -200,105 +166,17 @@ const nestingBeyond = (value: unknown, limit: number): boolean => {
 export const make: Effect.Effect<TaskQueue["Service"], never, TaskStore> = Effect.gen(function*() {
   const store = yield* TaskStore
 
-  const prepare = Effect.fnUntraced(function*<T extends Task.Any>(
+  const prepare = <T extends Task.Any>(
     task: T,
     payloads: Iterable<Task.Payload<T>>,
     options: EnqueueOptions | undefined
-  ) {
-    const now = yield* currentTimeMillis(store)
-    let runAt = now
-    if (options?.runAt !== undefined) {
-      runAt = toMillis(options.runAt)
-      if (!(runAt >= earliestRunAt && runAt <= latestRunAt)) {
-        return yield* new InvalidPayload({
-          taskName: task.name,
-          message: `runAt must be a time between 0001-01-01 and 9999-12-31, got ${describeTime(runAt)}`
-        })
-      }
-    } else if (options?.delay !== undefined) {
-      const delay = delayMillis(options.delay)
-      if (!(delay >= 0 && now + delay <= latestRunAt)) {
-        return yield* new InvalidPayload({
-          taskName: task.name,
-          message: `delay must be a non-negative duration that ends by 9999-12-31, got ${describeDelay(options.delay)}`
-        })
-      }
-      runAt = now + delay
-    }
-    const priority = options?.priority ?? task.priority
-    if (!Number.isSafeInteger(priority) || Math.abs(priority) > 2 ** 31 - 1) {
-      return yield* new InvalidPayload({
-        taskName: task.name,
-        message: `priority must be an integer between -(2^31 - 1) and 2^31 - 1, got ${priority}`
-      })
-    }
-    const encode = Schema.encodeUnknownExit(task.codec)
-    const createdAt = new Date(now)
-    const scheduledAt = new Date(runAt)
-    const timeoutMs = Duration.toMillis(task.timeout)
-    const rows: Array<NewTask> = []
-    let index = 0
-    for (const payload of payloads) {
-      // A value nested deeper than any store keeps must not overflow the
-      // stack of a recursive schema: checked before encoding.
-      const tooDeep = nestingBeyond(payload, maxJsonDepth)
-      if (tooDeep) {
-        return yield* new InvalidPayload({
-          taskName: task.name,
-          message: `payload ${index} of ${task.name} nests deeper than ${maxJsonDepth} levels`
-        })
-      }
-      const encoded = encode(payload)
-      if (Exit.isFailure(encoded)) {
-        const error = encoded.cause.reasons[0]
-        const message = error !== undefined && error._tag === "Fail" ? String(error.error.message) : "encoding failed"
-        return yield* new InvalidPayload({
-          taskName: task.name,
-          message: `payload ${index} does not match the schema of ${task.name}: ${message}`
-        })
-      }
-      const unstorablePayload = firstUnstorable(encoded.value)
-      if (unstorablePayload !== undefined) {
-        return yield* new InvalidPayload({
-          taskName: task.name,
-          message: `payload ${index} of ${task.name} cannot be stored: ${unstorablePayload}`
-        })
-      }
-      let uniqueKey: string | null = null
-      if (task.uniqueKey !== undefined) {
-        const key = task.uniqueKey(payload)
-        if (typeof key !== "string") {
-          return yield* new InvalidPayload({
-            taskName: task.name,
-            message: `uniqueKey of ${task.name} must return a string, got ${typeof key}`
-          })
-        }
-        const badKey = unstorable(key) ??
-          (utf8Length(key) > maxUniqueKeyBytes ? `is longer than ${maxUniqueKeyBytes} bytes of UTF-8` : undefined)
-        if (badKey !== undefined) {
-          return yield* new InvalidPayload({
-            taskName: task.name,
-            message: `the unique key of payload ${index} of ${task.name} ${badKey}`
-          })
-        }
-        uniqueKey = key
-      }
-      rows.push({
-        taskName: task.name,
-        queue: task.queue,
-        payload: encoded.value,
-        uniqueKey,
-        uniqueStates: task.uniqueStates,
-        priority,
-        maxRetries: task.maxRetries,
-        timeoutMs,
-        now: createdAt,
-        scheduledAt
-      })
-      index++
-    }
-    return rows
-  })
+  ) =>
+    Effect.flatMap(currentTimeMillis(store), (now) => {
+      const rows = Rows.prepareRows(task, payloads, options, now)
+      return "refused" in rows
+        ? Effect.fail(new InvalidPayload({ taskName: task.name, message: rows.refused }))
+        : Effect.succeed(rows)
+    })
 
   const insert = Effect.fnUntraced(function*(queue: string, rows: ReadonlyArray<NewTask>) {
     if (rows.length === 0) return []
@@ -361,7 +239,28 @@ export const make: Effect.Effect<TaskQueue["Service"], never, TaskStore> = Effec
     return yield* store.cancel(id, new Date(now), options?.by ?? null)
   })
 
-  return TaskQueue.of({ enqueue, enqueueMany, schedule, pause, resume, pausedQueues: store.pausedQueues, cancel })
+  const schedules = Effect.gen(function*() {
+    const stored = yield* store.schedules
+    const now = yield* currentTimeMillis(store)
+    return stored.map((record): ScheduleInfo => {
+      const slots = fromStored(record.expression, record.timeZone)
+      return { ...record, nextSlot: slots === undefined ? null : new Date(slots.next(now)) }
+    })
+  }).pipe(Effect.withSpan("TaskQueue.schedules"))
+
+  const removeSchedule = Effect.fn("TaskQueue.removeSchedule")((name: string) => store.removeSchedule(name))
+
+  return TaskQueue.of({
+    enqueue,
+    enqueueMany,
+    schedule,
+    pause,
+    resume,
+    pausedQueues: store.pausedQueues,
+    cancel,
+    schedules,
+    removeSchedule
+  })
 })
 
 /**
@@ -471,3 +370,32 @@ export const cancel = (
   options?: { readonly by?: string | undefined }
 ): Effect.Effect<TaskRecord | undefined, TaskStoreError, TaskQueue> =>
   Effect.flatMap(TaskQueue, (client) => client.cancel(id, options))
+
+/**
+ * The stored recurring schedules with their next slots, with the
+ * `TaskQueue` in context (see `TaskQueue.schedules`).
+ *
+ * @example
+ * ```ts
+ * import { TaskQueue } from "@backie/core"
+ * import { Effect } from "effect"
+ *
+ * const report = TaskQueue.schedules.pipe(
+ *   Effect.map((schedules) => schedules.map((s) => `${s.name}: last ${s.lastSlot?.toISOString()}, next ${s.nextSlot?.toISOString()}`))
+ * )
+ * ```
+ *
+ * @since 0.1.0
+ */
+export const schedules: Effect.Effect<ReadonlyArray<ScheduleInfo>, TaskStoreError, TaskQueue> = Effect.flatMap(
+  TaskQueue,
+  (client) => client.schedules
+)
+
+/**
+ * Deletes a stored schedule with the `TaskQueue` in context (see `TaskQueue.removeSchedule`).
+ *
+ * @since 0.1.0
+ */
+export const removeSchedule = (name: string): Effect.Effect<boolean, TaskStoreError, TaskQueue> =>
+  Effect.flatMap(TaskQueue, (client) => client.removeSchedule(name))

@@ -27,6 +27,12 @@
  * failed after its retries, a task rescued before has its start recorded
  * (`recordStart`) before its handler runs.
  *
+ * **Schedules.** Recurring schedules (`Recurring`) are stored by name
+ * (`declareSchedules`), each with the last slot taken. `takeSlot` takes the
+ * next slot only while the stored last slot is the one the caller read, and
+ * inserts the slot's task in the same step, so each slot is taken once, in
+ * order, with its task, however many processes try.
+ *
  * @since 0.1.0
  */
 import type { Scope } from "effect"
@@ -353,6 +359,87 @@ export interface QueueControl {
 }
 
 /**
+ * One recurring schedule as a process declares it (see `Recurring`): which
+ * task it enqueues, its expression and time zone, and its missed-slot
+ * policy, each as text for operators.
+ *
+ * @since 0.1.0
+ */
+export interface ScheduleDeclaration {
+  /** Unique per store: the schedule's identity across processes and deploys. */
+  readonly name: string
+  readonly taskName: string
+  readonly queue: string
+  /** A cron expression (e.g. `0 3 * * *`) or an interval (`every 15 minutes`). */
+  readonly expression: string
+  /** An IANA time zone, e.g. `Europe/Berlin` (`UTC` for intervals). */
+  readonly timeZone: string
+  /** The missed-slot policy: `skip`, `once` or `catch up N`. */
+  readonly missed: string
+  readonly now: Date
+}
+
+/**
+ * A stored schedule: its last declaration, when it was first and last
+ * declared, and the last slot taken with the task enqueued for it.
+ *
+ * @since 0.1.0
+ */
+export interface ScheduleRecord {
+  readonly name: string
+  readonly taskName: string
+  readonly queue: string
+  readonly expression: string
+  readonly timeZone: string
+  readonly missed: string
+  /** When the schedule was first declared: its chain of slots starts after this. */
+  readonly declaredAt: Date
+  /** When a process last declared it (each process renews its declarations once a minute). */
+  readonly seenAt: Date
+  /** The last slot taken; `null` before the first. */
+  readonly lastSlot: Date | null
+  /** The task enqueued for `lastSlot` (an existing task when its unique key was held; `null` when none could be made). */
+  readonly lastTaskId: string | null
+  /** When `lastSlot` was taken. */
+  readonly lastTakenAt: Date | null
+}
+
+/**
+ * A request to take the next slot of a schedule, for `takeSlot`.
+ *
+ * @since 0.1.0
+ */
+export interface SlotRequest {
+  readonly schedule: string
+  /**
+   * The schedule's `lastSlot` as the caller read it: the slot is taken only
+   * while it is still that (compare-and-set), so each slot is taken once and
+   * slots are taken in order, however many processes try at once.
+   */
+  readonly previous: Date | null
+  /** The slot to take: later than `previous`. */
+  readonly slot: Date
+  /** The task to insert with the slot, atomically; `undefined` takes the slot without one. */
+  readonly task: NewTask | undefined
+  readonly now: Date
+}
+
+/**
+ * What `takeSlot` did: `taken: false` means the schedule's last slot was no
+ * longer `previous` (another process took a slot first) or the schedule does
+ * not exist; nothing was inserted then.
+ *
+ * @since 0.1.0
+ */
+export interface SlotResult {
+  readonly taken: boolean
+  /** The task inserted (or the existing one holding its unique key), when taken with a task. */
+  readonly inserted: InsertResult | undefined
+  /** The schedule as it is afterwards; `undefined` when it does not exist. */
+  readonly schedule: ScheduleRecord | undefined
+}
+
+/**
  * What `rescue` looks at: the `running` tasks of these queues.
  *
  * @since 0.1.0
@@ -467,6 +554,7 @@ export type TaskStoreOperation =
   | "pause"
   | "resume"
   | "queues"
+  | "schedules"
   | "get"
   | "list"
   | "counts"
@@ -525,6 +613,7 @@ export class TaskStoreError extends Schema.TaggedError<TaskStoreError>()("TaskSt
     "pause",
     "resume",
     "queues",
+    "schedules",
     "get",
     "list",
     "counts",
@@ -606,6 +695,31 @@ export class TaskStore extends Context.Service<TaskStore, {
   readonly resume: (queue: string) => Effect.Effect<QueueControl, TaskStoreError>
   /** The paused queues, by name. */
   readonly pausedQueues: Effect.Effect<ReadonlyArray<QueueControl>, TaskStoreError>
+  /**
+   * Declare schedules (see {@link ScheduleDeclaration}): a new one is stored
+   * with `declaredAt = seenAt = now` and no slot; a known one takes the
+   * declaration's task, queue, expression, time zone and policy, and
+   * `seenAt` moves forward to `now`; its slots are kept. Returns the stored
+   * schedules in input order.
+   */
+  readonly declareSchedules: (
+    declarations: ReadonlyArray<ScheduleDeclaration>
+  ) => Effect.Effect<ReadonlyArray<ScheduleRecord>, TaskStoreError>
+  /**
+   * Take a schedule's next slot and insert its task, atomically: only while
+   * the schedule's `lastSlot` is `previous`; then `lastSlot = slot`,
+   * `lastTakenAt = now` and `lastTaskId` the task's id (or `null`). A failed
+   * insert takes no slot.
+   */
+  readonly takeSlot: (request: SlotRequest) => Effect.Effect<SlotResult, TaskStoreError>
+  /** The stored schedules, by name. */
+  readonly schedules: Effect.Effect<ReadonlyArray<ScheduleRecord>, TaskStoreError>
+  /**
+   * Delete a stored schedule (its tasks stay). `false` when there was none.
+   * A process that still declares it stores it again, as new, when it next
+   * renews its declarations.
+   */
+  readonly removeSchedule: (name: string) => Effect.Effect<boolean, TaskStoreError>
   /** The registered holders, live or expired, by registration time. */
   readonly holders: Effect.Effect<ReadonlyArray<HolderRecord>, TaskStoreError>
   /**

@@ -6,6 +6,7 @@
  */
 export * as Backoff from "./Backoff.ts"
 export * as MemoryTaskStore from "./MemoryTaskStore.ts"
+export * as Recurring from "./Recurring.ts"
 export * as Retention from "./Retention.ts"
 export * as Task from "./Task.ts"
 export * as TaskMetrics from "./TaskMetrics.ts"

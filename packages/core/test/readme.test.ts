@@ -20,6 +20,14 @@ describe("README", () => {
     assert.strictEqual(block, postgres)
   })
 
+  it("shows the schedules of examples/recurring.ts exactly as they are, under Recurring tasks", () => {
+    const recurring = readFileSync(new URL("../../../examples/recurring.ts", import.meta.url), "utf8")
+    const section = readme.slice(readme.indexOf("## Recurring tasks"))
+    const block = /```ts\n([\s\S]*?)```/.exec(section)?.[1]
+    const start = recurring.indexOf("export const schedules = [")
+    assert.strictEqual(block, recurring.slice(start, recurring.indexOf("\n]\n", start) + 3))
+  })
+
   it.effect("its example enqueues a task and the pool runs it with the application's service", () =>
     Effect.gen(function*() {
       yield* program

@@ -20,6 +20,7 @@ import * as Names from "./internal/names.ts"
 import createTasks from "./migrations/0001_create_tasks.ts"
 import holders from "./migrations/0002_holders.ts"
 import queues from "./migrations/0003_queues.ts"
+import schedules from "./migrations/0004_schedules.ts"
 
 /**
  * Options for {@link run}.
@@ -45,7 +46,8 @@ const migrationLockClass = 0x6261636b // "back"
 export const migrations = (names: Names.Names): Record<string, Effect.Effect<void, unknown, SqlClient.SqlClient>> => ({
   "0001_create_tasks": createTasks(names),
   "0002_holders": holders(names),
-  "0003_queues": queues(names)
+  "0003_queues": queues(names),
+  "0004_schedules": schedules(names)
 })
 
 const migrator = Migrator.make({})

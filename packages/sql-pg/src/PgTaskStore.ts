@@ -38,6 +38,7 @@ import { Effect, Layer } from "effect"
 import * as crypto from "node:crypto"
 import { SqlClient } from "effect/sql"
 import type { SqlError } from "effect/sql/SqlError"
+import { isSqlError } from "effect/sql/SqlError"
 import type {
   ClaimRequest,
   Heartbeat,
@@ -48,9 +49,13 @@ import type {
   NewTask,
   QueueCount,
   RescueRequest,
+  ScheduleDeclaration,
+  ScheduleRecord,
   Selection,
   Settlement,
   SettleResult,
+  SlotRequest,
+  SlotResult,
   StartRecord,
   TaskRecord,
   TaskState,
@@ -62,7 +67,14 @@ import * as Listener from "./internal/listener.ts"
 import * as Names from "./internal/names.ts"
 import { encodeAttemptError } from "./internal/attemptError.ts"
 import * as ClockOffset from "./internal/clockOffset.ts"
+import { unstorable } from "./internal/text.ts"
 import { cancelTask } from "./internal/sql/cancelTask.ts"
+import { declareSchedules as declareScheduleRows, type ScheduleRow } from "./internal/sql/declareSchedules.ts"
+import { deleteSchedule } from "./internal/sql/deleteSchedule.ts"
+import { recordSlotTask } from "./internal/sql/recordSlotTask.ts"
+import { selectSchedule } from "./internal/sql/selectSchedule.ts"
+import { selectSchedules } from "./internal/sql/selectSchedules.ts"
+import { takeSlot as takeSlotRow } from "./internal/sql/takeSlot.ts"
 import { endHolder } from "./internal/sql/endHolder.ts"
 import { pauseQueue, type QueueRow } from "./internal/sql/pauseQueue.ts"
 import { resumeQueue } from "./internal/sql/resumeQueue.ts"
@@ -188,6 +200,61 @@ const newRecord = (task: NewTask, columns: InsertColumns, position: number): Tas
  */
 const claimLimit = (limit: number): number =>
   Number.isNaN(limit) ? 1 : Math.min(holdSeqBlock, Math.max(1, Math.trunc(limit)))
+
+const isValidDate = (date: Date): boolean => date instanceof Date && !Number.isNaN(date.getTime())
+
+/** A `Rejected` failure of `operation`, found before any statement ran. */
+const rejected = (operation: TaskStoreOperation, reason: string): TaskStoreError =>
+  new TaskStoreError({ reason: "Rejected", operation, message: `${operation} failed: ${reason}` })
+
+/** Why a declaration cannot be stored (the in-memory store's checks), or undefined. */
+const refusedDeclaration = (declaration: ScheduleDeclaration): string | undefined => {
+  for (
+    const text of [
+      declaration.name,
+      declaration.taskName,
+      declaration.queue,
+      declaration.expression,
+      declaration.timeZone,
+      declaration.missed
+    ]
+  ) {
+    const refused = unstorable(text)
+    if (refused !== undefined) return `a schedule's text ${refused}`
+  }
+  return isValidDate(declaration.now) ? undefined : "a time is not a valid date"
+}
+
+/**
+ * Decodes a row of the schedules table. A timestamp the driver read as an
+ * invalid Date (`infinity` or a time past JavaScript's range, after a hand
+ * edit) fails the operation as `Rejected`, naming the schedule and column.
+ */
+const toSchedule = (row: ScheduleRow): Effect.Effect<ScheduleRecord, TaskStoreError> => {
+  for (const column of ["declared_at", "seen_at", "last_slot", "last_taken_at"] as const) {
+    const value = row[column]
+    if (value !== null && !isValidDate(value)) {
+      return Effect.fail(
+        rejected("schedules", `schedule ${JSON.stringify(row.name)}: ${column} is not a time JavaScript can hold`)
+      )
+    }
+  }
+  return Effect.succeed({
+    name: row.name,
+    taskName: row.task_name,
+    queue: row.queue,
+    expression: row.expression,
+    timeZone: row.time_zone,
+    missed: row.missed,
+    declaredAt: row.declared_at,
+    seenAt: row.seen_at,
+    lastSlot: row.last_slot,
+    lastTaskId: row.last_task_id,
+    lastTakenAt: row.last_taken_at
+  })
+}
+
+const toSchedules = (rows: ReadonlyArray<ScheduleRow>) => Effect.forEach(rows, toSchedule)
 
 /** How often an insert retries when a duplicate's existing task vanished before it could be read. */
 const maxInsertRounds = 5
@@ -581,6 +648,107 @@ export const make = Effect.fn("PgTaskStore.make")(
       Effect.withSpan("PgTaskStore.pausedQueues")
     )
 
+    const declareSchedules = Effect.fn("PgTaskStore.declareSchedules")(
+      function*(declarations: ReadonlyArray<ScheduleDeclaration>) {
+        if (declarations.length === 0) return []
+        for (const declaration of declarations) {
+          const refused = refusedDeclaration(declaration)
+          if (refused !== undefined) return yield* rejected("schedules", refused)
+        }
+        // One row per name (an upsert cannot write a row twice): a repeated
+        // name takes its last definition, is first declared at its first
+        // declaration and seen at its latest, as declaring them one by one would.
+        const merged = new Map<string, { declaration: ScheduleDeclaration; declaredAt: Date; seenAt: Date }>()
+        for (const declaration of declarations) {
+          const seen = merged.get(declaration.name)
+          merged.set(
+            declaration.name,
+            seen === undefined
+              ? { declaration, declaredAt: declaration.now, seenAt: declaration.now }
+              : {
+                declaration,
+                declaredAt: seen.declaredAt,
+                seenAt: declaration.now > seen.seenAt ? declaration.now : seen.seenAt
+              }
+          )
+        }
+        const batch = [...merged.values()]
+        const rows = yield* declareScheduleRows(target, {
+          names: batch.map(({ declaration }) => declaration.name),
+          taskNames: batch.map(({ declaration }) => declaration.taskName),
+          queues: batch.map(({ declaration }) => declaration.queue),
+          expressions: batch.map(({ declaration }) => declaration.expression),
+          timeZones: batch.map(({ declaration }) => declaration.timeZone),
+          missed: batch.map(({ declaration }) => declaration.missed),
+          declaredAt: batch.map(({ declaredAt }) => declaredAt),
+          seenAt: batch.map(({ seenAt }) => seenAt)
+        }).pipe(Effect.mapError(failedWith("schedules")))
+        const byName = new Map<string, ScheduleRecord>()
+        for (const record of yield* toSchedules(rows)) byName.set(record.name, record)
+        // Every declaration of a name reports the schedule as stored afterwards.
+        return declarations.map((declaration) => byName.get(declaration.name)!)
+      }
+    )
+
+    /** The schedule `name` as it is now, for a `takeSlot` that took nothing. */
+    const notTaken = (name: string) =>
+      selectSchedule(target, name).pipe(
+        Effect.mapError(failedWith("schedules")),
+        Effect.flatMap(toSchedules),
+        Effect.map((records): SlotResult => ({ taken: false, inserted: undefined, schedule: records[0] }))
+      )
+
+    const takeSlot = Effect.fn("PgTaskStore.takeSlot")(function*(request: SlotRequest) {
+      if (!isValidDate(request.slot) || !isValidDate(request.now)) {
+        return yield* rejected("schedules", "a time is not a valid date")
+      }
+      // No stored schedule has a name PostgreSQL cannot hold, nor a last
+      // slot that is not a time: neither can be taken (as in memory).
+      if (unstorable(request.schedule) !== undefined) {
+        return { taken: false, inserted: undefined, schedule: undefined } satisfies SlotResult
+      }
+      if (request.previous !== null && !isValidDate(request.previous)) return yield* notTaken(request.schedule)
+      // The slot and its task commit together: a failed insert rolls the
+      // slot back (a savepoint inside a caller's transaction).
+      return yield* sql.withTransaction(Effect.gen(function*() {
+        const taken = yield* takeSlotRow(target, {
+          name: request.schedule,
+          previous: request.previous,
+          slot: request.slot,
+          now: request.now
+        }).pipe(Effect.mapError(failedWith("schedules")))
+        if (taken.length === 0) return yield* notTaken(request.schedule)
+        if (request.task === undefined) {
+          const [schedule] = yield* toSchedules(taken)
+          return { taken: true, inserted: undefined, schedule } satisfies SlotResult
+        }
+        // The store's own insert, so a unique key held elsewhere behaves as
+        // in an enqueue: the slot is taken with the task holding the key.
+        const [inserted] = yield* insert([request.task])
+        const recorded = yield* recordSlotTask(target, request.schedule, inserted!.task.id).pipe(
+          Effect.mapError(failedWith("schedules"))
+        )
+        const [schedule] = yield* toSchedules(recorded)
+        return { taken: true, inserted, schedule } satisfies SlotResult
+      })).pipe(
+        // Only BEGIN, COMMIT or the savepoint's statements fail as SqlError here.
+        Effect.mapError((error) => isSqlError(error) ? failedWith("schedules")(error) : error)
+      )
+    })
+
+    const schedules = selectSchedules(target).pipe(
+      Effect.mapError(failedWith("schedules")),
+      Effect.flatMap(toSchedules),
+      Effect.withSpan("PgTaskStore.schedules")
+    )
+
+    const removeSchedule = Effect.fn("PgTaskStore.removeSchedule")(function*(name: string) {
+      // No stored schedule has a name PostgreSQL cannot hold.
+      if (unstorable(name) !== undefined) return false
+      const rows = yield* deleteSchedule(target, name).pipe(Effect.mapError(failedWith("schedules")))
+      return rows.length > 0
+    })
+
     const clockOffsetMillis = ClockOffset.make(
       readClock(target).pipe(
         Effect.map((rows) => rows[0]!.now_ms),
@@ -601,6 +769,10 @@ export const make = Effect.fn("PgTaskStore.make")(
       pause,
       resume,
       pausedQueues,
+      declareSchedules,
+      takeSlot,
+      schedules,
+      removeSchedule,
       clockOffsetMillis: yield* clockOffsetMillis,
       get,
       list,

@@ -11,7 +11,7 @@ import { Cause, Context, Effect, Exit, Fiber, Layer, Option, Redacted, Schedule 
 import type { Scope } from "effect"
 import { SqlClient } from "effect/sql"
 import * as crypto from "node:crypto"
-import type { NewTask, TaskRecord } from "@backie/core/TaskStore"
+import type { NewTask, ScheduleDeclaration, ScheduleRecord, TaskRecord } from "@backie/core/TaskStore"
 import { TaskStore, TaskStoreError } from "@backie/core/TaskStore"
 import * as Errors from "../src/internal/errors.ts"
 import * as Names from "../src/internal/names.ts"
@@ -43,6 +43,17 @@ const newTask = (fields: Partial<NewTask> = {}): NewTask => ({
 })
 
 type Store = TaskStore["Service"]
+
+const declaration = (fields: Partial<ScheduleDeclaration> = {}): ScheduleDeclaration => ({
+  name: "nightly",
+  taskName: "send-email",
+  queue: "default",
+  expression: "0 3 * * *",
+  timeZone: "Europe/Berlin",
+  missed: "once",
+  now: T0,
+  ...fields
+})
 
 /** How long a test waits for a notification that must come, and watches for one that must not. */
 const wakeupWaitMs = 10_000
@@ -113,10 +124,15 @@ describe("PgTaskStore on PostgreSQL", () => {
         const schema = TestDatabase.randomSchema()
         const sql = yield* PgClient.PgClient
         yield* dropLater(sql, schema)
-        assert.deepStrictEqual(yield* Migrations.run({ schema }), [[1, "create_tasks"], [2, "holders"], [3, "queues"]])
+        assert.deepStrictEqual(yield* Migrations.run({ schema }), [
+          [1, "create_tasks"],
+          [2, "holders"],
+          [3, "queues"],
+          [4, "schedules"]
+        ])
         assert.deepStrictEqual(yield* Migrations.run({ schema }), [])
         const applied = yield* sql<{ migration_id: number }>`SELECT migration_id FROM ${sql(`${schema}.migrations`)}`
-        assert.deepStrictEqual(applied.map((row) => row.migration_id), [1, 2, 3])
+        assert.deepStrictEqual(applied.map((row) => row.migration_id), [1, 2, 3, 4])
         const indexes = yield* sql<{ indexname: string }>`
           SELECT indexname FROM pg_indexes WHERE schemaname = ${schema} AND tablename = 'tasks' ORDER BY indexname`
         assert.deepStrictEqual(indexes.map((row) => row.indexname), [
@@ -137,7 +153,7 @@ describe("PgTaskStore on PostgreSQL", () => {
           concurrency: "unbounded"
         })
         const applied = yield* sql<{ migration_id: number }>`SELECT migration_id FROM ${sql(`${schema}.migrations`)}`
-        assert.deepStrictEqual(applied.map((row) => row.migration_id), [1, 2, 3])
+        assert.deepStrictEqual(applied.map((row) => row.migration_id), [1, 2, 3, 4])
         const [inserted] = yield* stores[0]!.insert([newTask()])
         for (const store of stores) assert.deepStrictEqual(yield* store.get(inserted!.task.id), inserted!.task)
       })))
@@ -267,6 +283,13 @@ describe("PgTaskStore on PostgreSQL", () => {
         yield* storeError(store.cancel(id, T0), "cancel")
         yield* storeError(store.retry({ states: ["failed"] }, T0), "retry")
         yield* storeError(store.purge({ states: ["done"] }), "purge")
+        yield* storeError(store.declareSchedules([declaration()]), "schedules")
+        yield* storeError(
+          store.takeSlot({ schedule: "nightly", previous: null, slot: T0, task: newTask(), now: T0 }),
+          "schedules"
+        )
+        yield* storeError(store.schedules, "schedules")
+        yield* storeError(store.removeSchedule("nightly"), "schedules")
       })))
 
     it.effect("values the table refuses fail the operation, and the batch inserts nothing", () =>
@@ -477,6 +500,162 @@ describe("PgTaskStore on PostgreSQL", () => {
           const [again] = yield* store.insert([newTask({ queue: "mail", uniqueKey: "only-once" })])
           assert.isTrue(again!.inserted)
           assert.isTrue(yield* woke(wakeups.await("mail"), wakeupWaitMs))
+        })
+      ))
+  })
+
+  describe("schedules", () => {
+    it.effect("a batch that declares one name twice stores its last definition, reported at each position", () =>
+      withStore(({ store }) =>
+        Effect.gen(function*() {
+          const first = declaration({ now: at(2_000) })
+          const other = declaration({ name: "hourly", now: at(1_000) })
+          const last = declaration({ expression: "every 5 minutes", timeZone: "UTC", now: at(1_000) })
+          // First declared at the first declaration, seen at the latest, with the last definition.
+          const stored: ScheduleRecord = {
+            name: "nightly",
+            taskName: "send-email",
+            queue: "default",
+            expression: "every 5 minutes",
+            timeZone: "UTC",
+            missed: "once",
+            declaredAt: at(2_000),
+            seenAt: at(2_000),
+            lastSlot: null,
+            lastTaskId: null,
+            lastTakenAt: null
+          }
+          const results = yield* store.declareSchedules([first, other, last])
+          assert.deepStrictEqual(results.map((record) => record.name), ["nightly", "hourly", "nightly"])
+          assert.deepStrictEqual(results[0], stored)
+          assert.deepStrictEqual(results[2], stored)
+          assert.deepStrictEqual((yield* store.schedules).map((record) => record.name), ["hourly", "nightly"])
+        })
+      ))
+
+    it.effect("two pools declaring overlapping schedules in opposite orders, many times at once, never deadlock", () =>
+      withStore(({ schema, store }) =>
+        Effect.gen(function*() {
+          const other = yield* startStore(schema)
+          const names = Array.from({ length: 20 }, (_, i) => `schedule-${String(i).padStart(2, "0")}`)
+          const batch = (order: ReadonlyArray<string>, now: Date) => order.map((name) => declaration({ name, now }))
+          yield* Effect.forEach(
+            Array.from({ length: 20 }, (_, i) => i),
+            (i) =>
+              i % 2 === 0
+                ? store.declareSchedules(batch(names, at(i)))
+                : other.declareSchedules(batch([...names].reverse(), at(i))),
+            { concurrency: "unbounded" }
+          )
+          const stored = yield* store.schedules
+          assert.deepStrictEqual(stored.map((record) => record.name), names)
+          for (const record of stored) assert.deepStrictEqual(record.seenAt, at(19))
+        })
+      ))
+
+    it.effect("concurrent takers of one slot in four pools: exactly one takes it, one task is inserted", () =>
+      withStore(({ schema, store }) =>
+        Effect.gen(function*() {
+          const others = yield* Effect.all([startStore(schema), startStore(schema), startStore(schema)])
+          const stores = [store, ...others]
+          yield* store.declareSchedules([declaration()])
+          const results = yield* Effect.forEach(
+            Array.from({ length: 40 }, (_, i) => i),
+            (i) =>
+              stores[i % stores.length]!.takeSlot({
+                schedule: "nightly",
+                previous: null,
+                slot: at(1_000),
+                task: newTask({ payload: { taker: i } }),
+                now: at(1_000)
+              }),
+            { concurrency: "unbounded" }
+          )
+          const taken = results.filter((result) => result.taken)
+          assert.lengthOf(taken, 1)
+          const winner = taken[0]!.inserted!.task.id
+          assert.deepStrictEqual((yield* store.list({ limit: 100 })).map((task) => task.id), [winner])
+          for (const result of results) assert.strictEqual(result.schedule!.lastTaskId, winner)
+        })
+      ))
+
+    it.effect("a slot taken inside the caller's transaction rolls back with it", () =>
+      withStore(({ sql, store }) =>
+        Effect.gen(function*() {
+          yield* store.declareSchedules([declaration()])
+          const exit = yield* Effect.exit(sql.withTransaction(
+            Effect.gen(function*() {
+              const result = yield* store.takeSlot({
+                schedule: "nightly",
+                previous: null,
+                slot: at(1_000),
+                task: newTask(),
+                now: at(1_000)
+              })
+              assert.isTrue(result.taken)
+              return yield* Effect.fail("the caller's own failure")
+            })
+          ))
+          assert.isTrue(Exit.isFailure(exit))
+          assert.isNull((yield* store.schedules)[0]!.lastSlot)
+          assert.deepStrictEqual(yield* store.list({ limit: 10 }), [])
+        })
+      ))
+
+    it.effect("a refused task inside the caller's transaction rolls back the slot only; the caller goes on", () =>
+      withStore(({ sql, store }) =>
+        Effect.gen(function*() {
+          yield* store.declareSchedules([declaration()])
+          const [kept] = yield* sql.withTransaction(
+            Effect.gen(function*() {
+              const inserted = yield* store.insert([newTask({ payload: { kept: true } })])
+              const refused = yield* store.takeSlot({
+                schedule: "nightly",
+                previous: null,
+                slot: at(1_000),
+                task: newTask({ payload: { text: "nul \u0000" } }),
+                now: at(1_000)
+              }).pipe(Effect.flip)
+              assert.strictEqual(refused.reason, "Rejected")
+              // The transaction is still usable: the savepoint rolled back, not the transaction.
+              const again = yield* store.takeSlot({
+                schedule: "nightly",
+                previous: null,
+                slot: at(1_000),
+                task: undefined,
+                now: at(1_001)
+              })
+              assert.isTrue(again.taken)
+              return inserted
+            })
+          )
+          assert.deepStrictEqual((yield* store.list({ limit: 10 })).map((task) => task.id), [kept!.task.id])
+          const [schedule] = yield* store.schedules
+          assert.deepStrictEqual(schedule!.lastSlot, at(1_000))
+          assert.isNull(schedule!.lastTaskId)
+        })
+      ))
+
+    it.effect("a lone surrogate is refused in a declaration and names no schedule", () =>
+      withStore(({ store }) =>
+        Effect.gen(function*() {
+          const refused = yield* storeError(
+            store.declareSchedules([declaration({ expression: "0 3 * * * \ud800" })]),
+            "schedules"
+          )
+          assert.strictEqual(refused.reason, "Rejected")
+          yield* store.declareSchedules([declaration({ name: "report \ufffd" })])
+          const taken = yield* store.takeSlot({
+            schedule: "report \ud800",
+            previous: null,
+            slot: at(1_000),
+            task: newTask(),
+            now: at(1_000)
+          })
+          assert.deepStrictEqual(taken, { taken: false, inserted: undefined, schedule: undefined })
+          assert.isFalse(yield* store.removeSchedule("report \ud800"))
+          assert.lengthOf(yield* store.schedules, 1)
+          assert.deepStrictEqual(yield* store.list({ limit: 10 }), [])
         })
       ))
   })

@@ -50,6 +50,7 @@ import { queues } from "./contract/Queues.ts"
 import { reads } from "./contract/Reads.ts"
 import { rescue } from "./contract/Rescue.ts"
 import { retry } from "./contract/Retry.ts"
+import { schedules } from "./contract/Schedules.ts"
 import { settle } from "./contract/Settle.ts"
 import type { Body, Suite } from "./contract/Suite.ts"
 import { uniqueKeys } from "./contract/UniqueKeys.ts"
@@ -105,6 +106,7 @@ export const storeContract = (
     retry(suite)
     purge(suite)
     queues(suite)
+    schedules(suite)
     wakeups(suite)
   })
 }

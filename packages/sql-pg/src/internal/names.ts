@@ -23,6 +23,8 @@ export interface Names {
   readonly holders: string
   /** The queues table (paused queues), qualified: `backie.queues`. */
   readonly queues: string
+  /** The schedules table (recurring schedules), qualified: `backie.schedules`. */
+  readonly schedules: string
   /** The sequence numbering claim statements, qualified: `backie.claim_batches`. */
   readonly claimBatches: string
   /** The table the migrator records applied migrations in. */
@@ -60,6 +62,7 @@ export const make = (schema: string = defaultSchema): Effect.Effect<Names, TaskS
     holders: `${schema}.holders`,
     claimBatches: `${schema}.claim_batches`,
     queues: `${schema}.queues`,
+    schedules: `${schema}.schedules`,
     migrations: `${schema}.migrations`,
     channel: `${schema}_tasks`
   })

@@ -25,6 +25,8 @@ export interface Target {
   readonly holders: Identifier
   /** The queues table (paused queues), qualified by the store's schema. */
   readonly queues: Identifier
+  /** The schedules table (recurring schedules), qualified by the store's schema. */
+  readonly schedules: Identifier
   /** The name of the sequence numbering claims, as text for `nextval`. */
   readonly claimBatches: PgTypes.Parameter
   /** The LISTEN/NOTIFY channel whose payloads are queue names. */
@@ -38,6 +40,7 @@ export const target = (sql: SqlClient.SqlClient, names: Names): Target => ({
   holders: sql(names.holders),
   claimBatches: PgTypes.text(names.claimBatches),
   queues: sql(names.queues),
+  schedules: sql(names.schedules),
   channel: PgTypes.text(names.channel)
 })
 
