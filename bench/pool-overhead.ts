@@ -46,7 +46,8 @@ const record = (n: number): TaskRecord => ({
   rescued: 0,
   doneAt: null,
   lastError: null,
-  errors: []
+  errors: [],
+  trace: null
 })
 
 const counters = { claims: 0, claimed: 0, settles: 0, settled: 0 }

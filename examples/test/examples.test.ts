@@ -10,11 +10,13 @@ import { PgClient } from "@effect/sql-pg"
 import { Effect, Fiber, Layer, Metric, Redacted } from "effect"
 import { TestClock } from "effect/testing"
 import { execFile } from "node:child_process"
+import * as http from "node:http"
 import * as crypto from "node:crypto"
 import * as path from "node:path"
 import { inject } from "vitest"
 import * as Recurring from "../recurring.ts"
 import * as SimpleWorker from "../simple_worker.ts"
+import * as Tracing from "../tracing.ts"
 import * as Transactional from "../transactional.ts"
 import * as TypedErrors from "../typed_errors.ts"
 
@@ -112,6 +114,57 @@ describe("examples", () => {
         ["nightly_report", "0 3 * * *", "Europe/Berlin"]
       ])
     }))
+
+  it.live("tracing: the OTLP exporter sends each request, its enqueue and its attempt in one trace", () =>
+    Effect.gen(function*() {
+      // A small OTLP/HTTP receiver on loopback: it keeps each JSON body by path.
+      const received: Array<{ readonly path: string; readonly body: any }> = []
+      const server = yield* Effect.acquireRelease(
+        Effect.promise(() =>
+          new Promise<http.Server>((resolve) => {
+            const server = http.createServer((request, response) => {
+              const chunks: Array<Buffer> = []
+              request.on("data", (chunk: Buffer) => chunks.push(chunk))
+              request.on("end", () => {
+                received.push({ path: request.url ?? "", body: JSON.parse(Buffer.concat(chunks).toString("utf8")) })
+                response.writeHead(200, { "content-type": "application/json" }).end("{}")
+              })
+            })
+            server.listen(0, "127.0.0.1", () => resolve(server))
+          })
+        ),
+        (server) => Effect.promise(() => new Promise<void>((resolve) => server.close(() => resolve())))
+      )
+      const { port } = server.address() as { readonly port: number }
+      yield* Tracing.run.pipe(
+        Effect.provide(TaskQueue.layer.pipe(Layer.provideMerge(database()))),
+        // Closed last: it flushes what it holds.
+        Effect.provide(Tracing.Observability(`http://127.0.0.1:${port}`))
+      )
+      type OtlpSpan = { name: string; traceId: string; spanId: string; parentSpanId?: string }
+      const spans: Array<OtlpSpan> = received.filter((r) => r.path === "/v1/traces").flatMap((r) =>
+        r.body.resourceSpans.flatMap((rs: any) => rs.scopeSpans.flatMap((ss: any) => ss.spans))
+      )
+      const named = (name: string) => spans.filter((span) => span.name === name)
+      const requests = named("POST /orders")
+      assert.strictEqual(requests.length, 3)
+      assert.strictEqual(new Set(requests.map((span) => span.traceId)).size, 3)
+      for (const request of requests) {
+        const enqueue = named("TaskQueue.enqueue").find((span) => span.parentSpanId === request.spanId)
+        assert.isDefined(enqueue, `the enqueue of ${request.spanId}`)
+        assert.strictEqual(enqueue!.traceId, request.traceId)
+        const attempts = named("ship_order").filter((span) => span.traceId === request.traceId)
+        assert.strictEqual(attempts.length, 1)
+        assert.strictEqual(attempts[0]!.parentSpanId, enqueue!.spanId)
+        const booking = named("carrier.book").find((span) => span.parentSpanId === attempts[0]!.spanId)
+        assert.strictEqual(booking?.traceId, request.traceId)
+      }
+      // backie's counters go out with the same exporter.
+      const metrics = received.filter((r) => r.path === "/v1/metrics").flatMap((r) =>
+        r.body.resourceMetrics.flatMap((rm: any) => rm.scopeMetrics.flatMap((sm: any) => sm.metrics))
+      ).map((metric: any) => metric.name as string)
+      assert.include(metrics, "backie_tasks_succeeded")
+    }), 60_000)
 
   it.effect("typed_errors: each outcome shows in the stored history", () =>
     Effect.gen(function*() {

@@ -40,7 +40,7 @@ import type {
   Wakeups
 } from "./TaskStore.ts"
 import { firstUnstorable, unstorable } from "./internal/text.ts"
-import { readyRecord, TaskStore, TaskStoreError } from "./TaskStore.ts"
+import { readyRecord, TaskStore, TaskStoreError, traceparent } from "./TaskStore.ts"
 
 type Mutable<A> = { -readonly [K in keyof A]: A[K] }
 type Row = Omit<Mutable<TaskRecord>, "errors"> & { errors: Array<AttemptError> }
@@ -80,6 +80,9 @@ const refusedTask = (task: NewTask): string | undefined => {
     return `timeoutMs ${task.timeoutMs} is out of range for a bigint column`
   }
   if (!isValidDate(task.now) || !isValidDate(task.scheduledAt)) return "a time is not a valid date"
+  if (task.trace != null && traceparent(task.trace) === undefined) {
+    return "a trace context's ids are not lowercase hexadecimal of 32 and 16 digits"
+  }
   return undefined
 }
 

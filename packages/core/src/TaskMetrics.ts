@@ -15,7 +15,10 @@
  *
  * @since 0.1.0
  */
-import { Metric } from "effect"
+import type { Layer as L } from "effect"
+import { Duration, Effect, Layer, Metric } from "effect"
+import type { TaskState } from "./TaskStore.ts"
+import { currentTimeMillis, TaskStore, TaskStates } from "./TaskStore.ts"
 
 /** Tasks inserted by `TaskQueue` (duplicates of unique tasks excluded). @since 0.1.0 */
 export const enqueued = Metric.counter("backie_tasks_enqueued", {
@@ -125,3 +128,94 @@ export const slotsSkipped = Metric.counter("backie_schedule_slots_skipped", {
   description: "Missed slots of recurring schedules left out by their policy",
   incremental: true
 })
+
+/**
+ * How many tasks each queue holds in each state (attributes `queue` and
+ * `state`), as `layerGauges` last sampled it.
+ *
+ * @since 0.1.0
+ */
+export const queueDepth = Metric.gauge("backie_queue_tasks", {
+  description: "Tasks per queue and state, sampled"
+})
+
+/**
+ * How long the oldest task of each queue that is due has waited, in seconds
+ * (0 when none is due), as `layerGauges` last sampled it.
+ *
+ * @since 0.1.0
+ */
+export const oldestWaitingSeconds = Metric.gauge("backie_queue_oldest_waiting_seconds", {
+  description: "Age of the oldest due task per queue, sampled"
+})
+
+/** The shortest sampling interval of {@link layerGauges}: 1 second. @since 0.1.0 */
+export const minGaugeIntervalMillis = 1_000
+
+/** The longest sampling interval of {@link layerGauges}: 1 hour. @since 0.1.0 */
+export const maxGaugeIntervalMillis = 3_600_000
+
+/**
+ * Samples {@link queueDepth} and {@link oldestWaitingSeconds} for every
+ * queue of the store, every `interval` (1 second to 1 hour, default 15
+ * seconds), with `TaskStore.counts`. A state or queue that emptied reads 0.
+ * The count reads the whole tasks table: run it in one process (say, next
+ * to the exporter), not in every worker. A failed sample is logged and
+ * the next one tried. An `interval` out of range is a defect when the layer
+ * is built.
+ *
+ * @example
+ * ```ts
+ * import { TaskMetrics } from "@backie/core"
+ * import { PgTaskStore } from "@backie/sql-pg"
+ * import { Layer } from "effect"
+ *
+ * // Depth gauges every 30 s, exported with whatever metrics exporter the app has.
+ * const Gauges = TaskMetrics.layerGauges({ interval: "30 seconds" }).pipe(Layer.provide(PgTaskStore.layer()))
+ * ```
+ *
+ * @since 0.1.0
+ */
+export const layerGauges = (options?: { readonly interval?: Duration.Input | undefined }): L.Layer<never, never, TaskStore> => {
+  return Layer.effectDiscard(Effect.gen(function*() {
+    const intervalMillis = yield* Effect.sync(() => {
+      if (options?.interval === undefined) return 15_000
+      try {
+        return Duration.toMillis(Duration.fromInputUnsafe(options.interval))
+      } catch {
+        return Number.NaN
+      }
+    })
+    if (!(intervalMillis >= minGaugeIntervalMillis && intervalMillis <= maxGaugeIntervalMillis)) {
+      return yield* Effect.die(new RangeError(`layerGauges: interval must be from 1 second to 1 hour, got ${intervalMillis} ms`))
+    }
+    const store = yield* TaskStore
+    /** The queues reported before, so that a queue that emptied reads 0. */
+    const known = new Set<string>()
+    const sample = Effect.gen(function*() {
+      const counts = yield* store.counts
+      const now = yield* currentTimeMillis(store)
+      const depth = new Map<string, Map<TaskState, number>>()
+      const oldest = new Map<string, number>()
+      for (const count of counts) {
+        known.add(count.queue)
+        const states = depth.get(count.queue) ?? new Map<TaskState, number>()
+        states.set(count.state, (states.get(count.state) ?? 0) + count.count)
+        depth.set(count.queue, states)
+        if (count.state === "ready") {
+          const waited = Math.max(0, now - count.oldestScheduledAt.getTime()) / 1000
+          oldest.set(count.queue, Math.max(oldest.get(count.queue) ?? 0, waited))
+        }
+      }
+      for (const queue of known) {
+        for (const state of TaskStates) {
+          yield* Metric.update(Metric.withAttributes(queueDepth, { queue, state }), depth.get(queue)?.get(state) ?? 0)
+        }
+        yield* Metric.update(Metric.withAttributes(oldestWaitingSeconds, { queue }), oldest.get(queue) ?? 0)
+      }
+    }).pipe(
+      Effect.catchTag("TaskStoreError", (error) => Effect.logWarning(`sampling queue gauges failed: ${error.message}`))
+    )
+    yield* Effect.forkScoped(Effect.forever(Effect.andThen(sample, Effect.sleep(Duration.millis(intervalMillis)))))
+  }))
+}

@@ -31,8 +31,8 @@ import * as Rows from "./internal/prepare.ts"
 import { fromStored } from "./internal/recurring/slots.ts"
 import { badName } from "./internal/text.ts"
 import * as TaskMetrics from "./TaskMetrics.ts"
-import type { NewTask, QueueControl, ScheduleRecord, TaskRecord, TaskStoreError } from "./TaskStore.ts"
-import { currentTimeMillis, TaskStore } from "./TaskStore.ts"
+import type { NewTask, QueueControl, ScheduleRecord, TaskRecord, TaskStoreError, TraceContext } from "./TaskStore.ts"
+import { currentTimeMillis, TaskStore, traceparent } from "./TaskStore.ts"
 
 /**
  * When and how urgently to run an enqueued task.
@@ -159,6 +159,20 @@ export interface ScheduleInfo extends ScheduleRecord {
 export const maxUniqueKeyBytes = Rows.maxUniqueKeyBytes
 
 /**
+ * The trace an enqueue is made in: the enqueue's own span, when it has a
+ * parent (the enqueue runs inside a span of the application, e.g. a request
+ * handler's). An enqueue outside any span of the application stores none.
+ */
+const enqueueTrace: Effect.Effect<TraceContext | null> = Effect.map(
+  Effect.option(Effect.currentSpan),
+  (span) => {
+    if (span._tag === "None" || span.value.parent._tag === "None") return null
+    const trace = { traceId: span.value.traceId, spanId: span.value.spanId, sampled: span.value.sampled }
+    return traceparent(trace) === undefined ? null : trace
+  }
+)
+
+/**
  * Builds the client on the current `TaskStore`.
  *
  * @since 0.1.0
@@ -171,8 +185,8 @@ export const make: Effect.Effect<TaskQueue["Service"], never, TaskStore> = Effec
     payloads: Iterable<Task.Payload<T>>,
     options: EnqueueOptions | undefined
   ) =>
-    Effect.flatMap(currentTimeMillis(store), (now) => {
-      const rows = Rows.prepareRows(task, payloads, options, now)
+    Effect.flatMap(Effect.zip(currentTimeMillis(store), enqueueTrace), ([now, trace]) => {
+      const rows = Rows.prepareRows(task, payloads, options, now, trace)
       return "refused" in rows
         ? Effect.fail(new InvalidPayload({ taskName: task.name, message: rows.refused }))
         : Effect.succeed(rows)

@@ -73,6 +73,59 @@ export interface AttemptError {
 }
 
 /**
+ * The trace an enqueue was made in (W3C trace context ids, lowercase hex):
+ * the attempts of the task continue it, across processes.
+ *
+ * @since 0.1.0
+ */
+export interface TraceContext {
+  /** 32 hexadecimal digits. */
+  readonly traceId: string
+  /** 16 hexadecimal digits: the enqueue's span, the parent of every attempt's span. */
+  readonly spanId: string
+  readonly sampled: boolean
+}
+
+const traceIdPattern = /^[0-9a-f]{32}$/
+const spanIdPattern = /^[0-9a-f]{16}$/
+const traceparentPattern = /^00-([0-9a-f]{32})-([0-9a-f]{16})-([0-9a-f]{2})$/
+
+/**
+ * A trace context as a W3C `traceparent` (`00-<trace id>-<span id>-<flags>`),
+ * the form stores keep it in; `undefined` when its ids are not lowercase hex
+ * of the right length, or are all zeros (which W3C forbids).
+ *
+ * @example
+ * ```ts
+ * import { TaskStore } from "@backie/core"
+ *
+ * TaskStore.traceparent({ traceId: "4bf92f3577b34da6a3ce929d0e0e4736", spanId: "00f067aa0ba902b7", sampled: true })
+ * // "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
+ * ```
+ *
+ * @since 0.1.0
+ */
+export const traceparent = (trace: TraceContext): string | undefined =>
+  traceIdPattern.test(trace.traceId) && spanIdPattern.test(trace.spanId) && !/^0+$/.test(trace.traceId) &&
+    !/^0+$/.test(trace.spanId)
+    ? `00-${trace.traceId}-${trace.spanId}-${trace.sampled ? "01" : "00"}`
+    : undefined
+
+/**
+ * Reads a stored `traceparent` back; `null` for anything that is not one
+ * (a stored trace never makes a task unreadable).
+ *
+ * @since 0.1.0
+ */
+export const parseTraceparent = (text: string | null): TraceContext | null => {
+  if (text === null) return null
+  const match = traceparentPattern.exec(text)
+  if (match === null) return null
+  const trace = { traceId: match[1]!, spanId: match[2]!, sampled: (parseInt(match[3]!, 16) & 1) === 1 }
+  return traceparent(trace) === undefined ? null : trace
+}
+
+/**
  * A stored task, as every store returns it.
  *
  * @since 0.1.0
@@ -131,6 +184,8 @@ export interface TaskRecord {
   readonly lastError: AttemptError | null
   /** Every attempt error, oldest first. */
   readonly errors: ReadonlyArray<AttemptError>
+  /** The trace the task was enqueued in, when the enqueue was made inside a span. */
+  readonly trace: TraceContext | null
 }
 
 /**
@@ -174,6 +229,8 @@ export interface NewTask {
   /** The creation time (the caller's Clock). */
   readonly now: Date
   readonly scheduledAt: Date
+  /** The trace the task is enqueued in (default none). */
+  readonly trace?: TraceContext | null | undefined
 }
 
 /**
@@ -208,7 +265,8 @@ export const readyRecord = (id: string, task: NewTask, payload: unknown = task.p
   rescued: 0,
   doneAt: null,
   lastError: null,
-  errors: []
+  errors: [],
+  trace: task.trace ?? null
 })
 
 /**

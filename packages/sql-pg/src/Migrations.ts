@@ -21,6 +21,7 @@ import createTasks from "./migrations/0001_create_tasks.ts"
 import holders from "./migrations/0002_holders.ts"
 import queues from "./migrations/0003_queues.ts"
 import schedules from "./migrations/0004_schedules.ts"
+import traces from "./migrations/0005_traces.ts"
 
 /**
  * Options for {@link run}.
@@ -47,7 +48,8 @@ export const migrations = (names: Names.Names): Record<string, Effect.Effect<voi
   "0001_create_tasks": createTasks(names),
   "0002_holders": holders(names),
   "0003_queues": queues(names),
-  "0004_schedules": schedules(names)
+  "0004_schedules": schedules(names),
+  "0005_traces": traces(names)
 })
 
 const migrator = Migrator.make({})

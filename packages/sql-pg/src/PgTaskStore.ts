@@ -61,7 +61,7 @@ import type {
   TaskState,
   TaskStoreOperation
 } from "@backie/core/TaskStore"
-import { normalUniqueStates, readyRecord, TaskStore, TaskStoreError } from "@backie/core/TaskStore"
+import { normalUniqueStates, readyRecord, TaskStore, TaskStoreError, traceparent } from "@backie/core/TaskStore"
 import * as Errors from "./internal/errors.ts"
 import * as Listener from "./internal/listener.ts"
 import * as Names from "./internal/names.ts"
@@ -292,7 +292,13 @@ export const make = Effect.fn("PgTaskStore.make")(
       maxRetries: tasks.map((task) => task.maxRetries),
       timeoutsMs: tasks.map((task) => storedTimeout(task.timeoutMs)),
       createdAt: tasks.map((task) => task.now),
-      scheduledAt: tasks.map((task) => task.scheduledAt)
+      scheduledAt: tasks.map((task) => task.scheduledAt),
+      traces: tasks.map((task) => {
+        if (task.trace == null) return null
+        const text = traceparent(task.trace)
+        if (text === undefined) throw new RangeError("a trace context's ids are not lowercase hexadecimal of 32 and 16 digits")
+        return text
+      })
     })
 
     const insert = Effect.fnUntraced(function*(tasks: ReadonlyArray<NewTask>) {

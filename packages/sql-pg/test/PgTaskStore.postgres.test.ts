@@ -128,11 +128,12 @@ describe("PgTaskStore on PostgreSQL", () => {
           [1, "create_tasks"],
           [2, "holders"],
           [3, "queues"],
-          [4, "schedules"]
+          [4, "schedules"],
+          [5, "traces"]
         ])
         assert.deepStrictEqual(yield* Migrations.run({ schema }), [])
         const applied = yield* sql<{ migration_id: number }>`SELECT migration_id FROM ${sql(`${schema}.migrations`)}`
-        assert.deepStrictEqual(applied.map((row) => row.migration_id), [1, 2, 3, 4])
+        assert.deepStrictEqual(applied.map((row) => row.migration_id), [1, 2, 3, 4, 5])
         const indexes = yield* sql<{ indexname: string }>`
           SELECT indexname FROM pg_indexes WHERE schemaname = ${schema} AND tablename = 'tasks' ORDER BY indexname`
         assert.deepStrictEqual(indexes.map((row) => row.indexname), [
@@ -153,7 +154,7 @@ describe("PgTaskStore on PostgreSQL", () => {
           concurrency: "unbounded"
         })
         const applied = yield* sql<{ migration_id: number }>`SELECT migration_id FROM ${sql(`${schema}.migrations`)}`
-        assert.deepStrictEqual(applied.map((row) => row.migration_id), [1, 2, 3, 4])
+        assert.deepStrictEqual(applied.map((row) => row.migration_id), [1, 2, 3, 4, 5])
         const [inserted] = yield* stores[0]!.insert([newTask()])
         for (const store of stores) assert.deepStrictEqual(yield* store.get(inserted!.task.id), inserted!.task)
       })))

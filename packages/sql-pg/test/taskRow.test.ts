@@ -39,6 +39,7 @@ const row = (overrides: Record<string, unknown> = {}): Record<string, unknown> =
   done_at: null,
   error_info: null,
   errors: [],
+  trace: null,
   ...overrides
 })
 
@@ -78,8 +79,24 @@ describe("TaskRow", () => {
       rescued: 0,
       doneAt: null,
       lastError: null,
-      errors: []
+      errors: [],
+      trace: null
     })
+  })
+
+  it("reads a stored traceparent, and anything else as no trace", () => {
+    const traceId = "4bf92f3577b34da6a3ce929d0e0e4736"
+    const spanId = "00f067aa0ba902b7"
+    const traceOf = (trace: string | null) => {
+      const result = decodeTaskRecord(row({ trace }))
+      return Result.isSuccess(result) ? result.success.trace : assert.fail("the row should decode")
+    }
+    assert.deepStrictEqual(traceOf(`00-${traceId}-${spanId}-01`), { traceId, spanId, sampled: true })
+    assert.deepStrictEqual(traceOf(`00-${traceId}-${spanId}-00`), { traceId, spanId, sampled: false })
+    for (const bad of [null, "", "garbage", `01-${traceId}-${spanId}-01`, `00-${traceId.toUpperCase()}-${spanId}-01`,
+      `00-${"0".repeat(32)}-${spanId}-01`, `00-${traceId}-${"0".repeat(16)}-01`, `00-${traceId}-${spanId}-01-extra`]) {
+      assert.isNull(traceOf(bad), String(bad))
+    }
   })
 
   it("a row the store cannot work with is a MalformedRow naming the task, the column and the value", () => {

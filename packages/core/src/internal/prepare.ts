@@ -7,7 +7,7 @@
  */
 import { DateTime, Duration, Exit, Schema } from "effect"
 import type * as Task from "../Task.ts"
-import type { NewTask } from "../TaskStore.ts"
+import type { NewTask, TraceContext } from "../TaskStore.ts"
 import { firstUnstorable, maxJsonDepth, unstorable } from "./text.ts"
 
 /** The options of one enqueue (see `TaskQueue.EnqueueOptions`). */
@@ -82,14 +82,15 @@ const nestingBeyond = (value: unknown, limit: number): boolean => {
 
 /**
  * The rows for `payloads` of `task`, enqueued at `now` (the store's time)
- * with `options`, or why they cannot be stored. A payload's own Schema may
+ * with `options` in `trace`, or why they cannot be stored. A payload's own Schema may
  * throw (a user's transformation): the caller treats that as a defect.
  */
 export const prepareRows = <T extends Task.Any>(
   task: T,
   payloads: Iterable<Task.Payload<T>>,
   options: RowOptions | undefined,
-  now: number
+  now: number,
+  trace: TraceContext | null = null
 ): Array<NewTask> | Refused => {
   let runAt = now
   if (options?.runAt !== undefined) {
@@ -155,7 +156,8 @@ export const prepareRows = <T extends Task.Any>(
       maxRetries: task.maxRetries,
       timeoutMs,
       now: createdAt,
-      scheduledAt
+      scheduledAt,
+      trace
     })
     index++
   }

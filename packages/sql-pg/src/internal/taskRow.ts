@@ -11,7 +11,7 @@
  * unknown state.
  */
 import type { TaskRecord, TaskState } from "@backie/core/TaskStore"
-import { defaultUniqueStates, normalUniqueStates, TaskStates } from "@backie/core/TaskStore"
+import { defaultUniqueStates, normalUniqueStates, parseTraceparent, TaskStates } from "@backie/core/TaskStore"
 import { Cause, Exit, Result, Schema, SchemaIssue, SchemaParser } from "effect"
 import { decodeAttemptError } from "./attemptError.ts"
 
@@ -66,7 +66,9 @@ export const TaskRow = Schema.Struct({
   done_at: NullableTimestamp,
   /** An attempt error, read leniently (see `decodeAttemptError`). */
   error_info: Jsonb,
-  errors: JsonbArray
+  errors: JsonbArray,
+  /** The W3C `traceparent` of the enqueue, or null (read leniently: see `parseTraceparent`). */
+  trace: NullableText
 })
 
 /** One row of the tasks table, decoded. */
@@ -128,7 +130,8 @@ export const isPlainTaskRow = (row: unknown): row is TaskRow => {
     isInt4(r.max_retries) && isInt8(r.timeout_msecs) && isTimestamp(r.created_at) && isTimestamp(r.scheduled_at) &&
     isNullableTimestamp(r.running_at) && isNullableTimestamp(r.lease_expires_at) &&
     isNullableTimestamp(r.done_at) && isJsonb(r.error_info) && isJsonbArray(r.errors) && isInt4(r.claim) &&
-    isNullableText(r.uniq_states) && isNullableText(r.holder) && (r.hold_seq === null || isInt8(r.hold_seq)) && isBool(r.start_recorded) && isInt4(r.rescued)
+    isNullableText(r.uniq_states) && isNullableText(r.holder) && (r.hold_seq === null || isInt8(r.hold_seq)) && isBool(r.start_recorded) && isInt4(r.rescued) &&
+    isNullableText(r.trace)
 }
 
 /** A value as short text for an error message. */
@@ -193,7 +196,8 @@ const toTaskRecord = (row: TaskRow, holder: string | null = row.holder): TaskRec
   rescued: row.rescued,
   doneAt: row.done_at,
   lastError: row.error_info === null ? null : decodeAttemptError(row.error_info, row.created_at),
-  errors: row.errors.map((error) => decodeAttemptError(error, row.created_at))
+  errors: row.errors.map((error) => decodeAttemptError(error, row.created_at)),
+  trace: parseTraceparent(row.trace)
 })
 
 /** The slow path of decoding: through `TaskRow`'s decoder, built once. */

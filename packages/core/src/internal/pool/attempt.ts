@@ -167,6 +167,8 @@ export const run = (runtime: PoolRuntime, queue: QueueState, row: TaskRecord): E
   count(runtime, queue.metrics.started)
   return Effect.flatMap(
     Effect.makeSpan(row.taskName, {
+      // The attempt continues the trace its task was enqueued in, in whichever process it runs.
+      ...(row.trace === null ? {} : { parent: Tracer.externalSpan(row.trace) }),
       attributes: {
         "backie.task_id": row.id,
         "backie.task": row.taskName,

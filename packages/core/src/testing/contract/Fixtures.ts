@@ -74,7 +74,8 @@ export const readyRecord = (id: string, task: NewTask): TaskRecord => ({
   rescued: 0,
   doneAt: null,
   lastError: null,
-  errors: []
+  errors: [],
+  trace: task.trace ?? null
 })
 
 /** The error of a failed attempt, as a handler's typed failure would record it. */

@@ -6,7 +6,7 @@
 import { assert, describe } from "@effect/vitest"
 import { Effect } from "effect"
 import type { NewTask } from "../../TaskStore.ts"
-import { at, HOUR, newTask, readyRecord, single, mustGet, everything } from "./Fixtures.ts"
+import { at, claimAll, everything, HOUR, mustGet, newTask, readyRecord, single, T0 } from "./Fixtures.ts"
 import type { Suite } from "./Suite.ts"
 
 /**
@@ -107,6 +107,25 @@ export const insert = ({ test }: Suite): void => {
       Effect.gen(function*() {
         assert.deepStrictEqual(yield* store.insert([]), [])
         assert.deepStrictEqual(yield* everything(store), [])
+      }))
+
+    test("keeps a task's trace context, returns it from claims, and refuses one that is not hex ids", (store) =>
+      Effect.gen(function*() {
+        const trace = { traceId: "4bf92f3577b34da6a3ce929d0e0e4736", spanId: "00f067aa0ba902b7", sampled: true }
+        const unsampled = { ...trace, spanId: "b7ad6b7169203331", sampled: false }
+        const results = yield* store.insert([newTask({ trace }), newTask({ trace: unsampled }), newTask()])
+        assert.deepStrictEqual(results.map((result) => result.task.trace), [trace, unsampled, null])
+        assert.deepStrictEqual((yield* mustGet(store, results[0]!.task.id)).trace, trace)
+        const claimed = yield* claimAll(store, T0)
+        assert.deepStrictEqual(claimed.map((task) => task.trace), [trace, unsampled, null])
+        for (const bad of [{ ...trace, traceId: "not hex" }, { ...trace, spanId: trace.spanId.toUpperCase() }, {
+          ...trace,
+          traceId: "0".repeat(32)
+        }]) {
+          const refused = yield* store.insert([newTask({ trace: bad })]).pipe(Effect.flip)
+          assert.strictEqual(refused.reason, "Rejected")
+        }
+        assert.strictEqual((yield* everything(store)).length, 3)
       }))
   })
 }

@@ -34,6 +34,8 @@ export interface InsertColumns {
   readonly timeoutsMs: ReadonlyArray<number>
   readonly createdAt: ReadonlyArray<Date>
   readonly scheduledAt: ReadonlyArray<Date>
+  /** Each task's trace as a W3C `traceparent`, or null. */
+  readonly traces: ReadonlyArray<string | null>
 }
 
 /** A row of `insertTasks` and `insertTask`: the id of an inserted task. */
@@ -49,14 +51,14 @@ export const insertTasks = ({ channel, sql, tasks }: Target, columns: InsertColu
             ${uuids(columns.ids)}, ${texts(columns.taskNames)}, ${texts(columns.queues)},
             ${texts(columns.uniqueKeys)}, ${texts(columns.payloads)}, ${int4s(columns.priorities)},
             ${int4s(columns.maxRetries)}, ${float8s(columns.timeoutsMs)}, ${timestamps(columns.createdAt)},
-            ${timestamps(columns.scheduledAt)}, ${texts(columns.uniqueStates)}
+            ${timestamps(columns.scheduledAt)}, ${texts(columns.uniqueStates)}, ${texts(columns.traces)}
           ) WITH ORDINALITY AS i(id, task_name, queue_name, uniq_key, payload, priority, max_retries,
-                 timeout_msecs, created_at, scheduled_at, uniq_states, ord)
+                 timeout_msecs, created_at, scheduled_at, uniq_states, trace, ord)
         ), inserted AS (
           INSERT INTO ${tasks} AS t (id, task_name, queue_name, uniq_key, payload, priority, max_retries,
-                                     timeout_msecs, created_at, scheduled_at, uniq_states)
+                                     timeout_msecs, created_at, scheduled_at, uniq_states, trace)
           SELECT id, task_name, queue_name, uniq_key, payload::jsonb, priority, max_retries,
-                 round(timeout_msecs)::bigint, created_at, scheduled_at, uniq_states
+                 round(timeout_msecs)::bigint, created_at, scheduled_at, uniq_states, trace
           FROM input
           ORDER BY ord
           ON CONFLICT (task_name, uniq_key) WHERE uniq_key IS NOT NULL AND (state IN ('ready', 'running') OR strpos(uniq_states, state) > 0) DO NOTHING
