@@ -16,6 +16,7 @@ import { list } from "./commands/List.ts"
 import { migrate } from "./commands/Migrate.ts"
 import { purge } from "./commands/Purge.ts"
 import { retry } from "./commands/Retry.ts"
+import { schedules } from "./commands/Schedules.ts"
 import { show } from "./commands/Show.ts"
 import { status } from "./commands/Status.ts"
 import { work } from "./commands/Work.ts"
@@ -38,7 +39,7 @@ export const version: string = (JSON.parse(
  * @since 0.1.0
  */
 export const command = root.pipe(
-  Command.withSubcommands([migrate, status, list, show, retry, cancel, pause, resume, purge, work])
+  Command.withSubcommands([migrate, status, list, show, retry, cancel, pause, resume, schedules, purge, work])
 )
 
 /**

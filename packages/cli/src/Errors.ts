@@ -7,7 +7,7 @@
  * | code | meaning |
  * | ---- | ------- |
  * | 0    | success (also: `work` stopped by SIGINT or SIGTERM after a graceful shutdown) |
- * | 1    | the task was not found, or there was nothing to do (`show`, `retry <id>`, `cancel`) |
+ * | 1    | the task or schedule was not found, or there was nothing to do (`show`, `retry <id>`, `cancel`, `schedules remove`) |
  * | 2    | bad arguments |
  * | 3    | no database: missing or malformed DATABASE_URL, or the server is unreachable or refused the login |
  * | 4    | the schema is not migrated: run `backie migrate` |
@@ -48,7 +48,8 @@ export class TaskNotFound extends Schema.TaggedError<TaskNotFound>()("TaskNotFou
 
 /**
  * The command had nothing to act on, e.g. `cancel` of a task that already
- * finished (exit code 1).
+ * finished, or `schedules remove` of a schedule that does not exist (exit
+ * code 1).
  *
  * @since 0.1.0
  */

@@ -54,13 +54,13 @@ export const lines = (text: ReadonlyArray<string>): string =>
  */
 export const description = lines([
   "Operate the backie task queue of a PostgreSQL database: migrate it, inspect tasks, retry, cancel and",
-  "purge them, and run worker pools. Connects to $DATABASE_URL (or --database-url), schema \"backie\"",
-  "(or --schema). Text output by default; --json prints one JSON value on stdout. Errors are one line",
-  "on stderr.",
+  "purge them, list its recurring schedules, and run worker pools. Connects to $DATABASE_URL (or",
+  "--database-url), schema \"backie\" (or --schema). Text output by default; --json prints one JSON value",
+  "on stdout. Errors are one line on stderr.",
   "",
   "Exit codes:",
   "    0  success (also: `work` stopped by SIGINT or SIGTERM after finishing its running tasks)",
-  "    1  task not found, or nothing to do (show, retry <id>, cancel)",
+  "    1  task or schedule not found, or nothing to do (show, retry <id>, cancel, schedules remove)",
   "    2  bad arguments",
   "    3  no database: DATABASE_URL missing or malformed, server unreachable, login refused",
   "    4  schema not migrated: run `backie migrate`",

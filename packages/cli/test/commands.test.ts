@@ -10,6 +10,7 @@ import { ExitCode } from "../src/Errors.ts"
 import {
   ago,
   claimAll,
+  declare,
   dropSchema,
   getTask,
   insert,
@@ -18,6 +19,7 @@ import {
   runCli,
   runOn,
   settleAll,
+  takeSlot,
   withStore
 } from "./utils/Harness.ts"
 
@@ -40,7 +42,9 @@ describe("migrate", () => {
     expect(first.stdout).toBe(
       `applied migration 0001_create_tasks to schema "${schema}"\n` +
         `applied migration 0002_holders to schema "${schema}"\n` +
-        `applied migration 0003_queues to schema "${schema}"`
+        `applied migration 0003_queues to schema "${schema}"\n` +
+        `applied migration 0004_schedules to schema "${schema}"\n` +
+        `applied migration 0005_traces to schema "${schema}"`
     )
 
     const again = await runOn(schema, ["migrate"])
@@ -58,7 +62,13 @@ describe("migrate", () => {
     expect(result.code).toBe(0)
     expect(JSON.parse(result.stdout)).toEqual({
       schema,
-      applied: [{ id: 1, name: "create_tasks" }, { id: 2, name: "holders" }, { id: 3, name: "queues" }]
+      applied: [
+        { id: 1, name: "create_tasks" },
+        { id: 2, name: "holders" },
+        { id: 3, name: "queues" },
+        { id: 4, name: "schedules" },
+        { id: 5, name: "traces" }
+      ]
     })
   })
 })
@@ -70,7 +80,9 @@ describe("a schema that was never migrated", () => {
     ["show", "00000000-0000-0000-0000-000000000000"],
     ["retry", "--failed"],
     ["cancel", "00000000-0000-0000-0000-000000000000"],
-    ["purge", "--done", "--older-than", "1d"]
+    ["purge", "--done", "--older-than", "1d"],
+    ["schedules"],
+    ["schedules", "remove", "nightly"]
   ])("%s exits with 4 and says to run backie migrate", async (...args) => {
     const schema = fresh()
     const result = await runOn(schema, args)
@@ -529,6 +541,153 @@ describe("purge", () => {
   })
 })
 
+describe("schedules", () => {
+  const schema = randomSchema()
+  /** The task taken for the last slot of daily_report. */
+  let lastTaskId = ""
+  const lastSlot = new Date("2025-01-01T02:00:00Z") // 03:00 in Berlin
+  const idleSince = ago(10 * minute)
+
+  beforeAll(async () => {
+    schemas.push(schema)
+    await withStore(
+      schema,
+      Effect.gen(function*() {
+        // Renewed now (active), 2 minutes ago (still active: processes renew
+        // once a minute), 10 minutes ago (idle: no process declares it any more).
+        const daily = {
+          name: "daily_report",
+          taskName: "report",
+          queue: "reports",
+          expression: "0 3 * * *",
+          timeZone: "Europe/Berlin",
+          missed: "once"
+        }
+        yield* declare([{ ...daily, at: ago(20 * minute) }])
+        yield* declare([daily])
+        lastTaskId = yield* takeSlot("daily_report", lastSlot)
+        yield* declare([{ name: "heartbeat", expression: "every 1 minute", at: ago(2 * minute) }])
+        yield* declare([{ name: "sweep_carts", taskName: "sweep", queue: "carts", missed: "skip", at: idleSince }])
+      })
+    )
+  })
+
+  it("lists each schedule with its last and next slot, active or idle since its last declaration", async () => {
+    const result = await runOn(schema, ["schedules"])
+    expect(result).toMatchObject({ code: 0, stderr: "" })
+    const lines = result.stdout.split("\n")
+    expect(lines[0]).toMatch(
+      /^NAME\s+TASK\s+QUEUE\s+EXPRESSION\s+TIME ZONE\s+MISSED\s+LAST SLOT\s+NEXT SLOT\s+STATE$/
+    )
+    expect(lines).toHaveLength(4)
+    const time = /\d{4}-\d{2}-\d{2} \d{2}:\d{2}:\d{2}Z/.source
+    expect(lines[1]).toMatch(
+      new RegExp(`^daily_report\\s+report\\s+reports\\s+0 3 \\* \\* \\*\\s+Europe/Berlin\\s+once\\s+` +
+        `2025-01-01 02:00:00Z\\s+${time}\\s+active$`)
+    )
+    expect(lines[2]).toMatch(new RegExp(`^heartbeat\\s+heartbeat\\s+default\\s+every 1 minute\\s+UTC\\s+once\\s+-\\s+${time}\\s+active$`))
+    const idle = idleSince.toISOString().replace("T", " ").replace(/\.\d{3}Z$/, "Z")
+    expect(lines[3]).toMatch(
+      new RegExp(`^sweep_carts\\s+sweep\\s+carts\\s+every 15 minutes\\s+UTC\\s+skip\\s+-\\s+${time}\\s+idle since ${idle}$`)
+    )
+  })
+
+  it("--json prints the stored schedules with their next slot and whether they are active", async () => {
+    const before = Date.now()
+    const result = await runOn(schema, ["schedules", "--json"])
+    const after = Date.now()
+    expect(result).toMatchObject({ code: 0, stderr: "" })
+    const schedules = JSON.parse(result.stdout)
+    expect(schedules.map((s: { name: string }) => s.name)).toEqual(["daily_report", "heartbeat", "sweep_carts"])
+    const [daily, heartbeat, sweep] = schedules
+    expect(daily).toEqual({
+      name: "daily_report",
+      taskName: "report",
+      queue: "reports",
+      expression: "0 3 * * *",
+      timeZone: "Europe/Berlin",
+      missed: "once",
+      declaredAt: expect.any(String),
+      seenAt: expect.any(String),
+      lastSlot: lastSlot.toISOString(),
+      lastTaskId,
+      lastTakenAt: expect.any(String),
+      nextSlot: expect.any(String),
+      active: true
+    })
+    // Declared first 20 minutes ago, renewed just now.
+    expect(new Date(daily.declaredAt).getTime()).toBeLessThan(before - 19 * minute)
+    expect(new Date(daily.seenAt).getTime()).toBeGreaterThan(before - minute)
+    // The next 03:00 in Berlin, within a day (and an hour, for a change of clocks).
+    const next = new Date(daily.nextSlot)
+    expect(next.getTime()).toBeGreaterThan(before)
+    expect(next.getTime()).toBeLessThanOrEqual(after + 25 * 60 * minute)
+    expect(new Intl.DateTimeFormat("en-GB", { timeZone: "Europe/Berlin", timeStyle: "medium" }).format(next)).toBe(
+      "03:00:00"
+    )
+    // The next multiple of the interval since the epoch.
+    const quarter = 15 * minute
+    expect(sweep).toMatchObject({ active: false, lastSlot: null, lastTaskId: null, lastTakenAt: null })
+    expect(new Date(sweep.seenAt).getTime()).toBe(idleSince.getTime())
+    expect([Math.floor(before / quarter + 1) * quarter, Math.floor(after / quarter + 1) * quarter]).toContain(
+      new Date(sweep.nextSlot).getTime()
+    )
+    expect(heartbeat).toMatchObject({ active: true, expression: "every 1 minute" })
+  })
+
+  it("says so when there are none", async () => {
+    const schema = fresh()
+    expect((await runOn(schema, ["migrate"])).code).toBe(0)
+    expect(await runOn(schema, ["schedules"])).toEqual({ code: 0, stdout: "no schedules", stderr: "" })
+    expect(await runOn(schema, ["--json", "schedules"])).toEqual({ code: 0, stdout: "[]", stderr: "" })
+  })
+
+  it("remove deletes a stored schedule, not its tasks; a missing one exits with 1", async () => {
+    const schema = fresh()
+    const taskId = await withStore(
+      schema,
+      Effect.gen(function*() {
+        yield* declare([{ name: "old", at: ago(10 * minute) }, { name: "live" }, { name: "kept" }])
+        return yield* takeSlot("old", new Date("2025-01-01T00:00:00Z"), ago(10 * minute))
+      })
+    )
+    const idle = await runOn(schema, ["schedules", "remove", "old"])
+    expect(idle).toEqual({ code: 0, stdout: "schedule \"old\" removed", stderr: "" })
+    expect(await withStore(schema, getTask(taskId))).toMatchObject({ id: taskId, state: "ready" })
+
+    // An active one: the process declaring it stores it again.
+    const active = await runOn(schema, ["schedules", "remove", "live"])
+    expect(active.code).toBe(0)
+    expect(active.stdout).toMatch(
+      /^schedule "live" removed \(a process declared it (now|\d+s ago): it stores it again, as new, within a minute\)$/
+    )
+
+    // Shared flags before or after the subcommand.
+    const json = await runOn(schema, ["--json", "schedules", "remove", "kept"])
+    expect(json).toMatchObject({ code: 0, stderr: "" })
+    expect(JSON.parse(json.stdout)).toEqual({ removed: true, name: "kept", active: true })
+    expect(await runOn(schema, ["schedules"])).toMatchObject({ code: 0, stdout: "no schedules" })
+
+    for (const args of [["schedules", "remove", "old"], ["schedules", "remove", "nope", "--json"]]) {
+      const missing = await runOn(schema, args)
+      expect(missing).toEqual({
+        code: ExitCode.NotFound,
+        stdout: "",
+        stderr: `backie: no schedule named "${args[2]}"`
+      })
+    }
+  })
+
+  it("remove --help says a process that still declares it stores it again", async () => {
+    const result = await runCli(["schedules", "remove", "--help"])
+    expect(result.code).toBe(0)
+    expect(result.stdout).toContain("still declares it stores it again within a minute")
+    const list = await runCli(["schedules", "--help"])
+    expect(list.stdout).toContain("within the last 3 minutes")
+    expect(list.stdout).toMatch(/^ {2}remove\b/m)
+  })
+})
+
 describe("stored text with terminal control characters", () => {
   const schema = randomSchema()
   const hostile = "evil\u001b]0;pwned\u0007\u001b[2J\rforged line\u009b31m\u202ereversed"
@@ -547,6 +706,14 @@ describe("stored text with terminal control characters", () => {
           at: ago(minute)
         }])
         yield* settleAll(`queue ${hostile}`, ago(minute / 2), { _tag: "Fail", message: `boom ${hostile}`, details: { hostile } })
+        yield* declare([{
+          name: `schedule ${hostile}`,
+          taskName: `task ${hostile}`,
+          queue: `queue ${hostile}`,
+          expression: `every ${hostile}`,
+          timeZone: `zone ${hostile}`,
+          missed: `missed ${hostile}`
+        }])
       })
     )
   })
@@ -554,7 +721,7 @@ describe("stored text with terminal control characters", () => {
   /** No character a terminal would act on, but line breaks. */
   const printable = (text: string) => expect(text).not.toMatch(/[\u0000-\u0009\u000b-\u001f\u007f-\u009f\u202e]/)
 
-  it.each([["list"], ["status"], ["show"]])("%s escapes them", async (command) => {
+  it.each([["list"], ["status"], ["show"], ["schedules"]])("%s escapes them", async (command) => {
     const result = await runOn(schema, command === "show" ? ["show", id] : [command])
     expect(result.code).toBe(0)
     printable(result.stdout)
@@ -573,6 +740,28 @@ describe("stored text with terminal control characters", () => {
     const result = await runOn(schema, ["show", id, "--json"])
     printable(result.stdout)
     expect(JSON.parse(result.stdout).lastError.message).toBe(`boom ${hostile}`)
+    const schedules = await runOn(schema, ["schedules", "--json"])
+    printable(schedules.stdout)
+    expect(JSON.parse(schedules.stdout)).toMatchObject([{
+      name: `schedule ${hostile}`,
+      taskName: `task ${hostile}`,
+      expression: `every ${hostile}`,
+      nextSlot: null
+    }])
+  })
+
+  it("schedules remove escapes the name it was given, found or not", async () => {
+    const missing = await runOn(schema, ["schedules", "remove", `nope ${hostile}`])
+    expect(missing.code).toBe(ExitCode.NotFound)
+    printable(missing.stderr)
+    expect(isOneLine(missing.stderr)).toBe(true)
+    expect(missing.stderr).toContain("nope evil\\x1b]0;pwned\\x07\\x1b[2J\\x0dforged line\\x9b31m\\u202ereversed")
+
+    const removed = await runOn(schema, ["schedules", "remove", `schedule ${hostile}`])
+    expect(removed.code).toBe(0)
+    printable(removed.stdout)
+    expect(removed.stdout).toMatch(/^schedule "schedule evil\\x1b]0;pwned\\x07\\x1b\[2J\\x0dforged line/)
+    expect(removed.stdout.split("\n")).toHaveLength(1)
   })
 })
 
@@ -583,7 +772,9 @@ describe("bad arguments", () => {
     [["list", "--bogus"], "--bogus"],
     [["show"], "id"],
     [["frobnicate"], "frobnicate"],
-    [["status", "--schema", "Bad-Name"], "--schema"]
+    [["status", "--schema", "Bad-Name"], "--schema"],
+    [["schedules", "bogus"], "bogus"],
+    [["schedules", "remove"], "name"]
   ])("%j exits with 2 and one line naming %s", async (args, name) => {
     const result = await runCli(args)
     expect(result.code).toBe(ExitCode.Usage)

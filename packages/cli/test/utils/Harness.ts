@@ -219,6 +219,58 @@ export const settleAll = (
     return claimed.map((task: TaskRecord) => task.id)
   })
 
+/** A schedule to declare, as a process running `Recurring.layer` would. */
+export interface ScheduleSeed {
+  readonly name: string
+  readonly taskName?: string
+  readonly queue?: string
+  readonly expression?: string
+  readonly timeZone?: string
+  readonly missed?: string
+  /** When it is declared, i.e. its `declaredAt` and `seenAt` (default now). */
+  readonly at?: Date
+}
+
+/** Declares schedules (a process that last declared them at `at`). */
+export const declare = (seeds: ReadonlyArray<ScheduleSeed>) =>
+  Effect.flatMap(TaskStore, (store) =>
+    store.declareSchedules(seeds.map((seed) => ({
+      name: seed.name,
+      taskName: seed.taskName ?? seed.name,
+      queue: seed.queue ?? "default",
+      expression: seed.expression ?? "every 15 minutes",
+      timeZone: seed.timeZone ?? "UTC",
+      missed: seed.missed ?? "once",
+      now: seed.at ?? new Date()
+    }))))
+
+/** Takes the next slot `slot` of a declared schedule with a task of its task name; returns the task's id. */
+export const takeSlot = (name: string, slot: Date, at: Date = new Date()) =>
+  Effect.gen(function*() {
+    const store = yield* TaskStore
+    const schedule = (yield* store.schedules).find((s) => s.name === name)
+    if (schedule === undefined) return yield* Effect.die(new Error(`no schedule ${name}`))
+    const result = yield* store.takeSlot({
+      schedule: name,
+      previous: schedule.lastSlot,
+      slot,
+      task: {
+        taskName: schedule.taskName,
+        queue: schedule.queue,
+        payload: { slot: slot.toISOString() },
+        uniqueKey: null,
+        priority: 0,
+        maxRetries: 3,
+        timeoutMs: 60_000,
+        now: at,
+        scheduledAt: at
+      },
+      now: at
+    })
+    if (!result.taken) return yield* Effect.die(new Error(`slot ${slot.toISOString()} of ${name} not taken`))
+    return result.inserted!.task.id
+  })
+
 /** Reads one task. */
 export const getTask = (id: string) => Effect.flatMap(TaskStore, (store) => store.get(id))
 
