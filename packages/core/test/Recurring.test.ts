@@ -1,9 +1,10 @@
 import { assert, describe, it } from "@effect/vitest"
-import { Effect, Layer, Schema } from "effect"
+import { Effect, Layer, Metric, Schema } from "effect"
 import { TestClock } from "effect/testing"
 import * as MemoryTaskStore from "../src/MemoryTaskStore.ts"
 import * as Recurring from "../src/Recurring.ts"
 import * as Task from "../src/Task.ts"
+import * as TaskMetrics from "../src/TaskMetrics.ts"
 import * as TaskQueue from "../src/TaskQueue.ts"
 import type { TaskRecord } from "../src/TaskStore.ts"
 import { TaskStore, TaskStoreError } from "../src/TaskStore.ts"
@@ -302,6 +303,35 @@ describe("Recurring.layer", () => {
       // Slot 1 fell due during the outage and was taken 31 s late, within the default minute of grace.
       assert.deepStrictEqual(slotsOf(yield* memory.list({ limit: 100 })), [iso(NOW + 30_000), iso(NOW + 90_000)])
     }))
+
+  it.effect("a defect in the store is logged and the schedules go on", () =>
+    Effect.gen(function*() {
+      yield* TestClock.setTime(NOW)
+      const memory = yield* MemoryTaskStore.make
+      let calls = 0
+      const flaky = TaskStore.of({
+        ...memory,
+        takeSlot: (request) => ++calls === 1 ? Effect.die(new Error("driver bug")) : memory.takeSlot(request)
+      })
+      yield* scheduling([everyMinute()], advance(2 * MINUTE)).pipe(Effect.provideService(TaskStore, flaky))
+      // Slot 0 failed with the defect, was retried a second later, then slot 1 came on time.
+      assert.deepStrictEqual(slotsOf(yield* memory.list({ limit: 100 })), [iso(NOW + 30_000), iso(NOW + 90_000)])
+    }))
+
+  it.effect("skipped slots are counted once in backie_schedule_slots_skipped", () =>
+    withStore(Effect.gen(function*() {
+      const schedule = everyMinute({ missed: "skip", grace: "10 seconds" })
+      yield* scheduling([schedule], advance(2 * MINUTE))
+      yield* TestClock.adjust(10 * MINUTE + 10_000)
+      yield* scheduling([schedule], advance(3 * MINUTE))
+      const skipped = yield* Metric.value(Metric.withAttributes(TaskMetrics.slotsSkipped, { schedule: "tick" }))
+      // Slots 2 to 11 fell due while down.
+      assert.strictEqual(skipped.count, 10)
+      const taken = yield* Metric.value(
+        Metric.withAttributes(TaskMetrics.slotsTaken, { schedule: "tick", outcome: "enqueued" })
+      )
+      assert.strictEqual(taken.count, 5)
+    })).pipe(Effect.provideService(Metric.MetricRegistry, new Map())))
 
   it.effect("slots fall due by the store's clock, not this host's", () =>
     Effect.gen(function*() {

@@ -25,7 +25,7 @@ import * as TaskMetrics from "../../TaskMetrics.ts"
 import type { NewTask, ScheduleRecord, SlotResult, TaskStoreError } from "../../TaskStore.ts"
 import { currentTimeMillis, TaskStore } from "../../TaskStore.ts"
 import { prepareRows } from "../prepare.ts"
-import { describeMissed, plan } from "./slots.ts"
+import { describeMissed, maxCatchUp, plan } from "./slots.ts"
 
 /** How often a process renews its declarations. */
 export const refreshMillis = 60_000
@@ -101,13 +101,20 @@ export const run = (schedules: ReadonlyArray<Recurring.Any>) =>
           let record: ScheduleRecord = records.get(schedule.name)!
           const base = (record.lastSlot ?? record.declaredAt).getTime()
           const { skipped, take } = plan(schedule.slots, base, now, schedule.missed, graceMs)
-          if (skipped > 0 && (reportedSkips.get(schedule.name) ?? Number.NEGATIVE_INFINITY) < now - graceMs) {
-            reportedSkips.set(schedule.name, now - graceMs)
+          // Each skipped slot is reported once, however often it is planned again.
+          const reported = reportedSkips.get(schedule.name) ?? Number.NEGATIVE_INFINITY
+          const newlySkipped = skipped.filter((slot) => slot > reported)
+          if (newlySkipped.length > 0) {
+            reportedSkips.set(schedule.name, newlySkipped[0]!)
+            const count = newlySkipped.length > maxCatchUp ? `more than ${maxCatchUp}` : String(newlySkipped.length)
             yield* Effect.logWarning(
-              `schedule ${schedule.name}: ${skipped > Recurring_maxShown ? `more than ${Recurring_maxShown}` : skipped} ` +
-                `missed slot(s) since ${new Date(base).toISOString()} skipped (policy ${describeMissed(schedule.missed)})`
+              `schedule ${schedule.name}: ${count} missed slot(s) up to ${new Date(newlySkipped[0]!).toISOString()} ` +
+                `skipped (policy ${describeMissed(schedule.missed)})`
             )
-            yield* Metric.update(Metric.withAttributes(TaskMetrics.slotsSkipped, { schedule: schedule.name }), skipped)
+            yield* Metric.update(
+              Metric.withAttributes(TaskMetrics.slotsSkipped, { schedule: schedule.name }),
+              newlySkipped.length
+            )
           }
           let moved = false
           for (const slot of take) {
@@ -163,11 +170,14 @@ export const run = (schedules: ReadonlyArray<Recurring.Any>) =>
       }))
       let wakeAt = declaredAt + refreshMillis
       if (Exit.isFailure(outcome)) {
+        if (Cause.hasInterruptsOnly(outcome.cause)) return yield* Effect.failCause(outcome.cause)
         const failure = Cause.findErrorOption(outcome.cause)
-        if (failure._tag === "None") return yield* Effect.failCause(outcome.cause)
-        yield* Effect.logWarning(
-          `recurring schedules: the store failed (${failure.value.message}); retrying in ${retryMillis / 1000} s`
-        )
+        // A store failure, or a defect (say, in a cron library): logged, and the schedules go on.
+        yield* failure._tag === "Some"
+          ? Effect.logWarning(
+            `recurring schedules: the store failed (${failure.value.message}); retrying in ${retryMillis / 1000} s`
+          )
+          : Effect.logError(`recurring schedules: unexpected failure, retrying in ${retryMillis / 1000} s`, outcome.cause)
         wakeAt = now + retryMillis
         retryMillis = Math.min(lastRetryMillis, retryMillis * 2)
       } else {
@@ -178,5 +188,3 @@ export const run = (schedules: ReadonlyArray<Recurring.Any>) =>
       yield* Effect.sleep(Duration.millis(Math.max(0, wakeAt - after)))
     }
   }).pipe(Effect.withSpan("Recurring.scheduler", undefined, { captureStackTrace: false }))
-
-const Recurring_maxShown = 1_000

@@ -84,10 +84,10 @@ export const maxCatchUp = 1_000
 export const describeMissed = (missed: Missed): string =>
   typeof missed === "string" ? missed : `catch up ${missed.catchUp}`
 
-/** The slots to take now, oldest first, and how many due slots are left out (counted up to `maxCatchUp` + 1). */
+/** The slots to take now, oldest first, and the due slots left out, newest first (at most `maxCatchUp` + 1 of them). */
 export interface Plan {
   readonly take: ReadonlyArray<number>
-  readonly skipped: number
+  readonly skipped: ReadonlyArray<number>
 }
 
 /**
@@ -99,7 +99,7 @@ export interface Plan {
  */
 export const plan = (slots: Slots, base: number, now: number, missed: Missed, graceMs: number): Plan => {
   const latest = slots.latest(now)
-  if (latest <= base) return { take: [], skipped: 0 }
+  if (latest <= base) return { take: [], skipped: [] }
   const onTime = now - latest <= graceMs
   // The missed slots, newest first, as far as anyone can want them.
   const missedSlots: Array<number> = []
@@ -111,5 +111,5 @@ export const plan = (slots: Slots, base: number, now: number, missed: Missed, gr
   const keep = missed === "skip" ? 0 : missed === "once" ? 1 : missed.catchUp
   const taken = missedSlots.slice(0, keep).reverse()
   if (onTime) taken.push(latest)
-  return { take: taken, skipped: Math.max(0, missedSlots.length - keep) }
+  return { take: taken, skipped: missedSlots.slice(keep) }
 }
