@@ -126,8 +126,9 @@ export class TaskQueue extends Context.Service<TaskQueue, {
   /**
    * Cancels a task that has not finished, in whichever process it is: a
    * waiting task never runs; a running one has its handler interrupted (its
-   * finalizers run) at its pool's next heartbeat, within a quarter of its
-   * lease margin, and its outcome is discarded. `by` is recorded in its
+   * finalizers run) by its pool at once, through a notification, or at the
+   * pool's next heartbeat (within a quarter of its lease margin) when the
+   * notification is lost; its outcome is discarded. `by` is recorded in its
    * history. Returns the task as it is afterwards (`undefined`: no such task;
    * a finished task is returned unchanged).
    */
