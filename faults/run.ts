@@ -1,8 +1,9 @@
 /**
  * The fault suite: real worker processes against a real PostgreSQL, under
  * kills, outages, lost connections, paused processes, races, bad input,
- * shutdowns, hostile strings, poisoned tasks, a rolling deploy and clocks
- * minutes apart. Each scenario prints
+ * shutdowns, hostile strings, poisoned tasks, a rolling deploy, clocks
+ * minutes apart, recurring schedules in processes killed at random and
+ * cancels whose notification is lost. Each scenario prints
  *
  *   <scenario>: N tasks, N completed, N lost, N ran twice
  *
@@ -35,6 +36,8 @@ import * as Random from "./lib/random.ts"
 import type { Outcome, Scenario, Server } from "./lib/scenario.ts"
 import { seconds } from "./lib/scenario.ts"
 import * as BadInput from "./scenarios/badInput.ts"
+import * as Cancel from "./scenarios/cancel.ts"
+import * as Cron from "./scenarios/cron.ts"
 import * as Deploy from "./scenarios/deploy.ts"
 import * as Injection from "./scenarios/injection.ts"
 import * as Kill from "./scenarios/kill.ts"
@@ -62,7 +65,9 @@ const scenarios: ReadonlyArray<Scenario> = [
   Injection.scenario,
   Poison.scenario,
   Deploy.make(random),
-  Skew.make(random)
+  Skew.make(random),
+  Cron.make(random),
+  Cancel.make(random)
 ]
 
 const freePort = () =>

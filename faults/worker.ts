@@ -1,9 +1,11 @@
 /**
  * A worker process of the fault suite: one `WorkerPool` on the PostgreSQL
  * store, built with the public API only (`PgClient.layer`,
- * `PgTaskStore.layer`, `WorkerPool.layer`). Its configuration comes as JSON in
- * `BACKIE_FAULTS_CONFIG` (see `lib/protocol.ts`); the profile picks the tasks
- * and handlers (see `lib/tasks.ts`).
+ * `PgTaskStore.layer`, `WorkerPool.layer`), and with `recurring` set the
+ * profile's schedules (`Recurring.layer`) on the same store. Its
+ * configuration comes as JSON in `BACKIE_FAULTS_CONFIG` (see
+ * `lib/protocol.ts`); the profile picks the tasks and handlers (see
+ * `lib/tasks.ts`).
  *
  * It prints `@ready` once its pool runs. SIGTERM or SIGINT shut the pool down
  * gracefully; it then prints `@stats {json}` (its counters, read from
@@ -65,7 +67,7 @@ const Database = PgClient.layer({
   connectTimeout: "5 seconds"
 })
 
-const Workers = Tasks.pool(config).pipe(
+const Workers = Layer.merge(Tasks.pool(config), Tasks.recurring(config)).pipe(
   Layer.provide(PgTaskStore.layer({
     schema: config.schema,
     ...(config.clock === undefined ? {} : { clock: config.clock }),

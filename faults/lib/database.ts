@@ -9,7 +9,7 @@ import * as Migrations from "@backie/sql-pg/Migrations"
 import * as PgTaskStore from "@backie/sql-pg/PgTaskStore"
 import { Effect, Layer } from "effect"
 import { SqlClient } from "effect/sql"
-import { runsTable, tasksTable } from "./tasks.ts"
+import { endsTable, runsTable, schedulesTable, tasksTable } from "./tasks.ts"
 
 /** Drops and recreates a scenario's schema: the store's migrations, then the `runs` table. */
 export const prepareSchema = (schema: string) =>
@@ -36,6 +36,54 @@ export const prepareSchema = (schema: string) =>
       )
     `
   })
+
+/** Creates the `ends` table of the cancel scenario: how each run of its handler ended (`recordEnd`). */
+export const createEndsTable = (schema: string) =>
+  Effect.flatMap(SqlClient.SqlClient, (sql) =>
+    sql`
+      CREATE TABLE ${sql(endsTable(schema))} (
+        task_id     uuid        NOT NULL,
+        claim       integer     NOT NULL,
+        pid         integer     NOT NULL,
+        outcome     text        NOT NULL,
+        ended_at    timestamptz NOT NULL,
+        db_ended_at timestamptz NOT NULL
+      )
+    `)
+
+/** How one run of the cancel scenario's handler ended. */
+export interface EndRow {
+  readonly task_id: string
+  readonly claim: number
+  readonly pid: number
+  readonly outcome: "interrupted" | "finished"
+  /** By the worker's Clock, as its finalizer started. */
+  readonly ended_at: Date
+  readonly db_ended_at: Date
+}
+
+export const readEnds = (schema: string) =>
+  Effect.flatMap(SqlClient.SqlClient, (sql) =>
+    sql<EndRow>`SELECT * FROM ${sql(endsTable(schema))} ORDER BY ended_at`)
+
+/** A stored schedule, as the store keeps it (`<schema>.schedules`). */
+export interface ScheduleRow {
+  readonly name: string
+  readonly task_name: string
+  readonly queue: string
+  readonly expression: string
+  readonly time_zone: string
+  readonly missed: string
+  readonly declared_at: Date
+  readonly seen_at: Date
+  readonly last_slot: Date | null
+  readonly last_task_id: string | null
+  readonly last_taken_at: Date | null
+}
+
+export const readSchedules = (schema: string) =>
+  Effect.flatMap(SqlClient.SqlClient, (sql) =>
+    sql<ScheduleRow>`SELECT * FROM ${sql(schedulesTable(schema))} ORDER BY name`)
 
 export const dropSchema = (schema: string) =>
   Effect.flatMap(SqlClient.SqlClient, (sql) => sql`DROP SCHEMA IF EXISTS ${sql(schema)} CASCADE`).pipe(Effect.ignore)

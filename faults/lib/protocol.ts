@@ -22,6 +22,8 @@ export type Profile =
   | "deployOld"
   | "deployNew"
   | "skew"
+  | "cron"
+  | "cancel"
 
 /** The configuration of one worker process. */
 export interface WorkerConfig {
@@ -42,6 +44,8 @@ export interface WorkerConfig {
   readonly traceSql?: boolean | undefined
   /** The store's `clock` option (default `"database"`: correct this host's time by the database clock's offset). */
   readonly clock?: "database" | "local" | undefined
+  /** Also run the profile's recurring schedules (`Recurring.layer`, the cron profile); default false. */
+  readonly recurring?: boolean | undefined
 }
 
 /** The configuration of one enqueuer process (the unique-key race). */

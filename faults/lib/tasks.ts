@@ -8,9 +8,9 @@
  * twice, and to check that a task never ran again before its lease had
  * lapsed unless its holder was lost before it recorded the start.
  */
-import { Backoff, Task, WorkerPool } from "@backie/core"
+import { Backoff, Recurring, Task, WorkerPool } from "@backie/core"
 import type { TaskStore, TaskStoreError } from "@backie/core/TaskStore"
-import { Clock, Duration, Effect, Layer, Schedule, Schema } from "effect"
+import { Clock, Duration, Effect, Exit, Layer, Schedule, Schema } from "effect"
 import { SqlClient } from "effect/sql"
 import * as crypto from "node:crypto"
 import * as Injection from "./injection.ts"
@@ -20,6 +20,9 @@ import type { Profile, WorkerConfig } from "./protocol.ts"
 export const runsTable = (schema: string) => `${schema}.runs`
 export const tasksTable = (schema: string) => `${schema}.tasks`
 export const holdersTable = (schema: string) => `${schema}.holders`
+export const schedulesTable = (schema: string) => `${schema}.schedules`
+/** The side table of the cancel scenario: how each run of its handler ended (see `recordEnd`). */
+export const endsTable = (schema: string) => `${schema}.ends`
 
 /**
  * Records the start of one run; runs before the handler does anything else.
@@ -38,6 +41,22 @@ export const recordRun = (schema: string, task: Task.CurrentTask, note: string |
              ${new Date(now).toISOString()}::timestamptz, clock_timestamp(),
              t.claim, t.attempt, t.state, t.rescued, t.running_at, t.lease_expires_at, t.scheduled_at, ${note}::text
       FROM (SELECT 1) AS one LEFT JOIN ${sql(tasksTable(schema))} AS t ON t.id = ${task.id}::uuid
+    `
+  })
+
+/**
+ * Records how one run ended, from a finalizer of the handler (`Effect.onExit`):
+ * `interrupted` (the pool interrupted it: a cancel) or `finished`. `ended_at`
+ * is the process's Clock when the finalizer started, before the insert.
+ */
+export const recordEnd = (schema: string, task: Task.CurrentTask, outcome: "interrupted" | "finished") =>
+  Effect.gen(function*() {
+    const sql = yield* SqlClient.SqlClient
+    const now = yield* Clock.currentTimeMillis
+    yield* sql`
+      INSERT INTO ${sql(endsTable(schema))} (task_id, claim, pid, outcome, ended_at, db_ended_at)
+      VALUES (${task.id}::uuid, ${task.claim}::int, ${process.pid}::int, ${outcome}::text,
+              ${new Date(now).toISOString()}::timestamptz, clock_timestamp())
     `
   })
 
@@ -325,6 +344,66 @@ const skewRun = (kind: typeof skewKinds[number], attempt: number, ms: number): E
     ? Task.snooze(Duration.millis(skewSnoozeMs))
     : Effect.sleep(Duration.millis(ms))
 
+// --- cron: recurring tasks under kill -9 -------------------------------------------
+
+/** The task every schedule of the cron scenario enqueues: it says which schedule and slot it is for. */
+export const CronTick = Task.make({
+  name: "fault_cron",
+  queue: "cron",
+  payload: Schema.Struct({ schedule: Schema.String, slot: Schema.String }),
+  timeout: "2 seconds",
+  // A task caught in several killed processes must still complete.
+  maxRetries: 25,
+  backoff: Backoff.exponential({ first: "100 millis", max: "1 second" })
+})
+
+/** How long a cron task's handler runs: long enough for some kills to hit a run. */
+export const cronRunMs = 800
+
+const tick = (schedule: string) => (slot: Date) => ({ schedule, slot: slot.toISOString() })
+
+/**
+ * The schedules every process of the cron scenario runs: one every second
+ * (slots from the epoch), one on a 6-field cron expression (every even
+ * second, UTC). Both catch up more slots than any outage of the scenario
+ * lasts, so none may be missing; the grace is small, so slots taken after
+ * the outage count as missed and go through the policy.
+ */
+export const cronSchedules = [
+  Recurring.make({
+    name: "fault_cron_every",
+    task: CronTick,
+    every: "1 second",
+    payload: tick("fault_cron_every"),
+    missed: { catchUp: 1000 },
+    grace: "200 millis"
+  }),
+  Recurring.make({
+    name: "fault_cron_even",
+    task: CronTick,
+    cron: "*/2 * * * * *",
+    payload: tick("fault_cron_even"),
+    missed: { catchUp: 100 },
+    grace: "200 millis"
+  })
+]
+
+// --- cancel: cancelling running tasks ----------------------------------------------
+
+/**
+ * The task of the cancel scenario: its handler sleeps until `finishAt` (epoch
+ * ms), a long time for the tasks that are cancelled while they run, exactly
+ * as long as the race needs for the others; a finalizer records how it ended.
+ */
+export const Cancel = Task.make({
+  name: "fault_cancel",
+  queue: "cancel",
+  payload: Schema.Struct({ n: Schema.Int, finishAt: Schema.Number }),
+  timeout: "60 seconds",
+  maxRetries: 0,
+  backoff: Backoff.none
+})
+
 // --- pools -----------------------------------------------------------------------
 
 type PoolLayer = Layer.Layer<
@@ -461,7 +540,38 @@ export const pool = (config: WorkerConfig): PoolLayer => {
         ],
         queues: { skew: queue },
         ...grace
+      }),
+    cron: () =>
+      WorkerPool.layer({
+        handlers: [
+          Task.handler(CronTick, ({ schedule }, task) =>
+            Effect.andThen(record(task, schedule), Effect.sleep(Duration.millis(cronRunMs))))
+        ],
+        queues: { cron: queue },
+        ...grace
+      }),
+    cancel: () =>
+      WorkerPool.layer({
+        handlers: [
+          Task.handler(Cancel, ({ finishAt }, task) =>
+            Effect.andThen(
+              record(task),
+              Effect.suspend(() => Effect.sleep(Duration.millis(Math.max(0, finishAt - Date.now())))).pipe(
+                Effect.onExit((exit) =>
+                  recordEnd(config.schema, task, Exit.hasInterrupts(exit) ? "interrupted" : "finished").pipe(
+                    Effect.ignore({ log: "Error", message: "recording the end of a run failed" })
+                  )
+                )
+              )
+            ))
+        ],
+        queues: { cancel: queue },
+        ...grace
       })
   }
   return pools[config.profile]()
 }
+
+/** The recurring schedules of a profile (`config.recurring`): only the cron profile has any. */
+export const recurring = (config: WorkerConfig): Layer.Layer<never, never, TaskStore> =>
+  config.recurring === true && config.profile === "cron" ? Recurring.layer(cronSchedules) : Layer.empty
