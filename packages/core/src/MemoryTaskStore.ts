@@ -394,14 +394,21 @@ export const make: Effect.Effect<TaskStore["Service"]> = Effect.sync(() => {
       return snapshot(row)
     })
 
+  /**
+   * A cancelled task whose holder has not been told yet (its handler may
+   * still run in that pool) is left out of retries and purges until the
+   * holder's next heartbeat.
+   */
+  const untold = (row: Row) => row.state === "cancelled" && row.holder !== null
+
   const select = (selection: Selection): Array<Row> => {
     if (selection.id !== undefined) {
       const row = rows.get(selection.id)
-      return row !== undefined && selection.states.includes(row.state) ? [row] : []
+      return row !== undefined && selection.states.includes(row.state) && !untold(row) ? [row] : []
     }
     const selected: Array<Row> = []
     for (const row of rows.values()) {
-      if (!selection.states.includes(row.state)) continue
+      if (!selection.states.includes(row.state) || untold(row)) continue
       if (selection.queue !== undefined && row.queue !== selection.queue) continue
       if (
         selection.finishedBefore !== undefined &&

@@ -805,7 +805,10 @@ export class TaskStore extends Context.Service<TaskStore, {
   /**
    * Make selected finished tasks `ready` again at `now`, with `retries` reset to
    * 0 (their error history is kept). A unique task whose key another task
-   * holds now is left as it is. Returns how many were made ready.
+   * holds now is left as it is. A cancelled task whose holder has not been
+   * told yet (it still names its holder: its handler may still run) is left
+   * until that holder's next heartbeat, by `purge` too. Returns how many were
+   * made ready.
    */
   readonly retry: (selection: Selection, now: Date) => Effect.Effect<number, TaskStoreError>
   /** Delete selected tasks that are not `ready` or `running`. Returns how many were deleted. */

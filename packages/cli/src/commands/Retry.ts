@@ -50,7 +50,10 @@ export const retry = Command.make(
         const task = yield* find(id)
         if (retried === 0) {
           return yield* new NothingToDo({
-            message: task.state === "failed" || task.state === "cancelled"
+            message: task.state === "cancelled" && task.holder !== null
+              ? `task ${id} is cancelled, but its handler may still be running: its worker pool has not been told ` +
+                `yet (within a quarter of its lease margin); retry it after that`
+              : task.state === "failed" || task.state === "cancelled"
               ? `task ${id} is ${task.state}, but another task holds its unique key ${JSON.stringify(task.uniqueKey)} now`
               : `task ${id} is ${task.state}: only failed or cancelled tasks can be retried`
           })

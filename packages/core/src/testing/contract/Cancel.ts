@@ -91,6 +91,21 @@ export const cancel = ({ liveTest, quietWaitMs, test, wakeupWaitMs }: Suite): vo
         assert.deepStrictEqual(yield* register(store, at(5), plus(at(5), HOUR)), [second.id])
       }))
 
+    test("a cancelled task its holder has not been told of yet is neither retried nor purged", (store) =>
+      Effect.gen(function*() {
+        const task = yield* running(store)
+        yield* store.cancel(task.id, at(1))
+        // Its handler may still run in its pool: a retry now would run it twice at once.
+        assert.strictEqual(yield* store.retry({ id: task.id, states: ["cancelled"] }, at(2)), 0)
+        assert.strictEqual(yield* store.retry({ states: ["cancelled"] }, at(2)), 0)
+        assert.strictEqual(yield* store.purge({ states: ["cancelled"] }), 0)
+        assert.strictEqual((yield* mustGet(store, task.id)).state, "cancelled")
+        // Once its holder's heartbeat has returned it, it can be.
+        assert.deepStrictEqual(yield* register(store, at(3), plus(at(3), HOUR)), [task.id])
+        assert.strictEqual(yield* store.retry({ id: task.id, states: ["cancelled"] }, at(4)), 1)
+        assert.strictEqual((yield* mustGet(store, task.id)).state, "ready")
+      }))
+
     liveTest("cancelling a running task wakes its holder's id; cancelling a ready one does not", (store) =>
       Effect.gen(function*() {
         const task = yield* running(store)
