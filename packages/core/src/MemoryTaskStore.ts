@@ -525,6 +525,11 @@ export const make: Effect.Effect<TaskStore["Service"]> = Effect.sync(() => {
           failed += 1
         }
       }
+      // Cancelled tasks of lost holders that were never told: released, so they can be retried or purged.
+      for (const row of rows.values()) {
+        if (row.state !== "cancelled" || row.holder === null || !queues.has(row.queue)) continue
+        if ((holders.get(row.holder)?.expiresAt.getTime() ?? -Infinity) <= now) row.holder = null
+      }
       for (const [id, holder] of holders) {
         if (holder.expiresAt.getTime() > now) continue
         if (holdingOf(id) === 0) holders.delete(id)

@@ -715,7 +715,10 @@ export class TaskStoreError extends Schema.TaggedError<TaskStoreError>()("TaskSt
  *   charged a failed attempt: an attempt error tagged
  *   `"LeaseExpired"`, then `ready` with `retries + 1` while
  *   `retries < maxRetries`, otherwise `failed`.
- * Expired holders that hold no task any more are deleted.
+ * A cancelled task of these queues whose holder is lost before it was told
+ * (the task still names it) is released: its `holder` cleared, so that it
+ * can be retried or purged. Expired holders that hold no task any more are
+ * deleted.
  *
  * @since 0.1.0
  */

@@ -7,6 +7,7 @@ import { assert, describe } from "@effect/vitest"
 import { Effect, Fiber, Option } from "effect"
 import type { TaskRecord } from "../../TaskStore.ts"
 import {
+  T0,
   at,
   plus,
   HOUR,
@@ -104,6 +105,22 @@ export const cancel = ({ liveTest, quietWaitMs, test, wakeupWaitMs }: Suite): vo
         assert.deepStrictEqual(yield* register(store, at(3), plus(at(3), HOUR)), [task.id])
         assert.strictEqual(yield* store.retry({ id: task.id, states: ["cancelled"] }, at(4)), 1)
         assert.strictEqual((yield* mustGet(store, task.id)).state, "ready")
+      }))
+
+    test("a cancelled task whose holder is lost before it was told is released by the next rescue", (store) =>
+      Effect.gen(function*() {
+        const task = yield* running(store)
+        yield* register(store, T0, at(10))
+        yield* store.cancel(task.id, at(1))
+        // A rescue while the holder lives leaves it to the holder's heartbeat.
+        yield* store.rescue({ queues: ["default"], now: at(5), limit: 100 })
+        assert.strictEqual((yield* mustGet(store, task.id)).holder, HOLDER)
+        // The holder dies without another heartbeat.
+        yield* store.rescue({ queues: ["default"], now: at(10), limit: 100 })
+        const released = yield* mustGet(store, task.id)
+        assert.strictEqual(released.state, "cancelled")
+        assert.isNull(released.holder)
+        assert.strictEqual(yield* store.purge({ id: task.id, states: ["cancelled"] }), 1)
       }))
 
     liveTest("cancelling a running task wakes its holder's id; cancelling a ready one does not", (store) =>

@@ -14,6 +14,9 @@
  *   failed attempt (`LeaseExpired`):
  *   `ready` with `retries + 1` while `retries < max_retries`, otherwise
  *   `failed`;
+ * - a cancelled task whose holder is lost before it was told (the task
+ *   still names it) is released (`holder` cleared), so it can be retried or
+ *   purged (through `tasks_cancelled_idx`, which holds only such rows);
  * - expired holders that hold nothing any more are deleted.
  *
  * One row never stops a rescue: a row whose `rescued` cannot count one more
@@ -106,6 +109,10 @@ export const rescueTasks = ({ channel, holders, sql, tasks }: Target, params: Re
           FROM candidates AS c
           WHERE t.id = c.id AND NOT c.unstarted
           RETURNING t.queue_name, t.state
+        ), released AS (
+          UPDATE ${tasks} AS t SET holder = NULL
+          WHERE t.state = 'cancelled' AND t.holder IS NOT NULL AND t.queue_name = ANY(${texts(params.queues)})
+            AND NOT EXISTS (SELECT 1 FROM ${holders} AS h WHERE h.id = t.holder AND h.expires_at > ${at})
         ), cleaned AS (
           DELETE FROM ${holders} AS h
           WHERE h.expires_at <= ${at} AND NOT EXISTS (
