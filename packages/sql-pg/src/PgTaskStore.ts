@@ -293,7 +293,8 @@ export const make = Effect.fn("PgTaskStore.make")(
       timeoutsMs: tasks.map((task) => storedTimeout(task.timeoutMs)),
       createdAt: tasks.map((task) => task.now),
       scheduledAt: tasks.map((task) => task.scheduledAt),
-      traces: tasks.map((task) => {
+      // Most batches carry no trace: then an empty array, which `unnest` pads with NULLs, costs nothing per task.
+      traces: tasks.every((task) => task.trace == null) ? [] : tasks.map((task) => {
         if (task.trace == null) return null
         const text = traceparent(task.trace)
         if (text === undefined) throw new RangeError("a trace context's ids are not lowercase hexadecimal of 32 and 16 digits")

@@ -34,7 +34,7 @@ export interface InsertColumns {
   readonly timeoutsMs: ReadonlyArray<number>
   readonly createdAt: ReadonlyArray<Date>
   readonly scheduledAt: ReadonlyArray<Date>
-  /** Each task's trace as a W3C `traceparent`, or null. */
+  /** Each task's trace as a W3C `traceparent`, or null; empty when no task has one (`unnest` pads it with NULLs). */
   readonly traces: ReadonlyArray<string | null>
 }
 
