@@ -395,20 +395,22 @@ export const make: Effect.Effect<TaskStore["Service"]> = Effect.sync(() => {
     })
 
   /**
-   * A cancelled task whose holder has not been told yet (its handler may
-   * still run in that pool) is left out of retries and purges until the
+   * A cancelled task whose holder, live at `now`, has not been told yet (its
+   * handler may still run in that pool): left out of retries until the
    * holder's next heartbeat.
    */
-  const untold = (row: Row) => row.state === "cancelled" && row.holder !== null
+  const untold = (row: Row, now: Date) =>
+    row.state === "cancelled" && row.holder !== null &&
+    (holders.get(row.holder)?.expiresAt.getTime() ?? -Infinity) > now.getTime()
 
   const select = (selection: Selection): Array<Row> => {
     if (selection.id !== undefined) {
       const row = rows.get(selection.id)
-      return row !== undefined && selection.states.includes(row.state) && !untold(row) ? [row] : []
+      return row !== undefined && selection.states.includes(row.state) ? [row] : []
     }
     const selected: Array<Row> = []
     for (const row of rows.values()) {
-      if (!selection.states.includes(row.state) || untold(row)) continue
+      if (!selection.states.includes(row.state)) continue
       if (selection.queue !== undefined && row.queue !== selection.queue) continue
       if (
         selection.finishedBefore !== undefined &&
@@ -421,7 +423,7 @@ export const make: Effect.Effect<TaskStore["Service"]> = Effect.sync(() => {
 
   const retry = (selection: Selection, now: Date) =>
     Effect.sync(() => {
-      const selected = select(selection).filter((row) => isFinished(row.state))
+      const selected = select(selection).filter((row) => isFinished(row.state) && !untold(row, now))
       const queues = new Set<string>()
       let retried = 0
       for (const row of selected) {
@@ -598,16 +600,17 @@ export const make: Effect.Effect<TaskStore["Service"]> = Effect.sync(() => {
       if (!isValidDate(request.slot) || !isValidDate(request.now)) {
         return Effect.fail(rejected("schedules", "a time is not a valid date"))
       }
-      const current = schedules.get(request.schedule)
-      const previous = current?.lastSlot?.getTime() ?? null
-      if (current === undefined || previous !== (request.previous?.getTime() ?? null)) {
-        return Effect.succeed<SlotResult>({ taken: false, inserted: undefined, schedule: current })
-      }
-      const inserted = request.task === undefined ? Effect.succeed(undefined) : Effect.map(
-        insert([request.task]),
-        (results) => results[0]
-      )
-      return Effect.map(inserted, (result): SlotResult => {
+      const refused = request.task === undefined ? undefined : refusedTask(request.task)
+      if (refused !== undefined) return Effect.fail(rejected("insert", refused))
+      // The comparison, the insert and the new last slot in one synchronous step: nothing runs between them.
+      return Effect.sync((): SlotResult => {
+        const current = schedules.get(request.schedule)
+        const previous = current?.lastSlot?.getTime() ?? null
+        if (current === undefined || previous !== (request.previous?.getTime() ?? null)) {
+          return { taken: false, inserted: undefined, schedule: current }
+        }
+        const result = request.task === undefined ? undefined : insertOne(request.task)
+        if (result?.inserted === true) notify(new Set([result.task.queue]))
         const record: ScheduleRecord = {
           ...current,
           lastSlot: request.slot,

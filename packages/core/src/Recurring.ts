@@ -100,7 +100,11 @@ export interface Options<T extends Task.Any> {
   readonly name?: string | undefined
   /**
    * A cron expression with 5 fields (minute hour day-of-month month
-   * day-of-week) or 6 (seconds first), as Effect's `Cron.parse` reads it.
+   * day-of-week) or 6 (seconds first), as Effect's `Cron.parse` reads it;
+   * one that matches no date (`0 0 30 2 *`) is refused. Local times that
+   * occur twice when the clocks go back run once, at the earlier (Cron's
+   * `onDstOverlap: "earlier"`); local times that do not exist when they go
+   * forward do not run.
    */
   readonly cron?: string | undefined
   /** The IANA time zone `cron` is read in, e.g. `"Europe/Berlin"`. Default `"UTC"`. */
@@ -115,7 +119,10 @@ export interface Options<T extends Task.Any> {
   readonly payload: Task.Payload<T> | ((slot: Date) => Task.Payload<T>)
   /** Default `"once"`; see {@link Missed}. */
   readonly missed?: Missed | undefined
-  /** From 0 to 1 day; default 1 minute. */
+  /**
+   * From 1 second to 1 day; default 1 minute. (A scheduler wakes a little
+   * after each slot, so a shorter grace would count on-time slots missed.)
+   */
   readonly grace?: Duration.Input | undefined
 }
 
@@ -132,6 +139,9 @@ export class InvalidSchedule extends Schema.TaggedError<InvalidSchedule>()("Inva
   schedule: Schema.String,
   message: Schema.String
 }) {}
+
+/** The shortest `grace`: 1 second. @since 0.1.0 */
+export const minGraceMillis = 1_000
 
 /** The longest `grace`: 1 day. @since 0.1.0 */
 export const maxGraceMillis = 24 * 60 * 60 * 1000
@@ -202,8 +212,8 @@ export const make = <T extends Task.Any>(options: Options<T>): Recurring<T> => {
     fail(`missed must be "skip", "once" or { catchUp: n } with n from 1 to ${maxCatchUp}`)
   }
   const graceMillis = options.grace === undefined ? 60_000 : durationMillis(options.grace)
-  if (!(graceMillis >= 0 && graceMillis <= maxGraceMillis)) {
-    fail(`grace must be a duration from 0 to 1 day, got ${String(options.grace)}`)
+  if (!(graceMillis >= minGraceMillis && graceMillis <= maxGraceMillis)) {
+    fail(`grace must be a duration from 1 second to 1 day, got ${String(options.grace)}`)
   }
   const given = options.payload
   const payload = typeof given === "function"

@@ -778,7 +778,7 @@ export class TaskStore extends Context.Service<TaskStore, {
   /**
    * Delete a stored schedule (its tasks stay). `false` when there was none.
    * A process that still declares it stores it again, as new, when it next
-   * renews its declarations.
+   * renews its declarations or takes a slot of it.
    */
   readonly removeSchedule: (name: string) => Effect.Effect<boolean, TaskStoreError>
   /** The registered holders, live or expired, by registration time. */
@@ -809,9 +809,9 @@ export class TaskStore extends Context.Service<TaskStore, {
    * Make selected finished tasks `ready` again at `now`, with `retries` reset to
    * 0 (their error history is kept). A unique task whose key another task
    * holds now is left as it is. A cancelled task whose holder has not been
-   * told yet (it still names its holder: its handler may still run) is left
-   * until that holder's next heartbeat, by `purge` too. Returns how many were
-   * made ready.
+   * told yet while that holder is live at `now` (it still names its holder:
+   * its handler may still run) is left until that holder's next heartbeat.
+   * Returns how many were made ready.
    */
   readonly retry: (selection: Selection, now: Date) => Effect.Effect<number, TaskStoreError>
   /** Delete selected tasks that are not `ready` or `running`. Returns how many were deleted. */

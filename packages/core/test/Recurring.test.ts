@@ -109,6 +109,9 @@ describe("Recurring.make", () => {
     assert.match(refusal({ task: Tick, payload, every: "1 minute", missed: "all" as never }), /catchUp: n/)
     assert.match(refusal({ task: Tick, payload, every: "1 minute", grace: "25 hours" }), /grace must be/)
     assert.match(refusal({ task: Tick, payload, every: "1 minute", grace: -1 }), /grace must be/)
+    assert.match(refusal({ task: Tick, payload, every: "1 minute", grace: 0 }), /from 1 second to 1 day/)
+    // It parses, but no February has a 30th: Cron's search would throw at every wake-up.
+    assert.match(refusal({ task: Tick, payload, cron: "0 0 30 2 *" }), /matches no date/)
     assert.match(refusal({ task: Tick, payload, every: "1 minute", name: "" }), /schedule name must be a non-empty/)
     assert.match(refusal({ task: Tick, payload, every: "1 minute", name: "a\u0000b" }), /NUL/)
   })
@@ -316,6 +319,25 @@ describe("Recurring.layer", () => {
       yield* scheduling([everyMinute()], advance(2 * MINUTE)).pipe(Effect.provideService(TaskStore, flaky))
       // Slot 0 failed with the defect, was retried a second later, then slot 1 came on time.
       assert.deepStrictEqual(slotsOf(yield* memory.list({ limit: 100 })), [iso(NOW + 30_000), iso(NOW + 90_000)])
+    }))
+
+  it.effect("a schedule whose slots keep failing holds up no other schedule", () =>
+    Effect.gen(function*() {
+      yield* TestClock.setTime(NOW)
+      const memory = yield* MemoryTaskStore.make
+      const failing = TaskStore.of({
+        ...memory,
+        takeSlot: (request) =>
+          request.schedule === "tick"
+            ? Effect.fail(new TaskStoreError({ reason: "Unavailable", operation: "schedules", message: "lock timeout" }))
+            : memory.takeSlot(request)
+      })
+      const reports = Recurring.make({ task: Report, every: "1 minute", payload: { day: "d" }, grace: "1 second" })
+      yield* scheduling([everyMinute(), reports], advance(3 * MINUTE)).pipe(Effect.provideService(TaskStore, failing))
+      const tasks = yield* memory.list({ limit: 100 })
+      // Every report on time (within its 1 s of grace), none skipped, though "tick" failed at every try.
+      assert.deepStrictEqual(slotsOf(tasks), [30_000, 90_000, 150_000].map((ms) => iso(NOW + ms)))
+      assert.deepStrictEqual(tasks.map((task) => task.taskName), ["report", "report", "report"])
     }))
 
   it.effect("skipped slots are counted once in backie_schedule_slots_skipped", () =>

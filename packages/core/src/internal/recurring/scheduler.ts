@@ -19,7 +19,7 @@
  * doubles from 1 second to 10 seconds, and then the slots due meanwhile are
  * planned like any others.
  */
-import { Cause, Duration, Effect, Exit, Metric } from "effect"
+import { Cause, Clock, Duration, Effect, Exit, Metric } from "effect"
 import type * as Recurring from "../../Recurring.ts"
 import * as TaskMetrics from "../../TaskMetrics.ts"
 import type { NewTask, ScheduleRecord, SlotResult, TaskStoreError } from "../../TaskStore.ts"
@@ -162,29 +162,44 @@ export const run = (schedules: ReadonlyArray<Recurring.Any>) =>
         }
       })
 
-    while (true) {
-      const now = yield* currentTimeMillis(store)
-      const outcome = yield* Effect.exit(Effect.gen(function*() {
-        if (now - declaredAt >= refreshMillis) yield* declare
-        for (const schedule of schedules) yield* fire(schedule, now)
-      }))
-      let wakeAt = declaredAt + refreshMillis
-      if (Exit.isFailure(outcome)) {
-        if (Cause.hasInterruptsOnly(outcome.cause)) return yield* Effect.failCause(outcome.cause)
-        const failure = Cause.findErrorOption(outcome.cause)
-        // A store failure, or a defect (say, in a cron library): logged, and the schedules go on.
-        yield* failure._tag === "Some"
-          ? Effect.logWarning(
-            `recurring schedules: the store failed (${failure.value.message}); retrying in ${retryMillis / 1000} s`
-          )
-          : Effect.logError(`recurring schedules: unexpected failure, retrying in ${retryMillis / 1000} s`, outcome.cause)
-        wakeAt = now + retryMillis
-        retryMillis = Math.min(lastRetryMillis, retryMillis * 2)
-      } else {
-        retryMillis = firstRetryMillis
-      }
-      for (const schedule of schedules) wakeAt = Math.min(wakeAt, schedule.slots.next(now))
-      const after = yield* currentTimeMillis(store)
-      yield* Effect.sleep(Duration.millis(Math.max(0, wakeAt - after)))
+    /** Logs a failed step; interruption goes on up. */
+    const report = (cause: Cause.Cause<unknown>, what: string) => {
+      const failure = Cause.findErrorOption(cause)
+      return failure._tag === "Some" && failure.value instanceof Error
+        ? Effect.logWarning(`${what}: the store failed (${failure.value.message}); retrying in ${retryMillis / 1000} s`)
+        : Effect.logError(`${what}: unexpected failure, retrying in ${retryMillis / 1000} s`, cause)
     }
-  }).pipe(Effect.withSpan("Recurring.scheduler", undefined, { captureStackTrace: false }))
+
+    while (true) {
+      // One span per wake-up: the loop itself never ends.
+      const wakeAt = yield* Effect.gen(function*() {
+        let failed = false
+        let now = yield* Clock.currentTimeMillis
+        const step = yield* Effect.exit(Effect.gen(function*() {
+          now = yield* currentTimeMillis(store)
+          if (now - declaredAt >= refreshMillis) yield* declare
+        }))
+        if (Exit.isFailure(step)) {
+          if (Cause.hasInterruptsOnly(step.cause)) return yield* Effect.failCause(step.cause)
+          yield* report(step.cause, "recurring schedules")
+          failed = true
+        } else {
+          // Each schedule on its own: one that fails (a store error, a defect) never holds up the others.
+          for (const schedule of schedules) {
+            const fired = yield* Effect.exit(fire(schedule, now))
+            if (Exit.isSuccess(fired)) continue
+            if (Cause.hasInterruptsOnly(fired.cause)) return yield* Effect.failCause(fired.cause)
+            yield* report(fired.cause, `schedule ${schedule.name}`)
+            failed = true
+          }
+        }
+        let wakeAt = failed ? now + retryMillis : declaredAt + refreshMillis
+        retryMillis = failed ? Math.min(lastRetryMillis, retryMillis * 2) : firstRetryMillis
+        if (!failed) for (const schedule of schedules) wakeAt = Math.min(wakeAt, schedule.slots.next(now))
+        return wakeAt
+      }).pipe(Effect.withSpan("Recurring.wakeUp", undefined, { captureStackTrace: false }))
+      const after = yield* Effect.exit(currentTimeMillis(store))
+      const delay = Exit.isSuccess(after) ? wakeAt - after.value : firstRetryMillis
+      yield* Effect.sleep(Duration.millis(Math.min(Math.max(0, delay), refreshMillis)))
+    }
+  })

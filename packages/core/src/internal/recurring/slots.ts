@@ -29,6 +29,13 @@ export const cron = (expression: string, timeZone: string): Slots | { readonly i
   const parsed = Cron.parse(expression, timeZone)
   if (Result.isFailure(parsed)) return { invalid: parsed.failure.message }
   const schedule = parsed.success
+  // An expression can parse and still match no date (`0 0 30 2 *`): Cron's search then throws.
+  try {
+    Cron.next(schedule, new Date(0))
+    Cron.prev(schedule, new Date(Date.UTC(9999, 0, 1)))
+  } catch (error) {
+    return { invalid: `it matches no date (${error instanceof Error ? error.message : String(error)})` }
+  }
   return {
     expression,
     timeZone,

@@ -8,6 +8,11 @@
  * unique index would refuse the update), and of several selected tasks with
  * one key only one is made ready. The selected rows are locked first, so two
  * retries of the same tasks do not both pass the check.
+ *
+ * A cancelled task that still names its holder while that holder is live
+ * (its pool has not been told yet, and its handler may still run there) is
+ * left as it is: retrying it would run it twice at once. A lost holder's
+ * cancelled tasks are retried (and released by the next rescue).
  */
 import * as PgTypes from "@effect/sql-pg/PgTypes"
 import type { Statement } from "effect/sql/Statement"
@@ -28,6 +33,9 @@ export const retryTasks = (target: Target, selection: SelectionFilter, now: Date
         WITH selected AS (
           SELECT id, task_name, uniq_key, (state IN ('ready', 'running') OR strpos(uniq_states, state) > 0) AS holds FROM ${tasks} AS t
           WHERE ${selectionCondition(target, selection)}
+            AND NOT (t.state = 'cancelled' AND t.holder IS NOT NULL AND EXISTS (
+              SELECT 1 FROM ${target.holders} AS h WHERE h.id = t.holder AND h.expires_at > ${PgTypes.timestamptz(now)}
+            ))
           FOR UPDATE
         ), chosen AS (
           -- A unique task is made ready only while no other task holds its

@@ -17,20 +17,12 @@ export type SelectionFilter =
     readonly finishedBefore: Date | undefined
   }
 
-/**
- * The condition selecting a filter's tasks: one task by primary key, or by
- * state, queue and `done_at`. A cancelled task that still names its holder
- * (its pool has not been told yet, and its handler may still run there) is
- * never selected: retrying it would run it twice at once, and purging it
- * would leave its pool nothing to learn the cancel from.
- */
+/** The condition selecting a filter's tasks: one task by primary key, or by state, queue and `done_at`. */
 export const selectionCondition = ({ sql }: Target, selection: SelectionFilter): Fragment =>
   selection._tag === "ById"
-    ? sql`id = ${PgTypes.uuid(selection.id)} AND state = ANY(${texts(selection.states)})
-          AND NOT (state = 'cancelled' AND holder IS NOT NULL)`
+    ? sql`id = ${PgTypes.uuid(selection.id)} AND state = ANY(${texts(selection.states)})`
     : sql.and([
       sql`state = ANY(${texts(selection.states)})`,
-      sql`NOT (state = 'cancelled' AND holder IS NOT NULL)`,
       ...(selection.queue === undefined ? [] : [sql`queue_name = ${PgTypes.text(selection.queue)}`]),
       ...(selection.finishedBefore === undefined ? [] : [sql`done_at < ${selection.finishedBefore}`])
     ])
