@@ -366,7 +366,7 @@ const tick = (schedule: string) => (slot: Date) => ({ schedule, slot: slot.toISO
  * The schedules every process of the cron scenario runs: one every second
  * (slots from the epoch), one on a 6-field cron expression (every even
  * second, UTC). Both catch up more slots than any outage of the scenario
- * lasts, so none may be missing; the grace is small, so slots taken after
+ * lasts, so none may be missing; the grace is the shortest, so slots taken after
  * the outage count as missed and go through the policy.
  */
 export const cronSchedules = [
@@ -376,7 +376,7 @@ export const cronSchedules = [
     every: "1 second",
     payload: tick("fault_cron_every"),
     missed: { catchUp: 1000 },
-    grace: "200 millis"
+    grace: "1 second"
   }),
   Recurring.make({
     name: "fault_cron_even",
@@ -384,7 +384,7 @@ export const cronSchedules = [
     cron: "*/2 * * * * *",
     payload: tick("fault_cron_even"),
     missed: { catchUp: 100 },
-    grace: "200 millis"
+    grace: "1 second"
   })
 ]
 

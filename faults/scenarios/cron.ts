@@ -2,7 +2,7 @@
  * 12. Recurring tasks under kill -9: three worker processes each run the same
  * two schedules (`Recurring.layer`: one every second, one on the 6-field
  * cron `*\/2 * * * * *`, both catching up more missed slots than any gap here,
- * with a grace of 200 ms) next to a pool that runs the enqueued tasks (each
+ * with a grace of 1 s, the shortest) next to a pool that runs the enqueued tasks (each
  * run recorded in `runs`). For about 20 s, a random one of them is killed
  * with SIGKILL every 1-2 s, whatever it is doing (declaring, taking a slot,
  * running a task), and a replacement is started at once, so that two
