@@ -34,6 +34,7 @@
  */
 import type { Layer } from "effect"
 import { Duration, Effect, Layer as L, Schema } from "effect"
+import { finiteMillis } from "./internal/duration.ts"
 import * as Scheduler from "./internal/recurring/scheduler.ts"
 import * as Slots from "./internal/recurring/slots.ts"
 import { badName } from "./internal/text.ts"
@@ -149,16 +150,6 @@ export const maxGraceMillis = 24 * 60 * 60 * 1000
 /** The most missed slots `{ catchUp }` enqueues: 1,000. @since 0.1.0 */
 export const maxCatchUp = Slots.maxCatchUp
 
-const durationMillis = (input: Duration.Input): number => {
-  if (typeof input === "number" && Number.isNaN(input)) return Number.NaN
-  try {
-    const duration = Duration.fromInput(input)
-    return duration._tag === "Some" && Duration.isFinite(duration.value) ? Duration.toMillis(duration.value) : Number.NaN
-  } catch {
-    return Number.NaN
-  }
-}
-
 /**
  * Declares a recurring task. Nothing runs until a process provides
  * {@link layer} with it.
@@ -197,7 +188,7 @@ export const make = <T extends Task.Any>(options: Options<T>): Recurring<T> => {
     slots = parsed
   } else {
     if (options.timeZone !== undefined) fail("timeZone applies to cron only: an interval counts in UTC")
-    const millis = durationMillis(options.every!)
+    const millis = finiteMillis(options.every!)
     if (!(millis >= Slots.minIntervalMillis && millis <= Slots.maxIntervalMillis && Number.isInteger(millis))) {
       fail(`every must be a whole number of milliseconds from 1 second to 366 days, got ${String(options.every)}`)
     }
@@ -211,7 +202,7 @@ export const make = <T extends Task.Any>(options: Options<T>): Recurring<T> => {
   ) {
     fail(`missed must be "skip", "once" or { catchUp: n } with n from 1 to ${maxCatchUp}`)
   }
-  const graceMillis = options.grace === undefined ? 60_000 : durationMillis(options.grace)
+  const graceMillis = options.grace === undefined ? 60_000 : finiteMillis(options.grace)
   if (!(graceMillis >= minGraceMillis && graceMillis <= maxGraceMillis)) {
     fail(`grace must be a duration from 1 second to 1 day, got ${String(options.grace)}`)
   }

@@ -17,6 +17,7 @@
  */
 import type { Layer as L } from "effect"
 import { Duration, Effect, Layer, Metric } from "effect"
+import { finiteMillis } from "./internal/duration.ts"
 import type { TaskState } from "./TaskStore.ts"
 import { currentTimeMillis, TaskStore, TaskStates } from "./TaskStore.ts"
 
@@ -178,14 +179,7 @@ export const maxGaugeIntervalMillis = 3_600_000
  */
 export const layerGauges = (options?: { readonly interval?: Duration.Input | undefined }): L.Layer<never, never, TaskStore> => {
   return Layer.effectDiscard(Effect.gen(function*() {
-    const intervalMillis = yield* Effect.sync(() => {
-      if (options?.interval === undefined) return 15_000
-      try {
-        return Duration.toMillis(Duration.fromInputUnsafe(options.interval))
-      } catch {
-        return Number.NaN
-      }
-    })
+    const intervalMillis = options?.interval === undefined ? 15_000 : finiteMillis(options.interval)
     if (!(intervalMillis >= minGaugeIntervalMillis && intervalMillis <= maxGaugeIntervalMillis)) {
       return yield* Effect.die(new RangeError(`layerGauges: interval must be from 1 second to 1 hour, got ${intervalMillis} ms`))
     }

@@ -8,6 +8,7 @@
 import { DateTime, Duration, Exit, Schema } from "effect"
 import type * as Task from "../Task.ts"
 import type { NewTask, TraceContext } from "../TaskStore.ts"
+import { finiteMillis } from "./duration.ts"
 import { firstUnstorable, maxJsonDepth, unstorable } from "./text.ts"
 
 /** The options of one enqueue (see `TaskQueue.EnqueueOptions`). */
@@ -44,16 +45,6 @@ const utf8Length = (text: string): number => Buffer.byteLength(text, "utf8")
 const describeTime = (millis: number): string => Number.isFinite(millis) && Math.abs(millis) <= 8.64e15
   ? new Date(millis).toISOString()
   : "an invalid time"
-
-const delayMillis = (input: Duration.Input): number => {
-  if (typeof input === "number" && Number.isNaN(input)) return Number.NaN
-  try {
-    const delay = Duration.fromInput(input)
-    return delay._tag === "Some" ? Duration.toMillis(delay.value) : Number.NaN
-  } catch {
-    return Number.NaN
-  }
-}
 
 const describeDelay = (input: Duration.Input): string => {
   if (Duration.isDuration(input)) return Duration.format(input)
@@ -99,7 +90,7 @@ export const prepareRows = <T extends Task.Any>(
       return { refused: `runAt must be a time between 0001-01-01 and 9999-12-31, got ${describeTime(runAt)}` }
     }
   } else if (options?.delay !== undefined) {
-    const delay = delayMillis(options.delay)
+    const delay = finiteMillis(options.delay)
     if (!(delay >= 0 && now + delay <= latestRunAt)) {
       return {
         refused: `delay must be a non-negative duration that ends by 9999-12-31, got ${describeDelay(options.delay)}`
