@@ -2,7 +2,7 @@
  * Every command, run in process against a real database in fresh schemas:
  * the text and JSON output, the one-line errors and the exit codes.
  */
-import { TaskStore } from "@backie/core/TaskStore"
+import { type DeclaredLimits, TaskStore } from "@backie/core/TaskStore"
 import { Effect } from "effect"
 import * as crypto from "node:crypto"
 import { afterAll, beforeAll, describe, expect, it } from "vitest"
@@ -44,7 +44,8 @@ describe("migrate", () => {
         `applied migration 0002_holders to schema "${schema}"\n` +
         `applied migration 0003_queues to schema "${schema}"\n` +
         `applied migration 0004_schedules to schema "${schema}"\n` +
-        `applied migration 0005_traces to schema "${schema}"`
+        `applied migration 0005_traces to schema "${schema}"\n` +
+        `applied migration 0006_limits to schema "${schema}"`
     )
 
     const again = await runOn(schema, ["migrate"])
@@ -67,7 +68,8 @@ describe("migrate", () => {
         { id: 2, name: "holders" },
         { id: 3, name: "queues" },
         { id: 4, name: "schedules" },
-        { id: 5, name: "traces" }
+        { id: 5, name: "traces" },
+        { id: 6, name: "limits" }
       ]
     })
   })
@@ -138,15 +140,15 @@ describe("reading", () => {
     expect(result.stderr).toBe("")
     const [table, unclaimed] = result.stdout.split("\n\n")
     const lines = table!.split("\n")
-    expect(lines[0]).toMatch(/^QUEUE\s+READY\s+RUNNING\s+DONE\s+FAILED\s+CANCELLED\s+OLDEST WAITING\s+PAUSED$/)
+    expect(lines[0]).toMatch(/^QUEUE\s+READY\s+RUNNING\s+DONE\s+FAILED\s+CANCELLED\s+OLDEST WAITING\s+PAUSED\s+LIMITS$/)
     expect(lines.slice(1).map((line) => line.split(/\s+/).slice(0, 6))).toEqual([
       ["images", "0", "0", "0", "2", "0"],
       ["later", "1", "0", "0", "0", "0"],
       ["mail", "4", "0", "0", "0", "0"],
       ["reports", "0", "1", "1", "0", "0"]
     ])
-    expect(lines.find((line) => line.startsWith("mail"))).toMatch(/ 5m( \d+s)?\s+-$/)
-    expect(lines.find((line) => line.startsWith("later"))).toMatch(/ -\s+-$/)
+    expect(lines.find((line) => line.startsWith("mail"))).toMatch(/ 5m( \d+s)?\s+-\s+-$/)
+    expect(lines.find((line) => line.startsWith("later"))).toMatch(/ -\s+-\s+-$/)
     // No pool runs: every waiting task name is listed as unclaimed.
     const waiting = unclaimed!.split("\n")
     expect(waiting[0]).toBe("waiting for a worker pool that knows their task name (0 live pools registered):")
@@ -195,6 +197,53 @@ describe("reading", () => {
     expect(status.unclaimed).toMatchObject([{ queue: "mail", taskName: "new_name", ready: 1 }])
     const text = await runOn(other, ["status"])
     expect(text.stdout).toMatch(/\(1 live pools registered\):\nQUEUE\s+TASK\s+READY\s+SCHEDULED SINCE\nmail\s+new_name\s+1\s/)
+  })
+
+  it("status shows the limits live pools claim each queue with, and how many pools declared each", async () => {
+    const other = randomSchema()
+    schemas.push(other)
+    const beat = (pid: number, limits: ReadonlyArray<DeclaredLimits>, expiresAt = new Date(Date.now() + 10 * minute)) =>
+      Effect.flatMap(TaskStore, (store) =>
+        store.heartbeat({
+          id: crypto.randomUUID(),
+          queues: ["mail", "partner"],
+          taskNames: ["welcome_email"],
+          host: "h",
+          pid,
+          now: new Date(),
+          expiresAt,
+          startedUpTo: 0,
+          limits
+        }))
+    const partner = (concurrency: number): DeclaredLimits => ({
+      queue: "partner",
+      concurrency,
+      rate: { limit: 100, periodMs: 60_000 },
+      partitionBy: ["customer"]
+    })
+    await withStore(
+      other,
+      Effect.gen(function*() {
+        yield* insert([{ taskName: "welcome_email", queue: "mail" }])
+        // Two pools of the new deploy, one of the old; an expired one does not count.
+        yield* beat(1, [partner(5)])
+        yield* beat(2, [partner(5)])
+        yield* beat(3, [partner(3)])
+        yield* beat(4, [{ queue: "mail", concurrency: 1, rate: null, partitionBy: [] }], ago(minute))
+      })
+    )
+    const text = await runOn(other, ["status"])
+    expect(text.code).toBe(0)
+    const lines = text.stdout.split("\n\n")[0]!.split("\n")
+    expect(lines.find((line) => line.startsWith("mail"))).toMatch(/\s-$/)
+    expect(lines.find((line) => line.startsWith("partner"))).toMatch(
+      /\s5 at once, 100 per 1m, per customer \(2 pools\); 3 at once, 100 per 1m, per customer \(1 pool\)$/
+    )
+    const json = JSON.parse((await runOn(other, ["status", "--json"])).stdout)
+    expect(json.queues.find((queue: { queue: string }) => queue.queue === "partner").limits).toEqual([
+      { limits: { concurrency: 5, rate: { limit: 100, periodMs: 60_000 }, partitionBy: ["customer"] }, pools: 2 },
+      { limits: { concurrency: 3, rate: { limit: 100, periodMs: 60_000 }, partitionBy: ["customer"] }, pools: 1 }
+    ])
   })
 
   it("status --json", async () => {
@@ -407,7 +456,7 @@ describe("pause and resume", () => {
 
     const status = await runOn(schema, ["status"])
     expect(status.stdout.split("\n").find((line) => line.startsWith("mail"))).toMatch(
-      /since \S+ \S+Z by ops: smtp incident$/
+      /since \S+ \S+Z by ops: smtp incident\s+-$/
     )
     const json = JSON.parse((await runOn(schema, ["status", "--json"])).stdout)
     expect(json.queues.find((q: { queue: string }) => q.queue === "mail").paused).toMatchObject({ by: "ops: smtp incident" })

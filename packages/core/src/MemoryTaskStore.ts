@@ -25,6 +25,7 @@ import type {
   ListFilter,
   NewTask,
   QueueCount,
+  QueueLimits,
   RescueRequest,
   RescueResult,
   ScheduleDeclaration,
@@ -39,8 +40,9 @@ import type {
   TaskState,
   Wakeups
 } from "./TaskStore.ts"
+import { limitKey, type Start } from "./internal/limits.ts"
 import { firstUnstorable, unstorable } from "./internal/text.ts"
-import { readyRecord, TaskStore, TaskStoreError, traceparent } from "./TaskStore.ts"
+import { readyRecord, refusedLimits, TaskStore, TaskStoreError, traceparent } from "./TaskStore.ts"
 
 type Mutable<A> = { -readonly [K in keyof A]: A[K] }
 type Row = Omit<Mutable<TaskRecord>, "errors"> & { errors: Array<AttemptError> }
@@ -150,6 +152,8 @@ export const make: Effect.Effect<TaskStore["Service"]> = Effect.sync(() => {
   }
 
   const holders = new Map<string, Holder>()
+  // The starts that count against the rate limits, per queue, oldest first.
+  const starts = new Map<string, Array<Start>>()
   const paused = new Map<string, { readonly at: Date; readonly by: string | null }>()
   const control = (queue: string): QueueControl => {
     const state = paused.get(queue)
@@ -220,11 +224,56 @@ export const make: Effect.Effect<TaskStore["Service"]> = Effect.sync(() => {
       return results
     })))
 
-  const claim = (request: ClaimRequest) =>
+  /**
+   * How many more tasks of each key `limits` let a claim of `queue` take at
+   * `now` (see `QueueLimits`); a key not in the map has all its room.
+   * Prunes the starts that no longer count.
+   */
+  const roomUnder = (queue: string, limits: QueueLimits, now: number) => {
+    const used = new Map<string, number>()
+    const full = new Map<string, number>()
+    if (limits.concurrency !== null) {
+      for (const row of rows.values()) {
+        if (row.queue !== queue) continue
+        const counts = (row.state === "running" && row.leaseExpiresAt !== null && row.leaseExpiresAt.getTime() > now) ||
+          (row.state === "cancelled" && row.holder !== null)
+        if (!counts) continue
+        const key = limitKey(limits, row.payload)
+        used.set(key, (used.get(key) ?? 0) + 1)
+      }
+    }
+    const startsOf = (starts.get(queue) ?? []).filter((start) =>
+      limits.rate !== null && start.at > now - limits.rate.periodMs
+    )
+    starts.set(queue, startsOf)
+    const started = new Map<string, number>()
+    for (const start of startsOf) started.set(start.key, (started.get(start.key) ?? 0) + 1)
+    return {
+      room: (key: string) =>
+        Math.min(
+          limits.concurrency === null ? Infinity : limits.concurrency - (used.get(key) ?? 0) - (full.get(key) ?? 0),
+          limits.rate === null ? Infinity : limits.rate.limit - (started.get(key) ?? 0) - (full.get(key) ?? 0)
+        ),
+      take: (key: string) => {
+        full.set(key, (full.get(key) ?? 0) + 1)
+        if (limits.rate !== null) startsOf.push({ key, at: now })
+      }
+    }
+  }
+
+  const claim = (request: ClaimRequest) => {
+    const refused = request.limits === undefined ? undefined : refusedLimits(request.limits)
+    return refused !== undefined
+      ? Effect.fail(new TaskStoreError({ reason: "Rejected", operation: "claim", message: `claim failed: ${refused}` }))
+      : claimNow(request)
+  }
+
+  const claimNow = (request: ClaimRequest) =>
     Effect.sync(() => {
       if (paused.has(request.queue)) return []
       const now = request.now.getTime()
       const limit = Math.max(1, request.limit)
+      if (request.limits !== undefined) return claimLimited(request, request.limits, now, limit)
       // The first `limit` runnable rows in claim order, kept sorted as rows
       // are visited (a stable insertion: ties keep insertion order).
       const candidates: Array<Row> = []
@@ -243,21 +292,47 @@ export const make: Effect.Effect<TaskStore["Service"]> = Effect.sync(() => {
         candidates.splice(low, 0, row)
         if (candidates.length > limit) candidates.pop()
       }
-      const claimed: Array<TaskRecord> = []
-      const base = ++claims * holdSeqBlock
-      for (const [rank, row] of candidates.entries()) {
-        moveTo(row, "running")
-        row.attempt += 1
-        row.claim += 1
-        row.holder = request.holder
-        row.holdSeq = base + rank + 1
-        row.startRecorded = false
-        row.runningAt = request.now
-        row.leaseExpiresAt = new Date(now + row.timeoutMs + request.leaseMarginMs)
-        claimed.push(snapshot(row))
-      }
-      return claimed
+      return claimRows(request, candidates, now)
     })
+
+  /** Makes `candidates` (in claim order) `running` under one claim of `request`. */
+  const claimRows = (request: ClaimRequest, candidates: ReadonlyArray<Row>, now: number) => {
+    const claimed: Array<TaskRecord> = []
+    const base = ++claims * holdSeqBlock
+    for (const [rank, row] of candidates.entries()) {
+      moveTo(row, "running")
+      row.attempt += 1
+      row.claim += 1
+      row.holder = request.holder
+      row.holdSeq = base + rank + 1
+      row.startRecorded = false
+      row.runningAt = request.now
+      row.leaseExpiresAt = new Date(now + row.timeoutMs + request.leaseMarginMs)
+      claimed.push(snapshot(row))
+    }
+    return claimed
+  }
+
+  /** A claim under limits: runnable rows in claim order, each taken while its key has room. */
+  const claimLimited = (request: ClaimRequest, limits: QueueLimits, now: number, limit: number) => {
+    const names = new Set(request.taskNames)
+    const runnable: Array<Row> = []
+    for (const row of rows.values()) {
+      if (row.queue !== request.queue || row.state !== "ready" || row.scheduledAt.getTime() > now) continue
+      if (names.has(row.taskName)) runnable.push(row)
+    }
+    runnable.sort(byClaimOrder)
+    const under = roomUnder(request.queue, limits, now)
+    const chosen: Array<Row> = []
+    for (const row of runnable) {
+      if (chosen.length === limit) break
+      const key = limitKey(limits, row.payload)
+      if (under.room(key) <= 0) continue
+      under.take(key)
+      chosen.push(row)
+    }
+    return claimRows(request, chosen, now)
+  }
 
   const settleOne = (s: Settlement): SettleResult => {
     const row = rows.get(s.id)
@@ -462,7 +537,8 @@ export const make: Effect.Effect<TaskStore["Service"]> = Effect.sync(() => {
         startedAt: known?.startedAt ?? beat.now,
         heartbeatAt: beat.now,
         expiresAt: beat.expiresAt,
-        startedUpTo: beat.startedUpTo
+        startedUpTo: beat.startedUpTo,
+        limits: (beat.limits ?? []).map((declared) => ({ ...declared, partitionBy: [...declared.partitionBy] }))
       })
       const cancelled: Array<string> = []
       for (const row of rows.values()) {

@@ -37,6 +37,7 @@
  */
 import type { Scope } from "effect"
 import { Clock, Context, Effect, Schema } from "effect"
+import { unstorable } from "./internal/text.ts"
 
 /**
  * Where a task is in its life.
@@ -297,6 +298,96 @@ export interface ClaimRequest {
   readonly now: Date
   /** Added to each task's timeout to compute its lease. */
   readonly leaseMarginMs: number
+  /**
+   * Limits that hold across every pool sharing the store (see
+   * {@link QueueLimits}); omitted or `undefined`: none.
+   */
+  readonly limits?: QueueLimits | undefined
+}
+
+/**
+ * Limits on how many tasks of one queue run at once and how many start per
+ * period, across every pool that claims the queue with these limits. A store
+ * claims from a limited queue only what the limits leave, so a task held
+ * back waits in its queue, neither failed nor charged; claims of one limited
+ * queue are serialized, so concurrent claimers in many processes never
+ * exceed them together.
+ *
+ * - Running: a task of the queue (of the same key, when partitioned) counts
+ *   while it is `running` with a lease that has not lapsed at the claim's
+ *   `now`, and while it is `cancelled` and its holder has not yet been told
+ *   (its handler may still run). A dead process's tasks stop counting when
+ *   their leases lapse, or when `rescue` gives them back, if sooner.
+ * - Started: each task a limited claim returns counts as one start at the
+ *   claim's `now`; starts in the last `rate.periodMs` (`now - periodMs`
+ *   excluded, `now` included) count against `rate.limit`.
+ * - Partitioned: with `partitionBy`, each limit holds per key instead of
+ *   for the whole queue. The key is the list of the stored (encoded)
+ *   payload's values at those top-level fields; a payload without a field,
+ *   or one that is not an object, has `null` there.
+ *
+ * Ranges (`WorkerPool` checks them at the door): `concurrency` 1 to 10,000;
+ * `rate.limit` 1 to 100,000 and `rate.periodMs` 1,000 (1 second) to
+ * 86,400,000 (1 day); `partitionBy` 0 to 8 distinct names, each 1 to 200
+ * characters.
+ *
+ * @since 0.1.0
+ */
+export interface QueueLimits {
+  /** At most this many tasks running at once, or `null` for no such limit. */
+  readonly concurrency: number | null
+  /** At most `limit` starts in any `periodMs`, or `null` for no such limit. */
+  readonly rate: { readonly limit: number; readonly periodMs: number } | null
+  /** Top-level payload fields whose values key the limits; empty: the whole queue is one key. */
+  readonly partitionBy: ReadonlyArray<string>
+}
+
+/**
+ * Why a claim cannot be made with `limits` (a value outside the ranges
+ * {@link QueueLimits} documents), or `undefined` when it can. Every store
+ * refuses such a claim as `Rejected` with this reason.
+ *
+ * @example
+ * ```ts
+ * refusedLimits({ concurrency: 0, rate: null, partitionBy: [] })
+ * // "concurrency must be an integer from 1 to 10000, got 0"
+ * ```
+ *
+ * @since 0.1.0
+ */
+export const refusedLimits = (limits: QueueLimits): string | undefined => {
+  const { concurrency, partitionBy, rate } = limits
+  if (concurrency !== null && !(Number.isSafeInteger(concurrency) && concurrency >= 1 && concurrency <= 10_000)) {
+    return `concurrency must be an integer from 1 to 10000, got ${concurrency}`
+  }
+  if (rate !== null) {
+    if (!(Number.isSafeInteger(rate.limit) && rate.limit >= 1 && rate.limit <= 100_000)) {
+      return `rate.limit must be an integer from 1 to 100000, got ${rate.limit}`
+    }
+    if (!(rate.periodMs >= 1_000 && rate.periodMs <= 86_400_000)) {
+      return `rate.periodMs must be from 1000 (1 second) to 86400000 (1 day), got ${rate.periodMs}`
+    }
+  }
+  if (concurrency === null && rate === null) return "limits need a concurrency or a rate"
+  if (partitionBy.length > 8 || new Set(partitionBy).size !== partitionBy.length) {
+    return `partitionBy must hold at most 8 distinct field names, got ${JSON.stringify(partitionBy)}`
+  }
+  for (const field of partitionBy) {
+    if (typeof field !== "string" || field.length < 1 || field.length > 200 || unstorable(field) !== undefined) {
+      return `partitionBy fields must be 1 to 200 characters of valid Unicode without NUL, got ${JSON.stringify(field)}`
+    }
+  }
+  return undefined
+}
+
+/**
+ * The limits a holder claims one queue with, as its heartbeat declares them
+ * (for operators: `backie status` shows them).
+ *
+ * @since 0.1.0
+ */
+export interface DeclaredLimits extends QueueLimits {
+  readonly queue: string
 }
 
 /**
@@ -381,6 +472,8 @@ export interface Heartbeat {
   readonly expiresAt: Date
   /** Every task this holder holds with a `holdSeq` up to this has started (0: none known). */
   readonly startedUpTo: number
+  /** The limits of the queues it claims with limits (omitted: none). */
+  readonly limits?: ReadonlyArray<DeclaredLimits> | undefined
 }
 
 /**
@@ -400,6 +493,8 @@ export interface HolderRecord {
   readonly startedUpTo: number
   /** How many `running` tasks it holds. */
   readonly holding: number
+  /** The limits of the queues it claims with limits, as its last heartbeat declared them. */
+  readonly limits: ReadonlyArray<DeclaredLimits>
 }
 
 /**
@@ -702,7 +797,10 @@ export class TaskStoreError extends Schema.TaggedError<TaskStoreError>()("TaskSt
  * `startRecorded = false`, `runningAt = now` and
  * `leaseExpiresAt = now + timeoutMs + leaseMarginMs`. Tasks of other names
  * wait for a holder that knows them. Concurrent claims never return the same
- * task twice. Nothing is claimed from a paused queue (see `pause`).
+ * task twice. Nothing is claimed from a paused queue (see `pause`). A claim
+ * with `limits` takes, in the same order, only the tasks its limits leave
+ * room for (see {@link QueueLimits}); tasks of a full key are passed over,
+ * and those after them considered.
  *
  * **Rescuing** (`rescue`) looks at `running` tasks of the given queues:
  * - a task whose holder is lost (its registration expired at or before `now`,

@@ -140,6 +140,68 @@ export interface QueueConfig {
    * its worker every time still ends failed after its retries.
    */
   readonly leaseMargin?: Duration.Input | undefined
+  /**
+   * At most this many tasks of this queue run at once across every process
+   * that claims it with this setting: an integer from 1 to 10,000 (default:
+   * no such limit; `concurrency` still bounds each process).
+   *
+   * Enforced at the claim, which counts the queue's running tasks in the
+   * store while the claims of limited queues take turns (in PostgreSQL, a
+   * transaction-scoped advisory lock per queue): concurrent claimers in many
+   * processes never exceed it together, with no leader. A task held back
+   * waits in its queue, neither failed nor charged. A limited queue claims
+   * only for its free workers (no `prefetch`), so the limit is not taken up
+   * by tasks waiting in another process's buffer. A task counts from its
+   * claim until its outcome is written, or until its lease lapses: a crashed
+   * process's slots come back when its leases lapse (or when its tasks are
+   * rescued, if sooner).
+   *
+   * Changing it needs no migration: deploy the new value. Each process
+   * enforces its own setting, so while a rolling deploy runs the highest
+   * value in use holds, and processes that claim the queue without a limit
+   * are not held back. `backie status` shows the limits each live process
+   * declared.
+   *
+   * @example
+   * ```ts
+   * WorkerPool.layer({ handlers, queues: { emails: { concurrency: 10, globalConcurrency: 5 } } })
+   * ```
+   */
+  readonly globalConcurrency?: number | undefined
+  /**
+   * At most `limit` tasks of this queue start in any `period`, across every
+   * process that claims it with this setting: `limit` an integer from 1 to
+   * 100,000, `period` from 1 second to 1 day (default: no such limit).
+   * Enforced at the claim like `globalConcurrency` (a sliding window of the
+   * claim times the store records, by the store's clock): a claimed task
+   * counts as started, whether it then succeeds, fails or is returned unrun.
+   * A task held back waits; the claimer looks again when a task of the
+   * queue settles, when tasks are enqueued, and every `pollInterval`.
+   *
+   * @example
+   * ```ts
+   * // 100 calls a minute to a partner's API, shared by every process
+   * { concurrency: 5, rateLimit: { limit: 100, period: "1 minute" } }
+   * ```
+   */
+  readonly rateLimit?: { readonly limit: number; readonly period: Duration.Input } | undefined
+  /**
+   * Makes `globalConcurrency` and `rateLimit` hold per key rather than for
+   * the whole queue: the key is the task's stored (encoded) payload's values
+   * at these top-level fields (`null` where a payload lacks one). 1 to 8
+   * distinct field names of 1 to 200 characters; needs one of the limits.
+   * Tasks of a key at its limit are passed over and the tasks of other keys
+   * behind them claimed, so one busy tenant does not hold up the others (a
+   * claim reads past the waiting tasks of full keys, a cost that grows with
+   * how many of them are ahead).
+   *
+   * @example
+   * ```ts
+   * // at most 2 running per customer, however many customers wait
+   * { concurrency: 20, globalConcurrency: 2, partitionBy: ["customerId"] }
+   * ```
+   */
+  readonly partitionBy?: ReadonlyArray<string> | undefined
 }
 
 /**

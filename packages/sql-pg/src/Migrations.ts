@@ -22,6 +22,7 @@ import holders from "./migrations/0002_holders.ts"
 import queues from "./migrations/0003_queues.ts"
 import schedules from "./migrations/0004_schedules.ts"
 import traces from "./migrations/0005_traces.ts"
+import limits from "./migrations/0006_limits.ts"
 
 /**
  * Options for {@link run}.
@@ -49,7 +50,8 @@ export const migrations = (names: Names.Names): Record<string, Effect.Effect<voi
   "0002_holders": holders(names),
   "0003_queues": queues(names),
   "0004_schedules": schedules(names),
-  "0005_traces": traces(names)
+  "0005_traces": traces(names),
+  "0006_limits": limits(names)
 })
 
 const migrator = Migrator.make({})

@@ -59,14 +59,23 @@ import type {
   StartRecord,
   TaskRecord,
   TaskState,
-  TaskStoreOperation
+  TaskStoreOperation,
+  QueueLimits
 } from "@backie/core/TaskStore"
-import { normalUniqueStates, readyRecord, TaskStore, TaskStoreError, traceparent } from "@backie/core/TaskStore"
+import {
+  normalUniqueStates,
+  readyRecord,
+  refusedLimits,
+  TaskStore,
+  TaskStoreError,
+  traceparent
+} from "@backie/core/TaskStore"
 import * as Errors from "./internal/errors.ts"
 import * as Listener from "./internal/listener.ts"
 import * as Names from "./internal/names.ts"
 import { encodeAttemptError } from "./internal/attemptError.ts"
 import * as ClockOffset from "./internal/clockOffset.ts"
+import { toDeclaredLimits } from "./internal/declaredLimits.ts"
 import { unstorable } from "./internal/text.ts"
 import { cancelTask } from "./internal/sql/cancelTask.ts"
 import { declareSchedules as declareScheduleRows, type ScheduleRow } from "./internal/sql/declareSchedules.ts"
@@ -83,8 +92,10 @@ import { readClock } from "./internal/sql/readClock.ts"
 import { recordStart } from "./internal/sql/recordStart.ts"
 import { rescueTasks } from "./internal/sql/rescueTasks.ts"
 import { selectHolders } from "./internal/sql/selectHolders.ts"
+import { claimLimitedTasks } from "./internal/sql/claimLimitedTasks.ts"
+import { lockQueueLimits } from "./internal/sql/lockQueueLimits.ts"
 import { upsertHolder } from "./internal/sql/upsertHolder.ts"
-import { claimTasks, holdSeqBlock, latestLeaseMs } from "./internal/sql/claimTasks.ts"
+import { type ClaimParams, claimTasks, holdSeqBlock, latestLeaseMs } from "./internal/sql/claimTasks.ts"
 import { countTasks } from "./internal/sql/countTasks.ts"
 import { failClaimedTasks } from "./internal/sql/failClaimedTasks.ts"
 import { insertTask } from "./internal/sql/insertTask.ts"
@@ -99,7 +110,7 @@ import { selectTasksByUniqueKey } from "./internal/sql/selectTasksByUniqueKey.ts
 import type { SettleColumns } from "./internal/sql/settleTasks.ts"
 import { settleTasks } from "./internal/sql/settleTasks.ts"
 import * as Shared from "./internal/sql/shared.ts"
-import type { MalformedRow } from "./internal/taskRow.ts"
+import type { MalformedRow, TaskRow } from "./internal/taskRow.ts"
 import { decodeTaskRecords } from "./internal/taskRow.ts"
 import * as Migrations from "./Migrations.ts"
 
@@ -418,6 +429,23 @@ export const make = Effect.fn("PgTaskStore.make")(
       )
     }
 
+    /**
+     * A claim under limits: the queue's limit lock, then the claim, in one
+     * transaction; partitioned, the claim runs again while it takes
+     * something and more is wanted (see `claimLimitedTasks`).
+     */
+    const claimLimited = (params: ClaimParams, limits: QueueLimits) =>
+      sql.withTransaction(Effect.gen(function*() {
+        yield* lockQueueLimits(target, params.queue)
+        const claimed: Array<TaskRow> = []
+        while (claimed.length < params.limit) {
+          const rows = yield* claimLimitedTasks(target, { ...params, limit: params.limit - claimed.length, limits })
+          for (const row of rows) claimed.push(row)
+          if (rows.length === 0 || limits.partitionBy.length === 0) break
+        }
+        return claimed
+      })).pipe(Effect.mapError(failedWith("claim")))
+
     const claim = Effect.fnUntraced(function*(request: ClaimRequest) {
       const margin = request.leaseMarginMs
       // Leases must end by the latest time the store can hold (see claimTasks).
@@ -438,7 +466,7 @@ export const make = Effect.fn("PgTaskStore.make")(
           message: `claim failed: the holder must be a UUID, got ${JSON.stringify(request.holder)}`
         })
       }
-      const rows = yield* claimTasks(target, {
+      const params = {
         queue: request.queue,
         // A name asked twice would read its rows twice.
         taskNames: [...new Set(request.taskNames)],
@@ -446,7 +474,15 @@ export const make = Effect.fn("PgTaskStore.make")(
         limit: claimLimit(request.limit),
         now: request.now,
         leaseMarginMs: margin
-      }).pipe(Effect.mapError(failedWith("claim")))
+      }
+      const limits = request.limits
+      if (limits !== undefined) {
+        const refused = refusedLimits(limits)
+        if (refused !== undefined) return yield* rejected("claim", refused)
+      }
+      const rows = limits === undefined
+        ? yield* claimTasks(target, params).pipe(Effect.mapError(failedWith("claim")))
+        : yield* claimLimited(params, limits)
       const { malformed, records } = decodeTaskRecords(rows, request.holder.toLowerCase())
       if (malformed.length > 0) yield* failMalformed(malformed, request.now)
       return records
@@ -569,9 +605,22 @@ export const make = Effect.fn("PgTaskStore.make")(
 
     const wakeups = (queues: ReadonlyArray<string>) => Listener.subscribe(pg, names.channel, queues, reconnect)
 
+    /** Why a heartbeat's declared limits cannot be stored, or undefined. */
+    const refusedDeclaredLimits = (beat: Heartbeat): string | undefined => {
+      for (const declared of beat.limits ?? []) {
+        const queue = unstorable(declared.queue)
+        if (queue !== undefined) return `a limited queue's name ${queue}`
+        const refused = refusedLimits(declared)
+        if (refused !== undefined) return `the limits of queue ${JSON.stringify(declared.queue)}: ${refused}`
+      }
+      return undefined
+    }
+
     const heartbeat = (beat: Heartbeat) =>
       Effect.suspend(() =>
-        isUuid(beat.id)
+        refusedDeclaredLimits(beat) !== undefined
+          ? Effect.fail(rejected("heartbeat", refusedDeclaredLimits(beat)!))
+          : isUuid(beat.id)
           ? upsertHolder(target, beat).pipe(
             Effect.map((rows) => rows.map((row) => row.id)),
             Effect.mapError(failedWith("heartbeat"))
@@ -627,7 +676,8 @@ export const make = Effect.fn("PgTaskStore.make")(
           heartbeatAt: row.heartbeat_at,
           expiresAt: row.expires_at,
           startedUpTo: Number(row.started_up_to),
-          holding: Number(row.holding)
+          holding: Number(row.holding),
+          limits: toDeclaredLimits(row.limits)
         }))
       ),
       Effect.withSpan("PgTaskStore.holders")

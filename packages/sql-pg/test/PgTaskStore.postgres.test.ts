@@ -129,11 +129,12 @@ describe("PgTaskStore on PostgreSQL", () => {
           [2, "holders"],
           [3, "queues"],
           [4, "schedules"],
-          [5, "traces"]
+          [5, "traces"],
+          [6, "limits"]
         ])
         assert.deepStrictEqual(yield* Migrations.run({ schema }), [])
         const applied = yield* sql<{ migration_id: number }>`SELECT migration_id FROM ${sql(`${schema}.migrations`)}`
-        assert.deepStrictEqual(applied.map((row) => row.migration_id), [1, 2, 3, 4, 5])
+        assert.deepStrictEqual(applied.map((row) => row.migration_id), [1, 2, 3, 4, 5, 6])
         const indexes = yield* sql<{ indexname: string }>`
           SELECT indexname FROM pg_indexes WHERE schemaname = ${schema} AND tablename = 'tasks' ORDER BY indexname`
         assert.deepStrictEqual(indexes.map((row) => row.indexname), [
@@ -154,7 +155,7 @@ describe("PgTaskStore on PostgreSQL", () => {
           concurrency: "unbounded"
         })
         const applied = yield* sql<{ migration_id: number }>`SELECT migration_id FROM ${sql(`${schema}.migrations`)}`
-        assert.deepStrictEqual(applied.map((row) => row.migration_id), [1, 2, 3, 4, 5])
+        assert.deepStrictEqual(applied.map((row) => row.migration_id), [1, 2, 3, 4, 5, 6])
         const [inserted] = yield* stores[0]!.insert([newTask()])
         for (const store of stores) assert.deepStrictEqual(yield* store.get(inserted!.task.id), inserted!.task)
       })))

@@ -2,11 +2,13 @@
  * `backie status`: how many tasks each queue holds in each state, how long
  * the oldest waiting task of each queue has been due, and which waiting tasks
  * no live worker pool claims (their task name is unknown to every pool
- * registered on the queue, e.g. during a rolling deploy).
+ * registered on the queue, e.g. during a rolling deploy), and the limits
+ * across processes (`globalConcurrency`, `rateLimit`) live pools claim
+ * each queue with.
  *
  * @since 0.1.0
  */
-import type { QueueControl, TaskState } from "@backie/core/TaskStore"
+import type { QueueControl, QueueLimits, TaskState } from "@backie/core/TaskStore"
 import { currentTimeMillis, TaskStore, TaskStates } from "@backie/core/TaskStore"
 import { Console, Effect } from "effect"
 import { Command } from "effect/cli"
@@ -30,6 +32,12 @@ export interface QueueStatus {
   readonly oldestWaitingMs: number | null
   /** Since when and by whom the queue is paused; `null` when it is not. */
   readonly paused: { readonly since: Date; readonly by: string | null } | null
+  /**
+   * The limits live pools claim the queue with, each with how many pools
+   * declared it (more than one entry while a deploy changes them); empty
+   * when no live pool limits the queue.
+   */
+  readonly limits: ReadonlyArray<{ readonly limits: QueueLimits; readonly pools: number }>
 }
 
 /**
@@ -75,6 +83,18 @@ export const read = Effect.fn("Status.read")(function*() {
   for (const holder of live) {
     for (const queue of holder.queues) for (const name of holder.taskNames) claimed.add(`${queue}\u0000${name}`)
   }
+  // Per queue, each distinct declaration of limits and how many live pools made it.
+  const declared = new Map<string, Map<string, { limits: QueueLimits; pools: number }>>()
+  for (const holder of live) {
+    for (const { queue, ...limits } of holder.limits) {
+      const byText = declared.get(queue) ?? new Map<string, { limits: QueueLimits; pools: number }>()
+      const text = describeLimits(limits)
+      const entry = byText.get(text)
+      if (entry === undefined) byText.set(text, { limits, pools: 1 })
+      else entry.pools += 1
+      declared.set(queue, byText)
+    }
+  }
   const unclaimed: Array<Unclaimed> = []
   for (const count of counts) {
     if (count.state !== "ready" || claimed.has(`${count.queue}\u0000${count.taskName}`)) continue
@@ -97,8 +117,8 @@ export const read = Effect.fn("Status.read")(function*() {
       entry.oldestReady = count.oldestScheduledAt
     }
   }
-  // A paused queue is listed even when it holds no task.
-  for (const queue of paused.keys()) {
+  // A paused queue, or one a live pool limits, is listed even when it holds no task.
+  for (const queue of [...paused.keys(), ...declared.keys()]) {
     if (!byQueue.has(queue)) byQueue.set(queue, { counts: { ready: 0, running: 0, done: 0, failed: 0, cancelled: 0 }, oldestReady: null })
   }
   const queues = [...byQueue].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)).map(([queue, entry]): QueueStatus => {
@@ -110,7 +130,8 @@ export const read = Effect.fn("Status.read")(function*() {
       total: TaskStates.reduce((sum, state) => sum + entry.counts[state], 0),
       oldestWaitingSince: due,
       oldestWaitingMs: due === null ? null : now - due.getTime(),
-      paused: pausedOf(paused.get(queue))
+      paused: pausedOf(paused.get(queue)),
+      limits: [...(declared.get(queue)?.values() ?? [])].sort((a, b) => b.pools - a.pools)
     }
   })
   return { queues, unclaimed, livePools: live.length } satisfies Status
@@ -134,6 +155,18 @@ export const renderText = ({ livePools, queues, unclaimed }: Status): string =>
     ])
   ].join("\n")
 
+/**
+ * Limits in a few words: `5 at once, 100 per 1m, per customer`.
+ *
+ * @since 0.1.0
+ */
+export const describeLimits = (limits: QueueLimits): string =>
+  [
+    ...(limits.concurrency === null ? [] : [`${limits.concurrency} at once`]),
+    ...(limits.rate === null ? [] : [`${limits.rate.limit} per ${Format.duration(limits.rate.periodMs)}`]),
+    ...(limits.partitionBy.length === 0 ? [] : [`per ${limits.partitionBy.join("+")}`])
+  ].join(", ")
+
 const pausedOf = (control: QueueControl | undefined): QueueStatus["paused"] =>
   control === undefined || control.pausedAt === null ? null : { since: control.pausedAt, by: control.pausedBy }
 
@@ -145,7 +178,8 @@ const renderQueues = (queues: ReadonlyArray<QueueStatus>): string =>
         { header: "QUEUE" },
         ...TaskStates.map((state) => ({ header: state.toUpperCase(), align: "right" as const })),
         { header: "OLDEST WAITING" },
-        { header: "PAUSED" }
+        { header: "PAUSED" },
+        { header: "LIMITS" }
       ],
       queues.map((queue) => [
         queue.queue,
@@ -153,7 +187,12 @@ const renderQueues = (queues: ReadonlyArray<QueueStatus>): string =>
         queue.oldestWaitingMs === null ? "-" : Format.duration(queue.oldestWaitingMs),
         queue.paused === null
           ? "-"
-          : `since ${Format.time(queue.paused.since)}${queue.paused.by === null ? "" : ` by ${queue.paused.by}`}`
+          : `since ${Format.time(queue.paused.since)}${queue.paused.by === null ? "" : ` by ${queue.paused.by}`}`,
+        queue.limits.length === 0
+          ? "-"
+          : queue.limits.length === 1
+          ? describeLimits(queue.limits[0]!.limits)
+          : queue.limits.map(({ limits, pools }) => `${describeLimits(limits)} (${pools} pool${pools === 1 ? "" : "s"})`).join("; ")
       ])
     )
 
@@ -175,7 +214,9 @@ export const status = Command.make(
     "Count the tasks of each queue by state, and show how long the oldest waiting task of each queue " +
       "(ready and due) has been waiting. READY includes tasks scheduled for later. Then list the ready tasks " +
       "whose task name no live worker pool claims on their queue: they wait until a pool that knows them runs. " +
-      "PAUSED says since when (and by whom) a queue is paused (backie pause)."
+      "PAUSED says since when (and by whom) a queue is paused (backie pause). LIMITS shows the limits across " +
+      "processes (globalConcurrency, rateLimit, partitionBy) that live worker pools claim the queue with, and " +
+      "how many pools declared each when they differ (during a deploy)."
   ),
   Command.withShortDescription("Count tasks per queue and state; age of the oldest waiting task"),
   Command.withExamples([{ command: "backie status --json", description: "The counts as JSON" }])

@@ -45,6 +45,7 @@ import { TaskStore } from "../TaskStore.ts"
 import { cancel } from "./contract/Cancel.ts"
 import { claim } from "./contract/Claim.ts"
 import { insert } from "./contract/Insert.ts"
+import { limits } from "./contract/Limits.ts"
 import { purge } from "./contract/Purge.ts"
 import { queues } from "./contract/Queues.ts"
 import { reads } from "./contract/Reads.ts"
@@ -106,6 +107,7 @@ export const storeContract = (
     retry(suite)
     purge(suite)
     queues(suite)
+    limits(suite)
     schedules(suite)
     wakeups(suite)
   })

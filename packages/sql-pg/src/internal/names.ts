@@ -25,6 +25,8 @@ export interface Names {
   readonly queues: string
   /** The schedules table (recurring schedules), qualified: `backie.schedules`. */
   readonly schedules: string
+  /** The starts of rate-limited queues' tasks, qualified: `backie.limit_starts`. */
+  readonly limitStarts: string
   /** The sequence numbering claim statements, qualified: `backie.claim_batches`. */
   readonly claimBatches: string
   /** The table the migrator records applied migrations in. */
@@ -63,6 +65,7 @@ export const make = (schema: string = defaultSchema): Effect.Effect<Names, TaskS
     claimBatches: `${schema}.claim_batches`,
     queues: `${schema}.queues`,
     schedules: `${schema}.schedules`,
+    limitStarts: `${schema}.limit_starts`,
     migrations: `${schema}.migrations`,
     channel: `${schema}_tasks`
   })

@@ -46,7 +46,8 @@ export const run = (runtime: PoolRuntime, queue: Queue.QueueState, wakeups: Wake
             holder: runtime.holder.id,
             limit: room,
             now: new Date(runtime.now()),
-            leaseMarginMs: queue.settings.leaseMarginMs
+            leaseMarginMs: queue.settings.leaseMarginMs,
+            limits: queue.settings.limits
           })
         }).pipe(Effect.map((rows) => {
           // Workers woken by `offer` may run at once, on this fiber: they

@@ -45,7 +45,10 @@ export const beat = (runtime: PoolRuntime) =>
       pid: runtime.holder.pid,
       now: new Date(now),
       expiresAt: new Date(now + runtime.holder.ttlMs),
-      startedUpTo: startedUpTo(runtime)
+      startedUpTo: startedUpTo(runtime),
+      limits: runtime.queues.flatMap((queue) =>
+        queue.settings.limits === undefined ? [] : [{ queue: queue.name, ...queue.settings.limits }]
+      )
     })
     runtime.holder.lastBeatAt = now
     if (runtime.holder.healthySince === undefined) {

@@ -123,11 +123,15 @@ export const holdTarget = (queue: QueueState): number => {
  * outcomes are still being written). A claim is made when a worker would
  * otherwise idle, or when it can fetch at least half of what the buffer holds
  * beyond the workers, so a fast queue claims in batches rather than one task
- * per finished one.
+ * per finished one. A queue with limits across processes claims only for its
+ * free workers.
  */
 export const claimSize = (queue: QueueState): number => {
-  const target = holdTarget(queue)
   const concurrency = queue.settings.concurrency
+  // A limited queue claims only for its free workers: a task it holds counts
+  // against the limit in every process, so it must be about to run.
+  if (queue.settings.limits !== undefined) return concurrency - queue.running - queue.buffer.length
+  const target = holdTarget(queue)
   const ahead = queue.running + queue.buffer.length
   const room = Math.min(target - ahead, 3 * target - queue.inFlight)
   if (room <= 0) return 0

@@ -8,6 +8,8 @@ import { Duration, Effect, Exit, Schema, SchemaGetter } from "effect"
 import { InvalidWorkerPoolConfig, QueueNotConfigured } from "../../PoolErrors.ts"
 import * as Retention from "../../Retention.ts"
 import type * as Task from "../../Task.ts"
+import type { QueueLimits } from "../../TaskStore.ts"
+import { unstorable } from "../text.ts"
 import type { Options, QueueConfig } from "../../WorkerPool.ts"
 
 /** The largest `concurrency` of one queue. */
@@ -15,6 +17,16 @@ export const maxConcurrency = 10_000
 
 /** The largest `prefetch` of one queue (and so the largest claim). */
 export const maxPrefetch = 100_000
+
+/** The largest `globalConcurrency` of one queue. */
+export const maxGlobalConcurrency = 10_000
+
+/** The largest `rateLimit.limit` of one queue. */
+export const maxRateLimit = 100_000
+
+/** The most `partitionBy` fields of one queue, and the longest name of one. */
+const maxPartitionFields = 8
+const maxFieldLength = 200
 
 /** The adaptive `prefetch` holds at most this many tasks (or twice the concurrency when that is more). */
 const adaptivePrefetchCeiling = 1000
@@ -37,6 +49,8 @@ export interface QueueSettings {
   readonly pollInterval: Duration.Duration
   readonly retention: Retention.Retention
   readonly leaseMarginMs: number
+  /** The limits across processes (`globalConcurrency`, `rateLimit`, `partitionBy`), or `undefined` for none. */
+  readonly limits: QueueLimits | undefined
 }
 
 /** The whole pool, decoded. */
@@ -89,7 +103,21 @@ const QueueConfigSchema = Schema.Struct({
   prefetch: Schema.optional(intBetween(1, maxPrefetch)),
   pollInterval: Schema.optional(durationBetween("1 millis", "1 day")),
   retention: Schema.optional(Schema.Literals(["KeepAll", "RemoveAll", "RemoveDone"])),
-  leaseMargin: Schema.optional(durationBetween("1 second", "1 day"))
+  leaseMargin: Schema.optional(durationBetween("1 second", "1 day")),
+  globalConcurrency: Schema.optional(intBetween(1, maxGlobalConcurrency)),
+  rateLimit: Schema.optional(Schema.Struct({
+    limit: intBetween(1, maxRateLimit),
+    period: durationBetween("1 second", "1 day")
+  })),
+  partitionBy: Schema.optional(
+    Schema.Array(Schema.String.check(Schema.makeFilter((field: string) =>
+      (field.length >= 1 && field.length <= maxFieldLength && unstorable(field) === undefined) ||
+      `Expected a field name of 1 to ${maxFieldLength} characters the store can hold, got ${JSON.stringify(field)}`
+    ))).check(Schema.makeFilter((fields: ReadonlyArray<string>) =>
+      (fields.length >= 1 && fields.length <= maxPartitionFields && new Set(fields).size === fields.length) ||
+      `Expected 1 to ${maxPartitionFields} distinct field names, got ${JSON.stringify(fields)}`
+    ))
+  )
 })
 
 const GraceSchema = durationBetween("0 millis", "1 day")
@@ -149,6 +177,18 @@ export const decode = (
         })
       }
       const leaseMarginMs = Duration.toMillis(config.leaseMargin ?? Duration.seconds(30))
+      if (config.partitionBy !== undefined && config.globalConcurrency === undefined && config.rateLimit === undefined) {
+        return yield* new InvalidWorkerPoolConfig({
+          message: `queue "${queue}": partitionBy needs globalConcurrency or rateLimit, the limits it partitions`
+        })
+      }
+      const limited = config.globalConcurrency !== undefined || config.rateLimit !== undefined
+      if (limited && config.prefetch !== undefined) {
+        return yield* new InvalidWorkerPoolConfig({
+          message: `queue "${queue}": prefetch cannot be combined with globalConcurrency or rateLimit: ` +
+            "a limited queue claims only for its free workers"
+        })
+      }
       queues.push({
         name: queue,
         taskNames,
@@ -158,7 +198,16 @@ export const decode = (
         bufferHorizonMs: Math.min(bufferHorizonMs, leaseMarginMs / 2),
         pollInterval: config.pollInterval ?? Duration.seconds(1),
         retention: config.retention ?? Retention.defaultRetention,
-        leaseMarginMs
+        leaseMarginMs,
+        limits: limited
+          ? {
+            concurrency: config.globalConcurrency ?? null,
+            rate: config.rateLimit === undefined
+              ? null
+              : { limit: config.rateLimit.limit, periodMs: Duration.toMillis(config.rateLimit.period) },
+            partitionBy: [...(config.partitionBy ?? [])]
+          }
+          : undefined
       })
     }
     let grace: Duration.Duration | undefined

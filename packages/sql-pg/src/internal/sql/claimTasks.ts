@@ -59,7 +59,7 @@
  * Returns the claimed tasks in claim order.
  */
 import * as PgTypes from "@effect/sql-pg/PgTypes"
-import type { Statement } from "effect/sql/Statement"
+import type { Fragment, Statement } from "effect/sql/Statement"
 import { TaskRow } from "../taskRow.ts"
 import type { Target } from "./shared.ts"
 import { texts } from "./shared.ts"
@@ -97,9 +97,55 @@ export interface ClaimParams {
  * row for nothing); `holder` as NULL, since the caller knows it (a uuid costs
  * the client a decode per row).
  */
-const returnedColumns = Object.keys(TaskRow.fields)
+export const returnedColumns = Object.keys(TaskRow.fields)
   .map((column) => column === "holder" ? "NULL::uuid AS holder" : column)
   .join(", ")
+
+/**
+ * The `MalformedRow` attempt error of an unsound row `t`: the first column
+ * `sound` finds at fault, in the message format of the store's
+ * `MalformedRow` (`Task <id> has a malformed <column> (<value>): <problem>`),
+ * and the four numbers `sound` checks as details.
+ *
+ * Every `||` operand is text: an integer operand would go through
+ * `anytextcat`, a SQL function the planner inlines on every claim (each
+ * claim is planned afresh: custom plans), which measurably added to it.
+ */
+export const malformedAttemptError = (sql: Target["sql"], now: Date, leaseMarginMs: number): Fragment =>
+  sql`jsonb_build_object(
+  'attempt', t.attempt,
+  'at', ${PgTypes.text(now.toISOString())},
+  'message', 'Task ' || t.id::text || ' has a malformed ' || CASE
+    WHEN t.attempt >= 2147483647 THEN
+      'attempt (' || t.attempt::text || '): no attempt can follow the largest number the column holds'
+    WHEN t.claim >= 2147483647 THEN
+      'claim (' || t.claim::text || '): no claim can follow the largest number the column holds'
+    WHEN t.retries >= 2147483647 THEN
+      'retries (' || t.retries::text || '): no failed attempt can be counted past the largest number the column holds'
+    WHEN t.max_retries < 0 THEN 'max_retries (' || t.max_retries::text || '): a negative number of retries'
+    WHEN t.timeout_msecs <= 0 THEN
+      'timeout_msecs (' || t.timeout_msecs::text || '): not a positive number of milliseconds'
+    ELSE 'timeout_msecs (' || t.timeout_msecs::text || '): the lease (claim time + timeout + lease margin of ' ||
+      ${PgTypes.float8(leaseMarginMs)}::text ||
+      ' ms) would be past +275760-09-13T00:00:00.000Z, the latest time the store can hold'
+  END,
+  'tag', 'MalformedRow',
+  'details', jsonb_build_object(
+    'attempt', t.attempt, 'claim', t.claim, 'retries', t.retries, 'max_retries', t.max_retries,
+    'timeout_msecs', t.timeout_msecs
+  )
+)`
+
+/**
+ * Whether a chosen row is sound (see the module documentation): its numbers
+ * can count one more, and its lease (at most `latestLeaseMs`) is after the claim.
+ */
+export const soundRow = (sql: Target["sql"], params: Pick<ClaimParams, "now" | "leaseMarginMs">): Fragment => {
+  /** The longest timeout whose lease is no later than `latestLeaseMs`. */
+  const maxTimeoutMs = PgTypes.float8(Math.floor(latestLeaseMs - params.now.getTime() - params.leaseMarginMs))
+  return sql`(attempt < 2147483647 AND claim < 2147483647 AND retries < 2147483647 AND max_retries >= 0
+                      AND timeout_msecs > 0 AND timeout_msecs <= ${maxTimeoutMs})`
+}
 
 /** Claims runnable tasks of one queue (see the module documentation); returns them in claim order. */
 export const claimTasks = ({ claimBatches, queues, sql, tasks }: Target, params: ClaimParams): Statement<TaskRow> => {
@@ -108,42 +154,8 @@ export const claimTasks = ({ claimBatches, queues, sql, tasks }: Target, params:
   const count = PgTypes.int4(params.limit)
   const at = PgTypes.timestamptz(params.now)
   const leaseMarginMs = params.leaseMarginMs
-  /** The longest timeout whose lease is no later than `latestLeaseMs`. */
-  const maxTimeoutMs = PgTypes.float8(Math.floor(latestLeaseMs - params.now.getTime() - leaseMarginMs))
 
-  // Every `||` operand below is text: an integer operand would go through
-  // `anytextcat`, a SQL function the planner inlines on every claim (each
-  // claim is planned afresh: custom plans), which measurably added to it.
-
-  /**
-   * The `MalformedRow` attempt error of an unsound row `t`: the first column
-   * `sound` finds at fault, in the message format of the store's
-   * `MalformedRow` (`Task <id> has a malformed <column> (<value>): <problem>`),
-   * and the four numbers `sound` checks as details.
-   */
-  const malformedError = sql`jsonb_build_object(
-    'attempt', t.attempt,
-    'at', ${PgTypes.text(params.now.toISOString())},
-    'message', 'Task ' || t.id::text || ' has a malformed ' || CASE
-      WHEN t.attempt >= 2147483647 THEN
-        'attempt (' || t.attempt::text || '): no attempt can follow the largest number the column holds'
-      WHEN t.claim >= 2147483647 THEN
-        'claim (' || t.claim::text || '): no claim can follow the largest number the column holds'
-      WHEN t.retries >= 2147483647 THEN
-        'retries (' || t.retries::text || '): no failed attempt can be counted past the largest number the column holds'
-      WHEN t.max_retries < 0 THEN 'max_retries (' || t.max_retries::text || '): a negative number of retries'
-      WHEN t.timeout_msecs <= 0 THEN
-        'timeout_msecs (' || t.timeout_msecs::text || '): not a positive number of milliseconds'
-      ELSE 'timeout_msecs (' || t.timeout_msecs::text || '): the lease (claim time + timeout + lease margin of ' ||
-        ${PgTypes.float8(leaseMarginMs)}::text ||
-        ' ms) would be past +275760-09-13T00:00:00.000Z, the latest time the store can hold'
-    END,
-    'tag', 'MalformedRow',
-    'details', jsonb_build_object(
-      'attempt', t.attempt, 'claim', t.claim, 'retries', t.retries, 'max_retries', t.max_retries,
-      'timeout_msecs', t.timeout_msecs
-    )
-  )`
+  const malformedError = malformedAttemptError(sql, params.now, leaseMarginMs)
 
   return sql<TaskRow>`
         WITH ready AS (
@@ -159,8 +171,7 @@ export const claimTasks = ({ claimBatches, queues, sql, tasks }: Target, params:
           ) AS c
         ), chosen AS (
           SELECT tid, id, row_number() OVER (ORDER BY priority DESC, scheduled_at, seq) AS rank,
-                 (attempt < 2147483647 AND claim < 2147483647 AND retries < 2147483647 AND max_retries >= 0
-                      AND timeout_msecs > 0 AND timeout_msecs <= ${maxTimeoutMs}) AS sound
+                 ${soundRow(sql, params)} AS sound
           FROM ready
           ORDER BY priority DESC, scheduled_at, seq
           LIMIT ${count}

@@ -17,6 +17,8 @@ export interface HolderRow {
   readonly expires_at: Date
   /** An `int8`. */
   readonly started_up_to: bigint
+  /** The declared limits, a JSON array (see `declaredLimits.ts`). */
+  readonly limits: unknown
   /** `count(*)`, an `int8`. */
   readonly holding: bigint
 }

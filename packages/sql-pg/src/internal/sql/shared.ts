@@ -27,6 +27,10 @@ export interface Target {
   readonly queues: Identifier
   /** The schedules table (recurring schedules), qualified by the store's schema. */
   readonly schedules: Identifier
+  /** The starts of rate-limited queues' tasks, qualified by the store's schema. */
+  readonly limitStarts: Identifier
+  /** The schema, as text (advisory lock keys). */
+  readonly schema: PgTypes.Parameter
   /** The name of the sequence numbering claims, as text for `nextval`. */
   readonly claimBatches: PgTypes.Parameter
   /** The LISTEN/NOTIFY channel whose payloads are queue names. */
@@ -41,6 +45,8 @@ export const target = (sql: SqlClient.SqlClient, names: Names): Target => ({
   claimBatches: PgTypes.text(names.claimBatches),
   queues: sql(names.queues),
   schedules: sql(names.schedules),
+  limitStarts: sql(names.limitStarts),
+  schema: PgTypes.text(names.schema),
   channel: PgTypes.text(names.channel)
 })
 

@@ -8,6 +8,7 @@
 import * as PgTypes from "@effect/sql-pg/PgTypes"
 import type { Heartbeat } from "@backie/core/TaskStore"
 import type { Statement } from "effect/sql/Statement"
+import { encodeDeclaredLimits } from "../declaredLimits.ts"
 import type { Target } from "./shared.ts"
 import { texts } from "./shared.ts"
 
@@ -21,11 +22,12 @@ export const upsertHolder = ({ holders, sql, tasks }: Target, beat: Heartbeat): 
   sql<CancelledRow>`
         WITH beat AS (
         INSERT INTO ${holders} AS h
-          (id, queues, task_names, host, pid, started_at, heartbeat_at, expires_at, started_up_to)
+          (id, queues, task_names, host, pid, started_at, heartbeat_at, expires_at, started_up_to, limits)
         VALUES (
           ${PgTypes.uuid(beat.id)}, ${texts(beat.queues)}, ${texts(beat.taskNames)}, ${PgTypes.text(beat.host)},
           ${PgTypes.int4(beat.pid)}, ${PgTypes.timestamptz(beat.now)}, ${PgTypes.timestamptz(beat.now)},
-          ${PgTypes.timestamptz(beat.expiresAt)}, ${PgTypes.float8(beat.startedUpTo)}::bigint
+          ${PgTypes.timestamptz(beat.expiresAt)}, ${PgTypes.float8(beat.startedUpTo)}::bigint,
+          ${PgTypes.text(encodeDeclaredLimits(beat.limits ?? []))}::jsonb
         )
         ON CONFLICT (id) DO UPDATE SET
           queues = excluded.queues,
@@ -34,7 +36,8 @@ export const upsertHolder = ({ holders, sql, tasks }: Target, beat: Heartbeat): 
           pid = excluded.pid,
           heartbeat_at = excluded.heartbeat_at,
           expires_at = excluded.expires_at,
-          started_up_to = excluded.started_up_to
+          started_up_to = excluded.started_up_to,
+          limits = excluded.limits
         RETURNING 1
         ), cancelled AS (
           UPDATE ${tasks} SET holder = NULL
