@@ -2,8 +2,8 @@
  * The fault suite: real worker processes against a real PostgreSQL, under
  * kills, outages, lost connections, paused processes, races, bad input,
  * shutdowns, hostile strings, poisoned tasks, a rolling deploy, clocks
- * minutes apart, recurring schedules in processes killed at random and
- * cancels whose notification is lost. Each scenario prints
+ * minutes apart, recurring schedules in processes killed at random,
+ * cancels whose notification is lost, and limits across processes. Each scenario prints
  *
  *   <scenario>: N tasks, N completed, N lost, N ran twice
  *
@@ -41,6 +41,7 @@ import * as Cron from "./scenarios/cron.ts"
 import * as Deploy from "./scenarios/deploy.ts"
 import * as Injection from "./scenarios/injection.ts"
 import * as Kill from "./scenarios/kill.ts"
+import * as Limits from "./scenarios/limits.ts"
 import * as Listen from "./scenarios/listen.ts"
 import * as Outage from "./scenarios/outage.ts"
 import * as Poison from "./scenarios/poison.ts"
@@ -67,7 +68,8 @@ const scenarios: ReadonlyArray<Scenario> = [
   Deploy.make(random),
   Skew.make(random),
   Cron.make(random),
-  Cancel.make(random)
+  Cancel.make(random),
+  Limits.make(random)
 ]
 
 const freePort = () =>

@@ -24,6 +24,7 @@ export type Profile =
   | "skew"
   | "cron"
   | "cancel"
+  | "limits"
 
 /** The configuration of one worker process. */
 export interface WorkerConfig {

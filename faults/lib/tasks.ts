@@ -404,6 +404,44 @@ export const Cancel = Task.make({
   backoff: Backoff.none
 })
 
+// --- limits: limits across processes ------------------------------------------------
+
+const LimitPayload = Schema.Struct({ n: Schema.Int, customer: Schema.String, sleepMs: Schema.Int })
+
+/** A task of the queue limited to `limitsConcurrency` running at once across the workers. */
+export const LimitedTask = Task.make({
+  name: "fault_limited",
+  queue: "limited",
+  payload: LimitPayload,
+  timeout: "2 seconds",
+  maxRetries: 5,
+  backoff: Backoff.none
+})
+
+/** A task of the queue limited to `limitsPerCustomer` running at once per customer. */
+export const TenantTask = Task.make({
+  name: "fault_tenant",
+  queue: "limited_tenant",
+  payload: LimitPayload,
+  timeout: "2 seconds",
+  maxRetries: 5,
+  backoff: Backoff.none
+})
+
+/** A task of the queue limited to `limitsRate.limit` starts per `limitsRate.periodMs`. */
+export const RatedTask = Task.make({
+  name: "fault_rated",
+  queue: "limited_rate",
+  payload: LimitPayload,
+  timeout: "2 seconds",
+  maxRetries: 5,
+  backoff: Backoff.none
+})
+
+export const limitsConcurrency = 5
+export const limitsPerCustomer = 2
+export const limitsRate = { limit: 25, periodMs: 1_000 } as const
+
 // --- pools -----------------------------------------------------------------------
 
 type PoolLayer = Layer.Layer<
@@ -567,7 +605,34 @@ export const pool = (config: WorkerConfig): PoolLayer => {
         ],
         queues: { cancel: queue },
         ...grace
+      }),
+    limits: () => {
+      // Each run records its start, and its end from a finalizer (both by the database's clock).
+      const run = (task: Task.CurrentTask, customer: string, sleepMs: number) =>
+        Effect.andThen(record(task, customer), Effect.sleep(Duration.millis(sleepMs))).pipe(
+          Effect.onExit((exit) =>
+            recordEnd(config.schema, task, Exit.hasInterrupts(exit) ? "interrupted" : "finished").pipe(
+              Effect.ignore({ log: "Error", message: "recording the end of a run failed" })
+            )
+          )
+        )
+      return WorkerPool.layer({
+        handlers: [
+          Task.handler(LimitedTask, ({ customer, sleepMs }, task) => run(task, customer, sleepMs)),
+          Task.handler(TenantTask, ({ customer, sleepMs }, task) => run(task, customer, sleepMs)),
+          Task.handler(RatedTask, ({ customer, sleepMs }, task) => run(task, customer, sleepMs))
+        ],
+        queues: {
+          limited: { ...queue, globalConcurrency: limitsConcurrency },
+          limited_tenant: { ...queue, globalConcurrency: limitsPerCustomer, partitionBy: ["customer"] },
+          limited_rate: {
+            ...queue,
+            rateLimit: { limit: limitsRate.limit, period: Duration.millis(limitsRate.periodMs) }
+          }
+        },
+        ...grace
       })
+    }
   }
   return pools[config.profile]()
 }

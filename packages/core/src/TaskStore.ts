@@ -343,6 +343,20 @@ export interface QueueLimits {
 }
 
 /**
+ * The ranges of {@link QueueLimits}' values (see there).
+ *
+ * @since 0.1.0
+ */
+export const limitRanges = {
+  maxConcurrency: 10_000,
+  maxRate: 100_000,
+  minPeriodMs: 1_000,
+  maxPeriodMs: 86_400_000,
+  maxFields: 8,
+  maxFieldLength: 200
+} as const
+
+/**
  * Why a claim cannot be made with `limits` (a value outside the ranges
  * {@link QueueLimits} documents), or `undefined` when it can. Every store
  * refuses such a claim as `Rejected` with this reason.
@@ -356,25 +370,28 @@ export interface QueueLimits {
  * @since 0.1.0
  */
 export const refusedLimits = (limits: QueueLimits): string | undefined => {
+  const { maxConcurrency, maxFieldLength, maxFields, maxPeriodMs, maxRate, minPeriodMs } = limitRanges
   const { concurrency, partitionBy, rate } = limits
-  if (concurrency !== null && !(Number.isSafeInteger(concurrency) && concurrency >= 1 && concurrency <= 10_000)) {
-    return `concurrency must be an integer from 1 to 10000, got ${concurrency}`
+  if (concurrency !== null && !(Number.isSafeInteger(concurrency) && concurrency >= 1 && concurrency <= maxConcurrency)) {
+    return `concurrency must be an integer from 1 to ${maxConcurrency}, got ${concurrency}`
   }
   if (rate !== null) {
-    if (!(Number.isSafeInteger(rate.limit) && rate.limit >= 1 && rate.limit <= 100_000)) {
-      return `rate.limit must be an integer from 1 to 100000, got ${rate.limit}`
+    if (!(Number.isSafeInteger(rate.limit) && rate.limit >= 1 && rate.limit <= maxRate)) {
+      return `rate.limit must be an integer from 1 to ${maxRate}, got ${rate.limit}`
     }
-    if (!(rate.periodMs >= 1_000 && rate.periodMs <= 86_400_000)) {
-      return `rate.periodMs must be from 1000 (1 second) to 86400000 (1 day), got ${rate.periodMs}`
+    if (!(rate.periodMs >= minPeriodMs && rate.periodMs <= maxPeriodMs)) {
+      return `rate.periodMs must be from ${minPeriodMs} (1 second) to ${maxPeriodMs} (1 day), got ${rate.periodMs}`
     }
   }
   if (concurrency === null && rate === null) return "limits need a concurrency or a rate"
-  if (partitionBy.length > 8 || new Set(partitionBy).size !== partitionBy.length) {
-    return `partitionBy must hold at most 8 distinct field names, got ${JSON.stringify(partitionBy)}`
+  if (partitionBy.length > maxFields || new Set(partitionBy).size !== partitionBy.length) {
+    return `partitionBy must hold at most ${maxFields} distinct field names, got ${JSON.stringify(partitionBy)}`
   }
   for (const field of partitionBy) {
-    if (typeof field !== "string" || field.length < 1 || field.length > 200 || unstorable(field) !== undefined) {
-      return `partitionBy fields must be 1 to 200 characters of valid Unicode without NUL, got ${JSON.stringify(field)}`
+    if (typeof field !== "string" || field.length < 1 || field.length > maxFieldLength || unstorable(field) !== undefined) {
+      return `partitionBy fields must be 1 to ${maxFieldLength} characters of valid Unicode without NUL, got ${
+        JSON.stringify(field)
+      }`
     }
   }
   return undefined

@@ -458,6 +458,10 @@ export const make = Effect.fn("PgTaskStore.make")(
             `${margin} at ${Number.isNaN(request.now.getTime()) ? "an invalid date" : request.now.toISOString()}`
         })
       }
+      if (request.limits !== undefined) {
+        const refused = refusedLimits(request.limits)
+        if (refused !== undefined) return yield* rejected("claim", refused)
+      }
       if (request.taskNames.length === 0) return []
       if (!isUuid(request.holder)) {
         return yield* new TaskStoreError({
@@ -476,10 +480,6 @@ export const make = Effect.fn("PgTaskStore.make")(
         leaseMarginMs: margin
       }
       const limits = request.limits
-      if (limits !== undefined) {
-        const refused = refusedLimits(limits)
-        if (refused !== undefined) return yield* rejected("claim", refused)
-      }
       const rows = limits === undefined
         ? yield* claimTasks(target, params).pipe(Effect.mapError(failedWith("claim")))
         : yield* claimLimited(params, limits)

@@ -9,7 +9,7 @@
  *   its partition key (`''` when the limits are not partitioned) and the
  *   claim's time. The claim counts the rows of its queue inside the window
  *   and deletes the older ones, so the table holds about one period's
- *   starts. Its index leads with the queue and the time, and carries the
+ *   starts (a queue no longer claimed keeps its last period's rows). Its index leads with the queue and the time, and carries the
  *   key, so both reads are index range scans of that queue's window.
  *
  * Running tasks are counted from `tasks_lease_idx` (queue, lease) and the

@@ -8,7 +8,7 @@ import { Duration, Effect, Exit, Schema, SchemaGetter } from "effect"
 import { InvalidWorkerPoolConfig, QueueNotConfigured } from "../../PoolErrors.ts"
 import * as Retention from "../../Retention.ts"
 import type * as Task from "../../Task.ts"
-import type { QueueLimits } from "../../TaskStore.ts"
+import { limitRanges, type QueueLimits } from "../../TaskStore.ts"
 import { unstorable } from "../text.ts"
 import type { Options, QueueConfig } from "../../WorkerPool.ts"
 
@@ -18,15 +18,9 @@ export const maxConcurrency = 10_000
 /** The largest `prefetch` of one queue (and so the largest claim). */
 export const maxPrefetch = 100_000
 
-/** The largest `globalConcurrency` of one queue. */
-export const maxGlobalConcurrency = 10_000
-
-/** The largest `rateLimit.limit` of one queue. */
-export const maxRateLimit = 100_000
-
-/** The most `partitionBy` fields of one queue, and the longest name of one. */
-const maxPartitionFields = 8
-const maxFieldLength = 200
+/** The ranges of `globalConcurrency`, `rateLimit` and `partitionBy`: what every store takes. */
+const { maxConcurrency: maxGlobalConcurrency, maxFieldLength, maxFields: maxPartitionFields, maxRate: maxRateLimit } =
+  limitRanges
 
 /** The adaptive `prefetch` holds at most this many tasks (or twice the concurrency when that is more). */
 const adaptivePrefetchCeiling = 1000
