@@ -26,7 +26,11 @@
  *    ./workers.mjs` stopped by SIGTERM, started as the README says (the
  *    executable itself, `node` running it, a shell wrapper that `exec`s it):
  *    exit code 0, no task left running, the started tasks finished.
- * 6. `@backie/core/testing` with its optional peers installed: it type-checks,
+ * 6. On Node 24: two processes run one recurring schedule (each slot enqueued
+ *    once, every task run), and two processes share a `globalConcurrency` of 2
+ *    (their handlers' runs, recorded by the database's clock, never more than
+ *    2 deep, and 2 reached; every task done once).
+ * 7. `@backie/core/testing` with its optional peers installed: it type-checks,
  *    and `storeContract` passes against `MemoryTaskStore` under vitest.
  *
  * It prints one line per check and, last, `consumer test: passed ...` or
@@ -298,6 +302,34 @@ const program = Effect.gen(function*() {
 await Effect.runPromise(program.pipe(Effect.provide(Pool), Effect.provide(Store)))
 `
 
+// A queue limited to 2 running tasks across processes: each process runs a pool of 4 for \`seconds\`; with
+// \`enqueue\`, it first enqueues 30 tasks. Each run records its start and end by the database's clock.
+const limited = `import { Task, TaskQueue, WorkerPool } from "@backie/core"
+import { PgTaskStore } from "@backie/sql-pg"
+import { PgClient } from "@effect/sql-pg"
+import { Config, Effect, Layer, Schema } from "effect"
+import { SqlClient } from "effect/sql"
+
+const [schema, seconds, role] = process.argv.slice(2)
+const Call = Task.make({ name: "call", queue: "partner", payload: Schema.Struct({ n: Schema.Number }) })
+const Database = PgClient.layerConfig({ url: Config.Redacted("DATABASE_URL") })
+const Store = PgTaskStore.layer({ schema }).pipe(Layer.provide(Database))
+const edge = (n, step) =>
+  Effect.flatMap(SqlClient.SqlClient, (sql) =>
+    sql\`INSERT INTO \${sql(schema + ".spans")} (n, step, at) VALUES (\${n}, \${step}, clock_timestamp())\`)
+const Pool = WorkerPool.layer({
+  handlers: [Task.handler(Call, ({ n }) => edge(n, 1).pipe(Effect.andThen(Effect.sleep("30 millis")), Effect.ensuring(Effect.orDie(edge(n, -1)))))],
+  queues: { partner: { concurrency: 4, globalConcurrency: 2, retention: "KeepAll" } }
+})
+const program = Effect.gen(function*() {
+  if (role === "enqueue") yield* TaskQueue.enqueueMany(Call, Array.from({ length: 30 }, (_, n) => ({ n })))
+  yield* Effect.sleep(\`\${seconds} seconds\`)
+})
+await Effect.runPromise(
+  program.pipe(Effect.provide(Layer.mergeAll(Pool, TaskQueue.layer)), Effect.provide(Layer.merge(Store, Database)))
+)
+`
+
 // --- the checks ----------------------------------------------------------------
 
 /** Every file under `dir` whose name ends with `suffix`. */
@@ -362,6 +394,7 @@ const install = async () => {
   fs.writeFileSync(path.join(app, "workers.mjs"), workers)
   fs.writeFileSync(path.join(app, "enqueue.mjs"), enqueue)
   fs.writeFileSync(path.join(app, "recurring.mjs"), recurring)
+  fs.writeFileSync(path.join(app, "limited.mjs"), limited)
   await npm(["install"])
   const installed = path.join(app, "node_modules", "@backie")
   const declarations = ["core", "sql-pg", "cli"].flatMap((pkg) => filesUnder(path.join(installed, pkg, "dist"), ".d.ts"))
@@ -455,6 +488,35 @@ const runRecurring = async (binaries: Map<string, string>, url: string) => {
     JSON.stringify(counts)
   )
   check(counts.done === counts.tasks, "every recurring task the two processes enqueued ran", JSON.stringify(counts))
+}
+
+/** Two processes share one limit on plain Node: never more than 2 running at once, and every task ran. */
+const runLimited = async (binaries: Map<string, string>, url: string) => {
+  step("a limit across two processes")
+  const node = binaries.get("24")
+  if (!check(node !== undefined, "node 24 is available for the limits check")) return
+  const schema = `limited_${crypto.randomBytes(4).toString("hex")}`
+  await query(url, `CREATE SCHEMA "${schema}"`)
+  await query(url, `CREATE TABLE "${schema}".spans (n int NOT NULL, step int NOT NULL, at timestamptz NOT NULL)`)
+  const env = { ...process.env, DATABASE_URL: url }
+  const outcomes = await Promise.all(
+    ["enqueue", "work"].map((role) => run(node!, ["limited.mjs", schema, "6", role], { env, timeoutMs: 60_000 }))
+  )
+  for (const [index, outcome] of outcomes.entries()) {
+    check(outcome.code === 0, `node 24: limited.mjs process ${index + 1} exits 0`, describe(outcome))
+  }
+  // How many runs were open at once: a running sum over the edges, an end before a start at the same time.
+  const rows = await query<{ deepest: number; runs: number; done: number }>(
+    url,
+    `SELECT (SELECT max(depth)::int FROM (
+               SELECT sum(step) OVER (ORDER BY at, step) AS depth FROM "${schema}".spans
+             ) AS d) AS deepest,
+            (SELECT count(*)::int FROM "${schema}".spans WHERE step = 1) AS runs,
+            (SELECT count(*)::int FROM "${schema}".tasks WHERE state = 'done') AS done`
+  )
+  const counts = rows[0]!
+  check(counts.done === 30 && counts.runs === 30, "the 30 limited tasks ran once each, all done", JSON.stringify(counts))
+  check(counts.deepest === 2, "globalConcurrency 2 held across two processes, and was reached", JSON.stringify(counts))
 }
 
 /** `backie work ./workers.mjs` (`command`), stopped by SIGTERM once tasks run. */
@@ -562,6 +624,7 @@ const main = async () => {
     await runApps(binaries, database.url)
     await runCli(binaries, database.url)
     await runRecurring(binaries, database.url)
+    await runLimited(binaries, database.url)
     await runContract()
   } catch (error) {
     check(false, "the consumer test ran to its end", error instanceof Error ? error.stack ?? error.message : String(error))

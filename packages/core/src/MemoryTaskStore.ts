@@ -704,7 +704,13 @@ export const make: Effect.Effect<TaskStore["Service"]> = Effect.sync(() => {
 
   const listHolders = Effect.sync(() =>
     [...holders.values()].map((holder): HolderRecord => {
-      return { ...holder, queues: [...holder.queues], taskNames: [...holder.taskNames], holding: holdingOf(holder.id) }
+      return {
+        ...holder,
+        queues: [...holder.queues],
+        taskNames: [...holder.taskNames],
+        limits: holder.limits.map((declared) => ({ ...declared, partitionBy: [...declared.partitionBy] })),
+        holding: holdingOf(holder.id)
+      }
     }).sort((a, b) => a.startedAt.getTime() - b.startedAt.getTime())
   )
 
