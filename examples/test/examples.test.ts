@@ -14,6 +14,7 @@ import * as http from "node:http"
 import * as crypto from "node:crypto"
 import * as path from "node:path"
 import { inject } from "vitest"
+import * as Limits from "../limits.ts"
 import * as Recurring from "../recurring.ts"
 import * as SimpleWorker from "../simple_worker.ts"
 import * as Tracing from "../tracing.ts"
@@ -113,6 +114,17 @@ describe("examples", () => {
         ["digest", "*/10 * * * * *", "UTC"],
         ["nightly_report", "0 3 * * *", "Europe/Berlin"]
       ])
+    }))
+
+  it.effect("limits: two pools share the partner's limit of 3 and run one export per customer at a time", () =>
+    Effect.gen(function*() {
+      const seen = yield* driveClock(Limits.run).pipe(Effect.provide(TaskQueue.layer.pipe(Layer.provideMerge(database()))))
+      // Reached, never exceeded: two pools of 5 would otherwise run 10 calls at once.
+      assert.strictEqual(seen.calls, 30)
+      assert.strictEqual(seen.partner, 3)
+      assert.deepStrictEqual(seen.perCustomer, { acme: 1, globex: 1, initech: 1 })
+      // The customers' exports ran side by side.
+      assert.isAtLeast(seen.exports, 2)
     }))
 
   it.live("tracing: the OTLP exporter sends each request, its enqueue and its attempt in one trace", () =>

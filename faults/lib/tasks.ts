@@ -623,7 +623,12 @@ export const pool = (config: WorkerConfig): PoolLayer => {
           Task.handler(RatedTask, ({ customer, sleepMs }, task) => run(task, customer, sleepMs))
         ],
         queues: {
-          limited: { ...queue, globalConcurrency: limitsConcurrency },
+          // With a rate limit far above what it runs, so that the claim combines both limits.
+          limited: {
+            ...queue,
+            globalConcurrency: limitsConcurrency,
+            rateLimit: { limit: 100_000, period: Duration.seconds(1) }
+          },
           limited_tenant: { ...queue, globalConcurrency: limitsPerCustomer, partitionBy: ["customer"] },
           limited_rate: {
             ...queue,

@@ -3,7 +3,10 @@
  * pool each, no leader) claim three limited queues of one schema:
  *
  * - concurrency: `limited` allows 5 running tasks at once across them
- *   (`globalConcurrency: 5`); 800 tasks of 20-40 ms. About 1.5 s in, one
+ *   (`globalConcurrency: 5`, beside a `rateLimit` of 100,000 a second that
+ *   never binds, so that the claim combines both); 800 tasks of 20-40 ms,
+ *   in waves of 100, each enqueued once the one before is done (nothing
+ *   running then, but starts in the rate window). About 1.5 s in, one
  *   worker (the one running the most of them) is killed with SIGKILL and a
  *   replacement started. A sampler in the
  *   suite reads, every 5 ms, the queue's running tasks with a live lease
@@ -46,6 +49,8 @@ import {
 const schema = "faults_limits"
 const workers = 3
 const limitedCount = 800
+/** The limited queue's tasks come in waves of this many. */
+const limitedWave = 100
 const busyCount = 150
 const smallCount = 15
 const smallCustomers = ["small-a", "small-b", "small-c"]
@@ -170,10 +175,23 @@ const phases = (ctx: Context, random: Random) =>
     }).pipe(Effect.forkChild)
 
     const began = Date.now()
-    yield* TaskQueue.enqueueMany(
-      LimitedTask,
-      Array.from({ length: limitedCount }, (_, n) => ({ n, customer: "all", sleepMs: random.int(20, 40) }))
+    const limitedDoneCount = Effect.map(
+      sql<{ readonly n: number }>`
+        SELECT count(*)::int AS n FROM ${sql(tasksTable(schema))} WHERE queue_name = 'limited' AND state = 'done'
+      `,
+      (rows) => rows[0]!.n
     )
+    // In waves, each enqueued once the one before is done: the queue then has starts in its rate window
+    // and nothing running, and the claims must still count both limits.
+    const waves = yield* Effect.gen(function*() {
+      for (let from = 0; from < limitedCount; from += limitedWave) {
+        yield* TaskQueue.enqueueMany(
+          LimitedTask,
+          Array.from({ length: limitedWave }, (_, i) => ({ n: from + i, customer: "all", sleepMs: random.int(20, 40) }))
+        )
+        yield* Db.waitUntil(Effect.map(limitedDoneCount, (done) => done >= from + limitedWave), 60_000, 10)
+      }
+    }).pipe(Effect.forkChild)
     yield* Effect.sleep(killAfterMs)
     // The worker holding the most running tasks of the queue, so that the kill strands some.
     const [fullest] = yield* sql<{ readonly pid: number }>`
@@ -188,12 +206,8 @@ const phases = (ctx: Context, random: Random) =>
     live.splice(live.indexOf(victim), 1)
     live.push(yield* start())
     ctx.progress(`${seconds(Date.now() - began)}: killed pid ${victim.pid}, started a replacement`)
-    const limitedDone = Effect.map(
-      sql<{ readonly n: number }>`
-        SELECT count(*)::int AS n FROM ${sql(tasksTable(schema))} WHERE queue_name = 'limited' AND state = 'done'
-      `,
-      (rows) => rows[0]!.n === limitedCount
-    )
+    yield* Fiber.join(waves)
+    const limitedDone = Effect.map(limitedDoneCount, (done) => done === limitedCount)
     checks.expect(yield* Db.waitUntil(limitedDone, 60_000, 50), "the limited queue was not drained within 60 s")
     const drainMs = Date.now() - began
     yield* Fiber.interrupt(sampler)

@@ -241,7 +241,10 @@ export class WorkerPool extends Context.Service<WorkerPool, {
    * that started after the call found no runnable task while none was running
    * or waiting to be settled.
    * Tasks scheduled in the future do not count; advance the clock (e.g.
-   * `TestClock.adjust`) and call it again.
+   * `TestClock.adjust`) and call it again. On a queue with limits across
+   * processes, tasks the limits hold back count as not runnable (tasks over
+   * a `rateLimit` until its window moves on, or tasks another process's
+   * running ones keep under `globalConcurrency`).
    */
   readonly awaitIdle: Effect.Effect<void>
   /** How many claimed tasks this process holds, per queue: waiting for a worker, running, or waiting to be settled. */

@@ -136,6 +136,20 @@ export const limits = ({ test }: Suite): void => {
         assert.deepStrictEqual(idsOf(yield* claimUnder(store, at(10_000), both)), [tasks[2]!.id])
       }))
 
+    test("concurrency and rate together: with nothing running, the concurrency still holds beside recent starts", (store) =>
+      Effect.gen(function*() {
+        const tasks = yield* insertMany(store, 8, (i) => ({ n: i }))
+        const both: QueueLimits = { concurrency: 2, rate: { limit: 10, periodMs: 60_000 }, partitionBy: [] }
+        const first = yield* claimUnder(store, T0, both)
+        assert.deepStrictEqual(idsOf(first), idsOf(tasks.slice(0, 2)))
+        for (const task of first) assert.isTrue(yield* done(store, task, at(1)))
+        // 8 starts left in the window, 2 slots free: 2.
+        assert.deepStrictEqual(idsOf(yield* claimUnder(store, at(2), both)), idsOf(tasks.slice(2, 4)))
+        // And partitioned: a key with recent starts and nothing running keeps its concurrency.
+        const keyed: QueueLimits = { ...both, partitionBy: ["n"] }
+        assert.lengthOf(yield* claimUnder(store, at(3), keyed, 100, holderN(2)), 4)
+      }))
+
     test("partitioned: each key has its own limit; full keys are passed over and later keys claimed", (store) =>
       Effect.gen(function*() {
         const a = yield* insertMany(store, 4, () => ({ customer: "a", n: 1 }))

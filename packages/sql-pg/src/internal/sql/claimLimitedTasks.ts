@@ -12,8 +12,9 @@
  *   told yet (`tasks_cancelled_idx`: few rows, read whole);
  * - `started` counts, per key, the queue's starts in the window
  *   (`started_at > now - period`), a range of `limit_starts_window_idx`;
- * - `room` is, per key seen, the least of `concurrency - used` and
- *   `rate - started`; a key not seen has the whole of both.
+ * - `room` is, per key seen in either, the least of `concurrency - used`
+ *   and `rate - started` (a side that did not see the key counts 0 there);
+ *   a key seen in neither has the whole of both.
  * - The key is `''` for a queue whose limits are not partitioned, and
  *   otherwise `jsonb_build_array(payload -> field, ...)::text` (jsonb's text
  *   form is canonical: equal values give equal keys; a missing field, or a
@@ -86,11 +87,10 @@ export const claimLimitedTasks = (
     : sql`SELECT s.key, count(*) AS n FROM ${limitStarts} AS s
           WHERE s.queue_name = ${queueName} AND s.started_at > ${windowStart}
           GROUP BY s.key`
-  const room = sql`SELECT r.key, min(r.n) AS n FROM (
-            ${concurrency === undefined ? sql`SELECT NULL::text AS key, 0::bigint AS n WHERE false` : sql`SELECT key, ${concurrency} - n AS n FROM used`}
-            UNION ALL
-            ${rate === undefined ? sql`SELECT NULL::text AS key, 0::bigint AS n WHERE false` : sql`SELECT key, ${rate} - n AS n FROM started`}
-          ) AS r GROUP BY r.key`
+  // A key seen on one side only has the whole of the other limit (LEAST ignores the NULL of a limit not set).
+  const room = sql`SELECT COALESCE(u.key, s.key) AS key,
+            LEAST(${concurrency ?? sql`NULL::int4`} - COALESCE(u.n, 0), ${rate ?? sql`NULL::int4`} - COALESCE(s.n, 0)) AS n
+          FROM used AS u FULL JOIN started AS s ON s.key = u.key`
   const readLimit = partitioned
     ? count
     : sql`GREATEST(0, LEAST(${count}, COALESCE((SELECT n FROM room), ${wholeRoom})))`
