@@ -173,6 +173,17 @@ export const limits = ({ test }: Suite): void => {
         assert.deepStrictEqual(idsOf(yield* claimUnder(store, T0, limits)), [first.id, other.id])
       }))
 
+    test("partitioned: any field name works, quotes and SQL included (it is a bound value)", (store) =>
+      Effect.gen(function*() {
+        const field = "it's \"quoted\"); DROP TABLE tasks; --"
+        const first = yield* insertOne(store, { payload: { [field]: "x" }, priority: 3 })
+        yield* insertOne(store, { payload: { [field]: "x" }, priority: 2 })
+        const other = yield* insertOne(store, { payload: { [field]: "y" }, priority: 1 })
+        const limits = concurrent(1, [field, "é 名前 🎉"])
+        assert.deepStrictEqual(idsOf(yield* claimUnder(store, T0, limits)), [first.id, other.id])
+        assert.lengthOf(yield* store.list({ limit: 10 }), 3)
+      }))
+
     test("partitioned rate: each key gets its own starts", (store) =>
       Effect.gen(function*() {
         const tasks = yield* insertMany(store, 6, (i) => ({ customer: i % 2 === 0 ? "a" : "b" }))
