@@ -97,7 +97,8 @@ export interface QueueConfig {
   /**
    * How many claimed tasks of this queue this process holds ahead of its
    * workers: running or waiting for a free slot; an integer from
-   * `concurrency` to 100,000.
+   * `concurrency` to 100,000. Not with `globalConcurrency` or `rateLimit`
+   * (a limited queue claims only for its free workers).
    * Holding more than `concurrency` lets one claim fetch many tasks and keeps
    * the slots busy while a claim is under way. (Outcomes waiting to be
    * written are counted apart: no claim is made while they and the tasks
