@@ -242,12 +242,18 @@ export const make: Effect.Effect<TaskStore["Service"]> = Effect.sync(() => {
         used.set(key, (used.get(key) ?? 0) + 1)
       }
     }
-    const startsOf = (starts.get(queue) ?? []).filter((start) =>
-      limits.rate !== null && start.at > now - limits.rate.periodMs
-    )
-    starts.set(queue, startsOf)
+    // A start counts until the period it was made under has passed (whatever this claim's period), and
+    // for this claim while it is in its window; unpartitioned, every start counts, whatever its key.
+    const alive = (starts.get(queue) ?? []).filter((start) => start.expiresAt > now)
+    starts.set(queue, alive)
     const started = new Map<string, number>()
-    for (const start of startsOf) started.set(start.key, (started.get(start.key) ?? 0) + 1)
+    if (limits.rate !== null) {
+      for (const start of alive) {
+        if (start.at <= now - limits.rate.periodMs) continue
+        const key = limits.partitionBy.length === 0 ? "" : start.key
+        started.set(key, (started.get(key) ?? 0) + 1)
+      }
+    }
     return {
       room: (key: string) =>
         Math.min(
@@ -256,7 +262,7 @@ export const make: Effect.Effect<TaskStore["Service"]> = Effect.sync(() => {
         ),
       take: (key: string) => {
         full.set(key, (full.get(key) ?? 0) + 1)
-        if (limits.rate !== null) startsOf.push({ key, at: now })
+        if (limits.rate !== null) alive.push({ key, at: now, expiresAt: now + limits.rate.periodMs })
       }
     }
   }
@@ -273,7 +279,11 @@ export const make: Effect.Effect<TaskStore["Service"]> = Effect.sync(() => {
       if (paused.has(request.queue)) return []
       const now = request.now.getTime()
       const limit = Math.max(1, request.limit)
-      if (request.limits !== undefined) return claimLimited(request, request.limits, now, limit)
+      if (request.limits !== undefined) {
+        // As the PostgreSQL store takes it: a whole number, at least 1 (NaN: 1).
+        const whole = Number.isNaN(request.limit) ? 1 : Math.max(1, Math.trunc(request.limit))
+        return claimLimited(request, request.limits, now, whole)
+      }
       // The first `limit` runnable rows in claim order, kept sorted as rows
       // are visited (a stable insertion: ties keep insertion order).
       const candidates: Array<Row> = []

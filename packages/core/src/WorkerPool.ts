@@ -177,7 +177,11 @@ export interface QueueConfig {
    * claim times the store records, by the store's clock): a claimed task
    * counts as started, whether it then succeeds, fails or is returned unrun.
    * A task held back waits; the claimer looks again when a task of the
-   * queue settles, when tasks are enqueued, and every `pollInterval`.
+   * queue settles in this process, when tasks are enqueued, and every
+   * `pollInterval` (a slot another process frees is seen at the latest then).
+   * A start counts for the period of the claim that made it, so during a
+   * deploy that changes the period, the starts of each setting count for
+   * as long as it says.
    *
    * @example
    * ```ts
@@ -194,7 +198,9 @@ export interface QueueConfig {
    * Tasks of a key at its limit are passed over and the tasks of other keys
    * behind them claimed, so one busy tenant does not hold up the others (a
    * claim reads past the waiting tasks of full keys, a cost that grows with
-   * how many of them are ahead).
+   * how many of them are ahead, and reads again when it filled keys on the
+   * way). Adding or removing `partitionBy` at a deploy needs no migration:
+   * a claim without it counts every running task and start of the queue.
    *
    * @example
    * ```ts

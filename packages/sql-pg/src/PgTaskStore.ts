@@ -436,7 +436,17 @@ export const make = Effect.fn("PgTaskStore.make")(
      */
     const claimLimited = (params: ClaimParams, limits: QueueLimits) =>
       sql.withTransaction(Effect.gen(function*() {
-        yield* lockQueueLimits(target, params.queue)
+        const [locked] = yield* lockQueueLimits(target, params.queue)
+        if (locked !== undefined && locked.isolation !== "read committed") {
+          return yield* new TaskStoreError({
+            reason: "Misconfigured",
+            operation: "claim",
+            message: `claim failed: a claim with limits needs READ COMMITTED, and the transaction is ${
+              locked.isolation.toUpperCase()
+            } (default_transaction_isolation, or a caller's transaction): under it the claim could not see ` +
+              "the claims before it"
+          })
+        }
         const claimed: Array<TaskRow> = []
         while (claimed.length < params.limit) {
           const rows = yield* claimLimitedTasks(target, { ...params, limit: params.limit - claimed.length, limits })
@@ -444,7 +454,7 @@ export const make = Effect.fn("PgTaskStore.make")(
           if (rows.length === 0 || limits.partitionBy.length === 0) break
         }
         return claimed
-      })).pipe(Effect.mapError(failedWith("claim")))
+      })).pipe(Effect.mapError((error) => isSqlError(error) ? failedWith("claim")(error) : error))
 
     const claim = Effect.fnUntraced(function*(request: ClaimRequest) {
       const margin = request.leaseMarginMs

@@ -443,6 +443,45 @@ describe("PgTaskStore on PostgreSQL", () => {
         })
       ))
 
+    it.effect("limited claims from three stores with pools of their own never exceed the limit together", () =>
+      withStore(({ schema, store }) =>
+        Effect.gen(function*() {
+          yield* store.insert(Array.from({ length: 60 }, (_, i) => newTask({ payload: { i } })))
+          const stores = [store, yield* startStore(schema), yield* startStore(schema)]
+          const limits = { concurrency: 4, rate: null, partitionBy: [] }
+          for (let round = 0; round < 5; round++) {
+            const claims = yield* Effect.all(
+              stores.flatMap((claimer) =>
+                [1, 2].map(() =>
+                  claimer.claim({ queue: "default", taskNames: ANY_NAMES, holder: TEST_HOLDER, limit: 3, now: T0, leaseMarginMs: 60_000, limits })
+                )
+              ),
+              { concurrency: "unbounded" }
+            )
+            const claimed = claims.flat()
+            assert.strictEqual(claimed.length, 4, `round ${round}`)
+            yield* store.settle(claimed.map((task) => ({ _tag: "Done", id: task.id, claim: task.claim, now: T0, remove: false })))
+          }
+        })
+      ))
+
+    it.effect("a claim with limits inside a REPEATABLE READ transaction is refused as Misconfigured", () =>
+      withStore(({ sql, store }) =>
+        Effect.gen(function*() {
+          yield* store.insert([newTask()])
+          const limits = { concurrency: 1, rate: null, partitionBy: [] }
+          const error = yield* sql.withTransaction(Effect.gen(function*() {
+            yield* sql`SET TRANSACTION ISOLATION LEVEL REPEATABLE READ`
+            return yield* Effect.flip(
+              store.claim({ queue: "default", taskNames: ANY_NAMES, holder: TEST_HOLDER, limit: 1, now: T0, leaseMarginMs: 60_000, limits })
+            )
+          }))
+          assert.strictEqual(error.reason, "Misconfigured")
+          assert.include(error.message, "needs READ COMMITTED, and the transaction is REPEATABLE READ")
+          assert.strictEqual((yield* store.list({ state: "ready", limit: 10 })).length, 1)
+        })
+      ))
+
     it.effect("50 concurrent inserts of one unique key from four pools insert exactly one row", () =>
       withStore(({ schema, sql, store }) =>
         Effect.gen(function*() {

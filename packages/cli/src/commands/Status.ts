@@ -87,12 +87,13 @@ export const read = Effect.fn("Status.read")(function*() {
   const declared = new Map<string, Map<string, { limits: QueueLimits; pools: number }>>()
   for (const holder of live) {
     for (const { queue, ...limits } of holder.limits) {
-      const byText = declared.get(queue) ?? new Map<string, { limits: QueueLimits; pools: number }>()
-      const text = describeLimits(limits)
-      const entry = byText.get(text)
-      if (entry === undefined) byText.set(text, { limits, pools: 1 })
+      // Grouped by the exact values (two periods can read the same once rounded).
+      const byValue = declared.get(queue) ?? new Map<string, { limits: QueueLimits; pools: number }>()
+      const value = JSON.stringify([limits.concurrency, limits.rate, limits.partitionBy])
+      const entry = byValue.get(value)
+      if (entry === undefined) byValue.set(value, { limits, pools: 1 })
       else entry.pools += 1
-      declared.set(queue, byText)
+      declared.set(queue, byValue)
     }
   }
   const unclaimed: Array<Unclaimed> = []
@@ -155,6 +156,9 @@ export const renderText = ({ livePools, queues, unclaimed }: Status): string =>
     ])
   ].join("\n")
 
+/** A field name as is when it is a plain word, otherwise quoted as JSON. */
+const fieldName = (field: string): string => /^[A-Za-z_][A-Za-z0-9_]*$/.test(field) ? field : JSON.stringify(field)
+
 /**
  * Limits in a few words: `5 at once, 100 per 1m, per customer`.
  *
@@ -164,7 +168,7 @@ export const describeLimits = (limits: QueueLimits): string =>
   [
     ...(limits.concurrency === null ? [] : [`${limits.concurrency} at once`]),
     ...(limits.rate === null ? [] : [`${limits.rate.limit} per ${Format.duration(limits.rate.periodMs)}`]),
-    ...(limits.partitionBy.length === 0 ? [] : [`per ${limits.partitionBy.join("+")}`])
+    ...(limits.partitionBy.length === 0 ? [] : [`per ${limits.partitionBy.map(fieldName).join(", ")}`])
   ].join(", ")
 
 const pausedOf = (control: QueueControl | undefined): QueueStatus["paused"] =>

@@ -31,8 +31,9 @@ export const limitKey = (limits: QueueLimits, payload: unknown): string => {
   ))
 }
 
-/** One start of a task of a rate-limited queue. */
+/** One start of a task of a rate-limited queue: its key, its time, and when it stops counting (its time + the period it was made under). */
 export interface Start {
   readonly key: string
   readonly at: number
+  readonly expiresAt: number
 }

@@ -130,7 +130,11 @@ export const claimSize = (queue: QueueState): number => {
   const concurrency = queue.settings.concurrency
   // A limited queue claims only for its free workers: a task it holds counts
   // against the limit in every process, so it must be about to run.
-  if (queue.settings.limits !== undefined) return concurrency - queue.running - queue.buffer.length
+  // Outcomes waiting to be written are bounded as for other queues (a rate
+  // limit alone does not count them).
+  if (queue.settings.limits !== undefined) {
+    return Math.min(concurrency - queue.running - queue.buffer.length, 3 * concurrency - queue.inFlight)
+  }
   const target = holdTarget(queue)
   const ahead = queue.running + queue.buffer.length
   const room = Math.min(target - ahead, 3 * target - queue.inFlight)

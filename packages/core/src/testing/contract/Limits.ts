@@ -184,6 +184,39 @@ export const limits = ({ test }: Suite): void => {
         assert.lengthOf(yield* store.list({ limit: 10 }), 3)
       }))
 
+    test("partitioned, several task names: full keys are passed over in claim order across the names", (store) =>
+      Effect.gen(function*() {
+        const a1 = yield* insertOne(store, { taskName: "a", payload: { k: 1 }, priority: 10 })
+        yield* insertOne(store, { taskName: "a", payload: { k: 1 }, priority: 10 })
+        const a3 = yield* insertOne(store, { taskName: "a", payload: { k: 2 }, priority: 9 })
+        const b1 = yield* insertOne(store, { taskName: "b", payload: { k: 3 }, priority: 1 })
+        const limits = concurrent(1, ["k"])
+        assert.deepStrictEqual(idsOf(yield* claimUnder(store, T0, limits, 2)), [a1.id, a3.id])
+        assert.deepStrictEqual(idsOf(yield* claimUnder(store, at(1), limits, 3, holderN(2))), [b1.id])
+      }))
+
+    test("a claim without partitionBy counts every start of the queue, whatever key it was recorded under", (store) =>
+      Effect.gen(function*() {
+        yield* insertMany(store, 6, (i) => ({ c: i % 2 === 0 ? "a" : "b" }))
+        // A deploy adds or removes partitionBy: the same queue claimed both ways within one period.
+        assert.lengthOf(yield* claimUnder(store, T0, rated(2, 60_000, ["c"])), 4)
+        assert.deepStrictEqual(yield* claimUnder(store, at(1), rated(4, 60_000)), [])
+        assert.lengthOf(yield* claimUnder(store, at(2), rated(6, 60_000)), 2)
+      }))
+
+    test("a start counts for the period it was recorded under, whatever period a later claim has", (store) =>
+      Effect.gen(function*() {
+        yield* insertMany(store, 8, (i) => ({ n: i }))
+        const hourly = rated(2, 3_600_000)
+        assert.lengthOf(yield* claimUnder(store, T0, hourly), 2)
+        // A claim with a shorter period, or with no rate at all, does not forget the hourly starts.
+        assert.lengthOf(yield* claimUnder(store, at(120_000), rated(3, 60_000), 1), 1)
+        assert.lengthOf(yield* claimUnder(store, at(120_001), concurrent(100), 1), 1)
+        assert.deepStrictEqual(yield* claimUnder(store, at(180_000), hourly), [])
+        // An hour on, the starts at T0 are out of the window, and the one made under a minute expired.
+        assert.lengthOf(yield* claimUnder(store, at(3_600_000), hourly), 2)
+      }))
+
     test("partitioned rate: each key gets its own starts", (store) =>
       Effect.gen(function*() {
         const tasks = yield* insertMany(store, 6, (i) => ({ customer: i % 2 === 0 ? "a" : "b" }))

@@ -11,14 +11,19 @@
  *   which is on queue and lease), and `cancelled` ones whose holder was not
  *   told yet (`tasks_cancelled_idx`: few rows, read whole);
  * - `started` counts, per key, the queue's starts in the window
- *   (`started_at > now - period`), a range of `limit_starts_window_idx`;
+ *   (`started_at > now - period`) that still count (`expires_at > now`: a
+ *   start counts for the period it was made under), a range of
+ *   `limit_starts_window_idx`; unpartitioned, every start counts, whatever
+ *   key it was recorded under;
  * - `room` is, per key seen in either, the least of `concurrency - used`
  *   and `rate - started` (a side that did not see the key counts 0 there);
  *   a key seen in neither has the whole of both.
  * - The key is `''` for a queue whose limits are not partitioned, and
  *   otherwise `jsonb_build_array(payload -> field, ...)::text` (jsonb's text
- *   form is canonical: equal values give equal keys; a missing field, or a
- *   payload that is not an object, gives `null` there).
+ *   form lists object keys in one order, so equal objects give equal keys;
+ *   numbers keep their written form, so `1` and `1.0` from a producer other
+ *   than JavaScript are two keys; a missing field, or a payload that is not
+ *   an object, gives `null` there).
  *
  * Not partitioned, the room is one number and becomes the `LIMIT` of each
  * name's read of the ready rows: a full queue reads no task at all.
@@ -28,10 +33,14 @@
  * had more rows among the first `limit` than it had room for, and rows of
  * other keys behind them were not read: the store repeats the statement in
  * the same transaction while it claims something and wants more (each run
- * sees the keys the previous one filled).
+ * sees the keys the previous one filled). With several names, a name's read
+ * may stop at `limit` rows before rows of its own that come, in claim order,
+ * before rows another name read: `cutoff` is the first such stop, and rows
+ * after it wait for the next run, so that the claim stays in claim order.
  *
  * With a rate limit, the claimed tasks are recorded in `limit_starts` at
- * `now`, and the queue's starts that left the window are deleted.
+ * `now`, counting until `now + period`, and the queue's starts that no
+ * longer count are deleted.
  *
  * Returns the claimed tasks in claim order.
  */
@@ -82,11 +91,13 @@ export const claimLimitedTasks = (
             SELECT ${keyOf("t")} FROM ${tasks} AS t
             WHERE t.state = 'cancelled' AND t.holder IS NOT NULL AND t.queue_name = ${queueName}
           ) AS k GROUP BY k.key`
+  // Unpartitioned, every start of the queue counts, whatever key it was recorded under (a deploy that
+  // removes partitionBy); a start counts until its own period has passed, and here while in this window.
   const started = windowStart === undefined
     ? sql`SELECT NULL::text AS key, 0::bigint AS n WHERE false`
-    : sql`SELECT s.key, count(*) AS n FROM ${limitStarts} AS s
-          WHERE s.queue_name = ${queueName} AND s.started_at > ${windowStart}
-          GROUP BY s.key`
+    : sql`SELECT ${partitioned ? sql`s.key` : sql`''::text`} AS key, count(*) AS n FROM ${limitStarts} AS s
+          WHERE s.queue_name = ${queueName} AND s.expires_at > ${at} AND s.started_at > ${windowStart}
+          GROUP BY 1`
   // A key seen on one side only has the whole of the other limit (LEAST ignores the NULL of a limit not set).
   const room = sql`SELECT COALESCE(u.key, s.key) AS key,
             LEAST(${concurrency ?? sql`NULL::int4`} - COALESCE(u.n, 0), ${rate ?? sql`NULL::int4`} - COALESCE(s.n, 0)) AS n
@@ -98,18 +109,42 @@ export const claimLimitedTasks = (
     ? sql`AND ${keyOf("x")} <> ALL (ARRAY(SELECT key FROM room WHERE n <= 0))`
     : sql``
   const recordStarts = windowStart === undefined ? sql`` : sql`, recorded AS (
-          INSERT INTO ${limitStarts} (queue_name, key, started_at)
-          SELECT ${queueName}, ${keyOf("c")}, ${at} FROM claimed AS c
+          INSERT INTO ${limitStarts} (queue_name, key, started_at, expires_at)
+          SELECT ${queueName}, ${keyOf("c")}, ${at}, ${at} + ${PgTypes.float8(limits.rate!.periodMs)} * interval '1 millisecond'
+          FROM claimed AS c
         ), pruned AS (
-          DELETE FROM ${limitStarts} WHERE queue_name = ${queueName} AND started_at <= ${windowStart}
+          DELETE FROM ${limitStarts} WHERE queue_name = ${queueName} AND expires_at <= ${at}
         )`
+
+  // Partitioned, with several names: a name whose read stopped at `limit` rows may have rows after them
+  // that come before another name's rows in claim order. Rows after the first such stop wait for the next
+  // run of the statement, so that what a claim takes stays in claim order.
+  const cutoff = partitioned && params.taskNames.length > 1
+    ? sql`cutoff AS (
+          SELECT priority, scheduled_at, seq FROM (
+            SELECT priority, scheduled_at, seq,
+                   row_number() OVER (PARTITION BY task_name ORDER BY priority DESC, scheduled_at, seq) AS pos,
+                   count(*) OVER (PARTITION BY task_name) AS got
+            FROM ready
+          ) AS p
+          WHERE got = ${count} AND pos = got
+          ORDER BY priority DESC, scheduled_at, seq
+          LIMIT 1
+        ), `
+    : sql``
+  const beforeCutoff = partitioned && params.taskNames.length > 1
+    ? sql`WHERE NOT EXISTS (
+            SELECT 1 FROM cutoff AS k
+            WHERE (-r.priority, r.scheduled_at, r.seq) > (-k.priority, k.scheduled_at, k.seq)
+          )`
+    : sql``
 
   return sql<TaskRow>`
         WITH used AS (${used}), started AS (${started}), room AS (${room}),
         ready AS (
           SELECT c.* FROM unnest(${texts(params.taskNames)}) AS n(task_name)
           CROSS JOIN LATERAL (
-            SELECT x.ctid AS tid, x.id, x.priority, x.scheduled_at, x.seq, x.attempt, x.claim, x.retries,
+            SELECT x.ctid AS tid, x.id, x.task_name, x.priority, x.scheduled_at, x.seq, x.attempt, x.claim, x.retries,
                    x.max_retries, x.timeout_msecs, ${keyOf("x")} AS key
             FROM ${tasks} AS x
             WHERE x.queue_name = ${queueName} AND x.task_name = n.task_name AND x.state = 'ready'
@@ -120,11 +155,12 @@ export const claimLimitedTasks = (
             LIMIT ${readLimit}
             FOR UPDATE OF x SKIP LOCKED
           ) AS c
-        ), ranked AS (
+        ), ${cutoff}ranked AS (
           SELECT r.*,
                  row_number() OVER (PARTITION BY r.key ORDER BY r.priority DESC, r.scheduled_at, r.seq) AS nth,
                  COALESCE((SELECT m.n FROM room AS m WHERE m.key = r.key), ${wholeRoom}) AS room
           FROM ready AS r
+          ${beforeCutoff}
         ), chosen AS (
           SELECT tid, id, row_number() OVER (ORDER BY priority DESC, scheduled_at, seq) AS rank,
                  ${soundRow(sql, params)} AS sound

@@ -21,10 +21,23 @@ import type { Target } from "./shared.ts"
 /** The advisory lock class of limited claims ("lim!"), apart from the migrations' class. */
 export const limitLockClass = 0x6c696d21
 
-/** Waits for, then holds until the transaction ends, the limit lock of `queue`. */
-export const lockQueueLimits = ({ schema, sql }: Target, queue: string): Statement<{ readonly locked: string }> =>
-  sql<{ readonly locked: string }>`
+/** A row of `lockQueueLimits`: the transaction's isolation level, which the claim checks. */
+export interface LockedRow {
+  /** `current_setting('transaction_isolation')`: `read committed`, `repeatable read` or `serializable`. */
+  readonly isolation: string
+}
+
+/**
+ * Waits for, then holds until the transaction ends, the limit lock of
+ * `queue`; returns the transaction's isolation level. Only under READ
+ * COMMITTED does the claim that follows read a snapshot taken after the lock
+ * was granted (under REPEATABLE READ or SERIALIZABLE, the snapshot is the
+ * first statement's: this one's, before the wait), so the store refuses to
+ * claim under any other level.
+ */
+export const lockQueueLimits = ({ schema, sql }: Target, queue: string): Statement<LockedRow> =>
+  sql<LockedRow>`
         SELECT pg_advisory_xact_lock(${PgTypes.int4(limitLockClass)}, hashtext(${schema} || '.' || ${
     PgTypes.text(queue)
-  }))::text AS locked
+  }))::text AS locked, current_setting('transaction_isolation') AS isolation
       `
