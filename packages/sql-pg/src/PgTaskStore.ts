@@ -627,9 +627,10 @@ export const make = Effect.fn("PgTaskStore.make")(
     }
 
     const heartbeat = (beat: Heartbeat) =>
-      Effect.suspend(() =>
-        refusedDeclaredLimits(beat) !== undefined
-          ? Effect.fail(rejected("heartbeat", refusedDeclaredLimits(beat)!))
+      Effect.suspend(() => {
+        const refused = refusedDeclaredLimits(beat)
+        return refused !== undefined
+          ? Effect.fail(rejected("heartbeat", refused))
           : isUuid(beat.id)
           ? upsertHolder(target, beat).pipe(
             Effect.map((rows) => rows.map((row) => row.id)),
@@ -642,7 +643,7 @@ export const make = Effect.fn("PgTaskStore.make")(
               message: `heartbeat failed: the holder id must be a UUID, got ${JSON.stringify(beat.id)}`
             })
           )
-      )
+      })
 
     const unregister = (id: string, now: Date) =>
       isUuid(id)

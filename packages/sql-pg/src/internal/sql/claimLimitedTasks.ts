@@ -48,7 +48,7 @@ import * as PgTypes from "@effect/sql-pg/PgTypes"
 import type { QueueLimits } from "@backie/core/TaskStore"
 import type { Fragment, Statement } from "effect/sql/Statement"
 import type { TaskRow } from "../taskRow.ts"
-import { type ClaimParams, holdSeqBlock, malformedAttemptError, returnedColumns, soundRow } from "./claimTasks.ts"
+import { claimChosen, type ClaimParams, returnedColumns, soundRow } from "./claimTasks.ts"
 import type { Target } from "./shared.ts"
 import { texts } from "./shared.ts"
 
@@ -168,34 +168,7 @@ export const claimLimitedTasks = (
           WHERE nth <= room
           ORDER BY priority DESC, scheduled_at, seq
           LIMIT ${count}
-        ), batch AS (
-          SELECT nextval(${claimBatches}::regclass) * ${PgTypes.int4(holdSeqBlock)} AS base
-        ), claimed AS (
-          UPDATE ${tasks} AS t SET
-            state = 'running',
-            attempt = t.attempt + 1,
-            claim = t.claim + 1,
-            holder = ${PgTypes.uuid(params.holder)},
-            hold_seq = (SELECT base FROM batch) + c.rank,
-            start_recorded = false,
-            running_at = ${at},
-            lease_expires_at = ${at} + (t.timeout_msecs + ${
-    PgTypes.float8(params.leaseMarginMs)
-  }) * interval '1 millisecond'
-          FROM chosen AS c
-          WHERE t.ctid = c.tid AND c.sound
-          RETURNING t.*
-        ), refused AS (
-          UPDATE ${tasks} AS t SET
-            state = 'failed',
-            lease_expires_at = NULL,
-            done_at = ${at},
-            (error_info, errors) = (
-              SELECT e, t.errors || jsonb_build_array(e)
-              FROM (SELECT ${malformedAttemptError(sql, params.now, params.leaseMarginMs)} AS e) AS x
-            )
-          WHERE t.id = ANY(ARRAY(SELECT id FROM chosen WHERE NOT sound))
-        )${recordStarts}
+        ), ${claimChosen({ claimBatches, sql, tasks }, params)}${recordStarts}
         SELECT ${columns} FROM claimed
         ORDER BY priority DESC, scheduled_at, seq
       `

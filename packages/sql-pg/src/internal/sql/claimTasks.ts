@@ -147,15 +147,52 @@ export const soundRow = (sql: Target["sql"], params: Pick<ClaimParams, "now" | "
                       AND timeout_msecs > 0 AND timeout_msecs <= ${maxTimeoutMs})`
 }
 
+/**
+ * The claim's writes, after a CTE `chosen` of the rows to claim (`tid`, `id`,
+ * their `rank` in claim order, whether they are `sound`): `batch` numbers
+ * the claim, `claimed` makes the sound rows `running` (returning them), and
+ * `refused` fails the others with their `MalformedRow` attempt error. Shared
+ * by `claimTasks` and `claimLimitedTasks`.
+ */
+export const claimChosen = (
+  { claimBatches, sql, tasks }: Pick<Target, "claimBatches" | "sql" | "tasks">,
+  params: Pick<ClaimParams, "holder" | "now" | "leaseMarginMs">
+): Fragment => {
+  const at = PgTypes.timestamptz(params.now)
+  return sql`batch AS (
+          SELECT nextval(${claimBatches}::regclass) * ${PgTypes.int4(holdSeqBlock)} AS base
+        ), claimed AS (
+          UPDATE ${tasks} AS t SET
+            state = 'running',
+            attempt = t.attempt + 1,
+            claim = t.claim + 1,
+            holder = ${PgTypes.uuid(params.holder)},
+            hold_seq = (SELECT base FROM batch) + c.rank,
+            start_recorded = false,
+            running_at = ${at},
+            lease_expires_at = ${at} + (t.timeout_msecs + ${PgTypes.float8(params.leaseMarginMs)}) * interval '1 millisecond'
+          FROM chosen AS c
+          WHERE t.ctid = c.tid AND c.sound
+          RETURNING t.*
+        ), refused AS (
+          UPDATE ${tasks} AS t SET
+            state = 'failed',
+            lease_expires_at = NULL,
+            done_at = ${at},
+            (error_info, errors) = (
+              SELECT e, t.errors || jsonb_build_array(e)
+              FROM (SELECT ${malformedAttemptError(sql, params.now, params.leaseMarginMs)} AS e) AS x
+            )
+          WHERE t.id = ANY(ARRAY(SELECT id FROM chosen WHERE NOT sound))
+        )`
+}
+
 /** Claims runnable tasks of one queue (see the module documentation); returns them in claim order. */
 export const claimTasks = ({ claimBatches, queues, sql, tasks }: Target, params: ClaimParams): Statement<TaskRow> => {
   const columns = sql.literal(returnedColumns)
   const queueName = PgTypes.text(params.queue)
   const count = PgTypes.int4(params.limit)
   const at = PgTypes.timestamptz(params.now)
-  const leaseMarginMs = params.leaseMarginMs
-
-  const malformedError = malformedAttemptError(sql, params.now, leaseMarginMs)
 
   return sql<TaskRow>`
         WITH ready AS (
@@ -175,29 +212,7 @@ export const claimTasks = ({ claimBatches, queues, sql, tasks }: Target, params:
           FROM ready
           ORDER BY priority DESC, scheduled_at, seq
           LIMIT ${count}
-        ), batch AS (
-          SELECT nextval(${claimBatches}::regclass) * ${PgTypes.int4(holdSeqBlock)} AS base
-        ), claimed AS (
-          UPDATE ${tasks} AS t SET
-            state = 'running',
-            attempt = t.attempt + 1,
-            claim = t.claim + 1,
-            holder = ${PgTypes.uuid(params.holder)},
-            hold_seq = (SELECT base FROM batch) + c.rank,
-            start_recorded = false,
-            running_at = ${at},
-            lease_expires_at = ${at} + (t.timeout_msecs + ${PgTypes.float8(leaseMarginMs)}) * interval '1 millisecond'
-          FROM chosen AS c
-          WHERE t.ctid = c.tid AND c.sound
-          RETURNING t.*
-        ), refused AS (
-          UPDATE ${tasks} AS t SET
-            state = 'failed',
-            lease_expires_at = NULL,
-            done_at = ${at},
-            (error_info, errors) = (SELECT e, t.errors || jsonb_build_array(e) FROM (SELECT ${malformedError} AS e) AS x)
-          WHERE t.id = ANY(ARRAY(SELECT id FROM chosen WHERE NOT sound))
-        )
+        ), ${claimChosen({ claimBatches, sql, tasks }, params)}
         SELECT ${columns} FROM claimed
         ORDER BY priority DESC, scheduled_at, seq
       `
