@@ -47,7 +47,8 @@ const record = (n: number): TaskRecord => ({
   doneAt: null,
   lastError: null,
   errors: [],
-  trace: null
+  trace: null,
+  schedule: null
 })
 
 const counters = { claims: 0, claimed: 0, settles: 0, settled: 0 }
@@ -88,6 +89,8 @@ const Store = Layer.succeed(
     clockOffsetMillis: Effect.succeed(0),
     get: unsupported("get"),
     list: unsupported("list"),
+    page: unsupported("page"),
+    throughput: unsupported("throughput"),
     counts: Effect.succeed([]),
     cancel: unsupported("cancel"),
     retry: unsupported("retry"),

@@ -192,13 +192,14 @@ describe("backie work", () => {
     const badPool = await runBin(["work", "test/fixtures/missing-queue.ts", "--schema", schema, "--migrate"], env)
     expect(badPool.code).toBe(ExitCode.Failure)
     // A log line of the migration, then the error.
-    const [log, log2, log3, log4, log5, log6, error, ...rest] = badPool.stderr.trim().split("\n")
+    const [log, log2, log3, log4, log5, log6, log7, error, ...rest] = badPool.stderr.trim().split("\n")
     expect(log).toMatch(/INFO .*applied migration 1 create_tasks/)
     expect(log2).toMatch(/INFO .*applied migration 2 holders/)
     expect(log3).toMatch(/INFO .*applied migration 3 queues/)
     expect(log4).toMatch(/INFO .*applied migration 4 schedules/)
     expect(log5).toMatch(/INFO .*applied migration 5 traces/)
     expect(log6).toMatch(/INFO .*applied migration 6 limits/)
+    expect(log7).toMatch(/INFO .*applied migration 7 dashboard/)
     expect(error).toBe(
       "backie: the worker pool of test/fixtures/missing-queue.ts did not start: " +
         "queue \"nowhere\" is not configured; it is used by the tasks \"orphan\""

@@ -45,7 +45,8 @@ describe("migrate", () => {
         `applied migration 0003_queues to schema "${schema}"\n` +
         `applied migration 0004_schedules to schema "${schema}"\n` +
         `applied migration 0005_traces to schema "${schema}"\n` +
-        `applied migration 0006_limits to schema "${schema}"`
+        `applied migration 0006_limits to schema "${schema}"\n` +
+        `applied migration 0007_dashboard to schema "${schema}"`
     )
 
     const again = await runOn(schema, ["migrate"])
@@ -69,7 +70,8 @@ describe("migrate", () => {
         { id: 3, name: "queues" },
         { id: 4, name: "schedules" },
         { id: 5, name: "traces" },
-        { id: 6, name: "limits" }
+        { id: 6, name: "limits" },
+        { id: 7, name: "dashboard" }
       ]
     })
   })

@@ -24,6 +24,7 @@ import type {
   QueueControl,
   ListFilter,
   NewTask,
+  PageRequest,
   QueueCount,
   QueueLimits,
   RescueRequest,
@@ -36,13 +37,22 @@ import type {
   SlotRequest,
   SlotResult,
   StartRecord,
+  TaskPage,
   TaskRecord,
   TaskState,
+  ThroughputMinute,
   Wakeups
 } from "./TaskStore.ts"
 import { limitKey, type Start } from "./internal/limits.ts"
 import { firstUnstorable, unstorable } from "./internal/text.ts"
-import { readyRecord, refusedLimits, TaskStore, TaskStoreError, traceparent } from "./TaskStore.ts"
+import {
+  readyRecord,
+  refusedLimits,
+  TaskStore,
+  TaskStoreError,
+  throughputRetentionMs,
+  traceparent
+} from "./TaskStore.ts"
 
 type Mutable<A> = { -readonly [K in keyof A]: A[K] }
 type Row = Omit<Mutable<TaskRecord>, "errors"> & { errors: Array<AttemptError> }
@@ -85,6 +95,10 @@ const refusedTask = (task: NewTask): string | undefined => {
   if (task.trace != null && traceparent(task.trace) === undefined) {
     return "a trace context's ids are not lowercase hexadecimal of 32 and 16 digits"
   }
+  if (task.schedule != null) {
+    const reason = unstorable(task.schedule)
+    if (reason !== undefined) return `the schedule name ${reason}`
+  }
   return undefined
 }
 
@@ -102,10 +116,40 @@ const refusedSettlement = (settlement: Settlement): string | undefined => {
   if (message !== undefined) return `the error message ${message}`
   const tag = error.tag === null ? undefined : unstorable(error.tag)
   if (tag !== undefined) return `the error tag ${tag}`
+  if (!isValidDate(error.at) || (error.startedAt != null && !isValidDate(error.startedAt))) {
+    return `the error of attempt ${error.attempt} has an invalid date`
+  }
   return firstUnstorable(error.details, "the error details")
 }
 
-const rejected = (operation: "insert" | "settle" | "pause" | "schedules", reason: string) =>
+/** The most tasks one `page` returns. */
+const maxPageLimit = 1_000
+/** The greatest cursor: the greatest `bigint` of PostgreSQL, as the PostgreSQL store's cursors are. */
+const maxCursor = 2n ** 63n - 1n
+
+/**
+ * The insertion number a page starts below, from a cursor this store made
+ * (a decimal without sign or leading zeros, at most 2^63 - 1; the first page
+ * has none: every task), or why the request cannot be served.
+ */
+const pageStart = (request: PageRequest): bigint | string => {
+  if (!(Number.isInteger(request.limit) && request.limit >= 1 && request.limit <= maxPageLimit)) {
+    return `the limit must be an integer from 1 to ${maxPageLimit}, got ${request.limit}`
+  }
+  if (request.cursor === undefined) return maxCursor + 1n
+  const cursor = request.cursor
+  if (!/^(0|[1-9][0-9]{0,18})$/.test(cursor) || BigInt(cursor) > maxCursor) {
+    return `the cursor ${JSON.stringify(cursor)} is not one this store made`
+  }
+  return BigInt(cursor)
+}
+
+const MINUTE = 60_000
+
+/** The start of the UTC minute holding `time` (milliseconds). */
+const minuteOf = (time: number) => Math.floor(time / MINUTE) * MINUTE
+
+const rejected = (operation: "insert" | "settle" | "pause" | "schedules" | "page" | "throughput", reason: string) =>
   new TaskStoreError({ reason: "Rejected", operation, message: `${operation} failed: ${reason}` })
 
 /** Copies so that callers never share mutable state with the store. */
@@ -116,7 +160,8 @@ const leaseExpired = (row: Row): AttemptError => ({
   at: row.leaseExpiresAt!,
   message: `lease expired: attempt ${row.attempt} was not settled before ${row.leaseExpiresAt!.toISOString()}`,
   tag: "LeaseExpired",
-  details: null
+  details: null,
+  startedAt: row.runningAt
 })
 
 /**
@@ -137,6 +182,9 @@ const leaseExpired = (row: Row): AttemptError => ({
  */
 export const make: Effect.Effect<TaskStore["Service"]> = Effect.sync(() => {
   const rows = new Map<string, Row>()
+  // Each task's insertion number (from 1): what `page` orders by and its cursors name.
+  const seqs = new Map<string, bigint>()
+  let inserted = 0n
   const uniques = new Map<string, string>()
   const uniqueSlot = (taskName: string, key: string) => `${taskName}\u0000${key}`
   // Wake-up flags: one per (subscriber, queue); inserts set them, `await` clears them.
@@ -162,6 +210,19 @@ export const make: Effect.Effect<TaskStore["Service"]> = Effect.sync(() => {
   // Claims number their tasks: claim n's k-th task gets n * 2^20 + k.
   let claims = 0
 
+  // Throughput: per queue, per minute (its start, in milliseconds), the attempts that ended in it.
+  const minutes = new Map<string, Map<number, Mutable<Omit<ThroughputMinute, "queue" | "minute">>>>()
+
+  /** Adds one attempt of `queue` that ended `as` at `now` to its minute. */
+  const countEnded = (queue: string, now: Date, as: "done" | "retried" | "failed") => {
+    let ofQueue = minutes.get(queue)
+    if (ofQueue === undefined) minutes.set(queue, ofQueue = new Map())
+    const start = minuteOf(now.getTime())
+    let counts = ofQueue.get(start)
+    if (counts === undefined) ofQueue.set(start, counts = { done: 0, retried: 0, failed: 0 })
+    counts[as] += 1
+  }
+
   /** How many running tasks the holder `id` holds. */
   const holdingOf = (id: string) => {
     let holding = 0
@@ -185,6 +246,7 @@ export const make: Effect.Effect<TaskStore["Service"]> = Effect.sync(() => {
 
   const remove = (row: Row) => {
     rows.delete(row.id)
+    seqs.delete(row.id)
     if (row.uniqueKey !== null && uniques.get(uniqueSlot(row.taskName, row.uniqueKey)) === row.id) {
       uniques.delete(uniqueSlot(row.taskName, row.uniqueKey))
     }
@@ -198,6 +260,7 @@ export const make: Effect.Effect<TaskStore["Service"]> = Effect.sync(() => {
     const record = readyRecord(crypto.randomUUID(), task, structuredClone(task.payload))
     const row: Row = { ...record, errors: [] }
     rows.set(row.id, row)
+    seqs.set(row.id, ++inserted)
     if (row.uniqueKey !== null) uniques.set(uniqueSlot(row.taskName, row.uniqueKey), row.id)
     return { task: snapshot(row), inserted: true }
   }
@@ -350,6 +413,9 @@ export const make: Effect.Effect<TaskStore["Service"]> = Effect.sync(() => {
       return { id: s.id, claim: s.claim, applied: false }
     }
     endClaim(row)
+    if (s._tag === "Done" || s._tag === "Retry" || s._tag === "Fail") {
+      countEnded(row.queue, s.now, s._tag === "Done" ? "done" : s._tag === "Retry" ? "retried" : "failed")
+    }
     switch (s._tag) {
       case "Done": {
         moveTo(row, "done")
@@ -454,6 +520,48 @@ export const make: Effect.Effect<TaskStore["Service"]> = Effect.sync(() => {
     )
   })
 
+  // Newest first: rows are kept in insertion order, so the page is read backwards.
+  const page = (request: PageRequest) =>
+    Effect.suspend(() => {
+      const start = pageStart(request)
+      if (typeof start === "string") return Effect.fail(rejected("page", start))
+      return Effect.sync((): TaskPage => {
+        const tasks: Array<TaskRecord> = []
+        let last: bigint | undefined
+        const all = [...rows.values()]
+        for (let i = all.length - 1; i >= 0; i--) {
+          const row = all[i]!
+          const seq = seqs.get(row.id)!
+          if (seq >= start) continue
+          if (request.queue !== undefined && row.queue !== request.queue) continue
+          if (request.state !== undefined && row.state !== request.state) continue
+          if (request.taskName !== undefined && row.taskName !== request.taskName) continue
+          // One more than the page holds: then there is a next page.
+          if (tasks.length === request.limit) return { tasks, next: String(last!) }
+          tasks.push(snapshot(row))
+          last = seq
+        }
+        return { tasks, next: undefined }
+      })
+    })
+
+  const throughput = (since: Date) =>
+    Effect.suspend(() => {
+      if (!isValidDate(since)) return Effect.fail(rejected("throughput", "since is not a valid date"))
+      return Effect.sync(() => {
+        const result: Array<ThroughputMinute> = []
+        const queues = [...minutes.keys()].sort((a, b) => a < b ? -1 : a > b ? 1 : 0)
+        for (const queue of queues) {
+          const ofQueue = minutes.get(queue)!
+          for (const start of [...ofQueue.keys()].sort((a, b) => a - b)) {
+            if (start < since.getTime()) continue
+            result.push({ queue, minute: new Date(start), ...ofQueue.get(start)! })
+          }
+        }
+        return result
+      })
+    })
+
   const cancel = (id: string, now: Date, by: string | null = null) =>
     Effect.sync(() => {
       const row = rows.get(id)
@@ -497,6 +605,7 @@ export const make: Effect.Effect<TaskStore["Service"]> = Effect.sync(() => {
     for (const row of rows.values()) {
       if (!selection.states.includes(row.state)) continue
       if (selection.queue !== undefined && row.queue !== selection.queue) continue
+      if (selection.taskName !== undefined && row.taskName !== selection.taskName) continue
       if (
         selection.finishedBefore !== undefined &&
         (row.doneAt === null || row.doneAt.getTime() >= selection.finishedBefore.getTime())
@@ -607,10 +716,12 @@ export const make: Effect.Effect<TaskStore["Service"]> = Effect.sync(() => {
           row.retries += 1
           retried += 1
           woken.add(row.queue)
+          countEnded(row.queue, request.now, "retried")
         } else {
           moveTo(row, "failed")
           row.doneAt = request.now
           failed += 1
+          countEnded(row.queue, request.now, "failed")
         }
       }
       // Cancelled tasks of lost holders that were never told: released, so they can be retried or purged.
@@ -621,6 +732,13 @@ export const make: Effect.Effect<TaskStore["Service"]> = Effect.sync(() => {
       for (const [id, holder] of holders) {
         if (holder.expiresAt.getTime() > now) continue
         if (holdingOf(id) === 0) holders.delete(id)
+      }
+      // These queues' throughput minutes older than the retention.
+      for (const queue of queues) {
+        const ofQueue = minutes.get(queue)
+        if (ofQueue === undefined) continue
+        for (const start of ofQueue.keys()) if (start < now - throughputRetentionMs) ofQueue.delete(start)
+        if (ofQueue.size === 0) minutes.delete(queue)
       }
       if (woken.size > 0) notify(woken)
       return { returned, retried, failed }
@@ -695,7 +813,10 @@ export const make: Effect.Effect<TaskStore["Service"]> = Effect.sync(() => {
         if (current === undefined || previous !== (request.previous?.getTime() ?? null)) {
           return { taken: false, inserted: undefined, schedule: current }
         }
-        const result = request.task === undefined ? undefined : insertOne(request.task)
+        // The slot's task names its schedule, unless it names one itself.
+        const result = request.task === undefined
+          ? undefined
+          : insertOne({ ...request.task, schedule: request.task.schedule ?? request.schedule })
         if (result?.inserted === true) notify(new Set([result.task.queue]))
         const record: ScheduleRecord = {
           ...current,
@@ -767,6 +888,8 @@ export const make: Effect.Effect<TaskStore["Service"]> = Effect.sync(() => {
     cancel,
     retry,
     purge,
+    page,
+    throughput,
     wakeups
   })
 })

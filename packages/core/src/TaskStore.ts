@@ -71,6 +71,11 @@ export interface AttemptError {
   readonly tag: string | null
   /** A JSON-safe copy of the error's own fields, when it had any. */
   readonly details: unknown
+  /**
+   * When the attempt started (its claim's `runningAt`), so its duration is
+   * `at - startedAt`; absent or `null` on errors recorded without it.
+   */
+  readonly startedAt?: Date | null | undefined
 }
 
 /**
@@ -187,6 +192,8 @@ export interface TaskRecord {
   readonly errors: ReadonlyArray<AttemptError>
   /** The trace the task was enqueued in, when the enqueue was made inside a span. */
   readonly trace: TraceContext | null
+  /** The recurring schedule that enqueued it (its name), or `null` for a task enqueued otherwise. */
+  readonly schedule: string | null
 }
 
 /**
@@ -232,6 +239,8 @@ export interface NewTask {
   readonly scheduledAt: Date
   /** The trace the task is enqueued in (default none). */
   readonly trace?: TraceContext | null | undefined
+  /** The recurring schedule that enqueues it (default none; `takeSlot` sets it). */
+  readonly schedule?: string | null | undefined
 }
 
 /**
@@ -267,7 +276,8 @@ export const readyRecord = (id: string, task: NewTask, payload: unknown = task.p
   doneAt: null,
   lastError: null,
   errors: [],
-  trace: task.trace ?? null
+  trace: task.trace ?? null,
+  schedule: task.schedule ?? null
 })
 
 /**
@@ -690,7 +700,67 @@ export interface Selection {
   readonly states: ReadonlyArray<TaskState>
   /** Only tasks that finished (`doneAt`) before this time. */
   readonly finishedBefore?: Date | undefined
+  /** Only tasks of this task name (ignored with `id`). */
+  readonly taskName?: string | undefined
 }
+
+/**
+ * A page of tasks for `page`: newest first (reverse insertion order), the
+ * optional conditions of {@link ListFilter}, and where the previous page
+ * ended. Paged by keyset, never by offset, so a page costs the same however
+ * deep it is, and tasks inserted meanwhile do not shift later pages.
+ *
+ * @since 0.1.0
+ */
+export interface PageRequest {
+  readonly queue?: string | undefined
+  readonly state?: TaskState | undefined
+  readonly taskName?: string | undefined
+  /** At most this many tasks (1 to 1,000). */
+  readonly limit: number
+  /**
+   * The `next` of the previous page (an opaque string, meaningful only to
+   * the store that made it); absent for the first page. A cursor the store
+   * did not make fails with reason `Rejected`.
+   */
+  readonly cursor?: string | undefined
+}
+
+/**
+ * One page of tasks, and the cursor of the next one (`undefined` when this
+ * page is the last).
+ *
+ * @since 0.1.0
+ */
+export interface TaskPage {
+  readonly tasks: ReadonlyArray<TaskRecord>
+  readonly next: string | undefined
+}
+
+/**
+ * How many attempts of one queue ended in one minute: `done`, failed and
+ * retried (`retried`), failed for good (`failed`). Settling (and rescuing
+ * lapsed leases) adds to it as it writes outcomes, so it survives the
+ * deletion of done tasks; `rescue` deletes minutes older than
+ * {@link throughputRetentionMs}.
+ *
+ * @since 0.1.0
+ */
+export interface ThroughputMinute {
+  readonly queue: string
+  /** The start of the minute (UTC, whole minutes). */
+  readonly minute: Date
+  readonly done: number
+  readonly retried: number
+  readonly failed: number
+}
+
+/**
+ * How long stores keep throughput minutes: one day.
+ *
+ * @since 0.1.0
+ */
+export const throughputRetentionMs = 24 * 60 * 60 * 1000
 
 /**
  * Wake-ups for idle claimers: `await(queue)` resumes once a task was inserted
@@ -731,6 +801,8 @@ export type TaskStoreOperation =
   | "cancel"
   | "retry"
   | "purge"
+  | "page"
+  | "throughput"
   | "wakeups"
 
 /**
@@ -790,6 +862,8 @@ export class TaskStoreError extends Schema.TaggedError<TaskStoreError>()("TaskSt
     "cancel",
     "retry",
     "purge",
+    "page",
+    "throughput",
     "wakeups"
   ]),
   message: Schema.String,
@@ -833,7 +907,13 @@ export class TaskStoreError extends Schema.TaggedError<TaskStoreError>()("TaskSt
  * A cancelled task of these queues whose holder is lost before it was told
  * (the task still names it) is released: its `holder` cleared, so that it
  * can be retried or purged. Expired holders that hold no task any more are
- * deleted.
+ * deleted, and so are these queues' throughput minutes older than
+ * {@link throughputRetentionMs}.
+ *
+ * **Throughput**: every applied settlement of kind `Done`, `Retry` or `Fail`
+ * (and every lapsed lease `rescue` charges) adds one to its queue's
+ * {@link ThroughputMinute} of the minute it was settled in (`now`,
+ * truncated to the minute, UTC), in the same write as the outcome.
  *
  * @since 0.1.0
  */
@@ -908,6 +988,10 @@ export class TaskStore extends Context.Service<TaskStore, {
   readonly get: (id: string) => Effect.Effect<TaskRecord | undefined, TaskStoreError>
   /** Tasks matching a filter, in insertion order. */
   readonly list: (filter: ListFilter) => Effect.Effect<ReadonlyArray<TaskRecord>, TaskStoreError>
+  /** A page of tasks, newest first (see {@link PageRequest}). */
+  readonly page: (request: PageRequest) => Effect.Effect<TaskPage, TaskStoreError>
+  /** The throughput minutes from `since` on (see {@link ThroughputMinute}), by queue then minute. */
+  readonly throughput: (since: Date) => Effect.Effect<ReadonlyArray<ThroughputMinute>, TaskStoreError>
   /** Task counts per queue, task name and state (only groups with at least one task), sorted by them. */
   readonly counts: Effect.Effect<ReadonlyArray<QueueCount>, TaskStoreError>
   /**

@@ -142,6 +142,20 @@ describe("Recurring.layer", () => {
       })
     )))
 
+  it.effect("each task it enqueues names its schedule; a task enqueued by hand names none", () =>
+    withStore(scheduling(
+      [everyMinute({ name: "minutely" })],
+      Effect.gen(function*() {
+        yield* advance(2 * MINUTE)
+        const tasks = yield* tasksOf("tick")
+        assert.lengthOf(tasks, 2)
+        assert.deepStrictEqual(tasks.map((task) => task.schedule), ["minutely", "minutely"])
+        const byHand = yield* TaskQueue.enqueue(Tick, { slot: "by hand" })
+        const stored = yield* Effect.flatMap(TaskStore, (store) => store.get(byHand.id))
+        assert.isNull(stored!.schedule)
+      })
+    )))
+
   it.effect("reads cron in its time zone, across a daylight saving change", () =>
     withStore(Effect.gen(function*() {
       // Berlin moves to summer time on 2030-03-31: 03:00 is 02:00Z before and 01:00Z after.

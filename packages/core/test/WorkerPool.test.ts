@@ -85,7 +85,8 @@ describe("WorkerPool", () => {
               at: at(0),
               message: "MailerDown: down on attempt 1",
               tag: "MailerDown",
-              details: { _tag: "MailerDown", host: "smtp.local", message: "down on attempt 1" }
+              details: { _tag: "MailerDown", host: "smtp.local", message: "down on attempt 1" },
+              startedAt: at(0)
             }])
 
             // Not a millisecond early.
@@ -111,6 +112,61 @@ describe("WorkerPool", () => {
             assert.deepStrictEqual(runs, [1, 2, 3])
             assert.strictEqual(task.state, "done")
             assert.deepStrictEqual(task.lastError?.attempt, 2)
+          })
+        )
+      }))
+
+    it.effect("each error of an attempt that ran records when the attempt started: its claim's runningAt", () =>
+      Effect.gen(function*() {
+        const Steps = Task.make({
+          name: "steps",
+          payload: Schema.Struct({}),
+          maxRetries: 5,
+          backoff: Backoff.none,
+          timeout: "5 seconds"
+        })
+        const started = yield* Queue.unbounded<number>()
+        yield* withPool(
+          {
+            handlers: [Task.handler(Steps, (_, task) =>
+              Effect.gen(function*() {
+                yield* Queue.offer(started, task.attempt)
+                switch (task.attempt) {
+                  case 1: {
+                    yield* Effect.sleep("3 seconds")
+                    return yield* new MailerDown({ host: "smtp.local", message: "down" })
+                  }
+                  case 2: {
+                    yield* Effect.sleep("1 second")
+                    return yield* Effect.die(new Error("boom"))
+                  }
+                  case 3:
+                    return yield* Effect.never
+                  default:
+                    return yield* Task.cancel("enough")
+                }
+              }))],
+            queues: { default: { retention: "KeepAll" } }
+          },
+          Effect.gen(function*() {
+            const { id } = yield* TaskQueue.enqueue(Steps, {})
+            assert.strictEqual(yield* Queue.take(started), 1)
+            yield* TestClock.adjust("3 seconds")
+            assert.strictEqual(yield* Queue.take(started), 2)
+            yield* TestClock.adjust("1 second")
+            assert.strictEqual(yield* Queue.take(started), 3)
+            yield* TestClock.adjust("5 seconds")
+            assert.strictEqual(yield* Queue.take(started), 4)
+            yield* WorkerPool.awaitIdle
+            const task = yield* stored(id)
+            assert.strictEqual(task.state, "cancelled")
+            // [attempt, tag, at, startedAt]: at - startedAt is how long each attempt ran.
+            assert.deepStrictEqual(task.errors.map((e) => [e.attempt, e.tag, e.at.getTime(), e.startedAt?.getTime()]), [
+              [1, "MailerDown", sec(3), 0],
+              [2, "Defect", sec(4), sec(3)],
+              [3, "TaskTimeout", sec(9), sec(4)],
+              [4, "Cancel", sec(9), sec(9)]
+            ])
           })
         )
       }))

@@ -23,6 +23,7 @@ import queues from "./migrations/0003_queues.ts"
 import schedules from "./migrations/0004_schedules.ts"
 import traces from "./migrations/0005_traces.ts"
 import limits from "./migrations/0006_limits.ts"
+import dashboard from "./migrations/0007_dashboard.ts"
 
 /**
  * Options for {@link run}.
@@ -51,7 +52,8 @@ export const migrations = (names: Names.Names): Record<string, Effect.Effect<voi
   "0003_queues": queues(names),
   "0004_schedules": schedules(names),
   "0005_traces": traces(names),
-  "0006_limits": limits(names)
+  "0006_limits": limits(names),
+  "0007_dashboard": dashboard(names)
 })
 
 const migrator = Migrator.make({})

@@ -47,6 +47,7 @@ import type {
   QueueControl,
   ListFilter,
   NewTask,
+  PageRequest,
   QueueCount,
   RescueRequest,
   ScheduleDeclaration,
@@ -57,9 +58,11 @@ import type {
   SlotRequest,
   SlotResult,
   StartRecord,
+  TaskPage,
   TaskRecord,
   TaskState,
   TaskStoreOperation,
+  ThroughputMinute,
   QueueLimits
 } from "@backie/core/TaskStore"
 import {
@@ -80,6 +83,7 @@ import { unstorable } from "./internal/text.ts"
 import { cancelTask } from "./internal/sql/cancelTask.ts"
 import { declareSchedules as declareScheduleRows, type ScheduleRow } from "./internal/sql/declareSchedules.ts"
 import { deleteSchedule } from "./internal/sql/deleteSchedule.ts"
+import { disableJit } from "./internal/sql/disableJit.ts"
 import { recordSlotTask } from "./internal/sql/recordSlotTask.ts"
 import { selectSchedule } from "./internal/sql/selectSchedule.ts"
 import { selectSchedules } from "./internal/sql/selectSchedules.ts"
@@ -102,10 +106,12 @@ import { insertTask } from "./internal/sql/insertTask.ts"
 import type { InsertColumns } from "./internal/sql/insertTasks.ts"
 import { insertTasks } from "./internal/sql/insertTasks.ts"
 import { listTasks } from "./internal/sql/listTasks.ts"
+import { pageTasks } from "./internal/sql/pageTasks.ts"
 import { purgeTasks } from "./internal/sql/purgeTasks.ts"
 import { retryTasks } from "./internal/sql/retryTasks.ts"
 import type { SelectionFilter } from "./internal/sql/selection.ts"
 import { selectTask } from "./internal/sql/selectTask.ts"
+import { selectThroughput } from "./internal/sql/selectThroughput.ts"
 import { selectTasksByUniqueKey } from "./internal/sql/selectTasksByUniqueKey.ts"
 import type { SettleColumns } from "./internal/sql/settleTasks.ts"
 import { settleTasks } from "./internal/sql/settleTasks.ts"
@@ -267,6 +273,28 @@ const toSchedule = (row: ScheduleRow): Effect.Effect<ScheduleRecord, TaskStoreEr
 
 const toSchedules = (rows: ReadonlyArray<ScheduleRow>) => Effect.forEach(rows, toSchedule)
 
+/** The most tasks one `page` returns. */
+const maxPageLimit = 1_000
+/** The greatest `seq` (a `bigint` column), so the greatest cursor. */
+const maxSeq = 2n ** 63n - 1n
+
+/**
+ * Where a page starts: the `seq` its cursor names (a decimal without sign or
+ * leading zeros, at most 2^63 - 1, as this store writes them), `undefined`
+ * for the first page, or why the request cannot be served.
+ */
+const pageStart = (request: PageRequest): { readonly before: bigint | undefined } | string => {
+  if (!(Number.isInteger(request.limit) && request.limit >= 1 && request.limit <= maxPageLimit)) {
+    return `the limit must be an integer from 1 to ${maxPageLimit}, got ${request.limit}`
+  }
+  const cursor = request.cursor
+  if (cursor === undefined) return { before: undefined }
+  if (!/^(0|[1-9][0-9]{0,18})$/.test(cursor) || BigInt(cursor) > maxSeq) {
+    return `the cursor ${JSON.stringify(cursor)} is not one this store made`
+  }
+  return { before: BigInt(cursor) }
+}
+
 /** How often an insert retries when a duplicate's existing task vanished before it could be read. */
 const maxInsertRounds = 5
 
@@ -310,6 +338,13 @@ export const make = Effect.fn("PgTaskStore.make")(
         const text = traceparent(task.trace)
         if (text === undefined) throw new RangeError("a trace context's ids are not lowercase hexadecimal of 32 and 16 digits")
         return text
+      }),
+      // As traces: most batches name no schedule.
+      schedules: tasks.every((task) => task.schedule == null) ? [] : tasks.map((task) => {
+        if (task.schedule == null) return null
+        const refused = unstorable(task.schedule)
+        if (refused !== undefined) throw new RangeError(`the schedule name ${refused}`)
+        return task.schedule
       })
     })
 
@@ -566,6 +601,45 @@ export const make = Effect.fn("PgTaskStore.make")(
       return yield* toRecords("list", rows)
     })
 
+    const page = Effect.fn("PgTaskStore.page")(function*(request: PageRequest) {
+      const start = pageStart(request)
+      if (typeof start === "string") return yield* rejected("page", start)
+      // No stored task has a queue or task name PostgreSQL cannot hold.
+      for (const text of [request.queue, request.taskName]) {
+        if (text !== undefined && unstorable(text) !== undefined) return { tasks: [], next: undefined } satisfies TaskPage
+      }
+      const rows = yield* sql.withTransaction(
+        Effect.andThen(
+          disableJit(target),
+          pageTasks(target, {
+            queue: request.queue,
+            state: request.state,
+            taskName: request.taskName,
+            before: start.before,
+            rows: request.limit + 1
+          })
+        )
+      ).pipe(Effect.mapError(failedWith("page")))
+      const shown = rows.length > request.limit ? rows.slice(0, request.limit) : rows
+      const tasks = yield* toRecords("page", shown)
+      return {
+        tasks,
+        next: rows.length > request.limit ? String(shown[shown.length - 1]!.seq) : undefined
+      } satisfies TaskPage
+    })
+
+    const throughput = Effect.fn("PgTaskStore.throughput")(function*(since: Date) {
+      if (!isValidDate(since)) return yield* rejected("throughput", "since is not a valid date")
+      const rows = yield* selectThroughput(target, since).pipe(Effect.mapError(failedWith("throughput")))
+      return rows.map((row): ThroughputMinute => ({
+        queue: row.queue_name,
+        minute: row.minute,
+        done: Number(row.done),
+        retried: Number(row.retried),
+        failed: Number(row.failed)
+      }))
+    })
+
     const counts = countTasks(target).pipe(
       Effect.mapError(failedWith("counts")),
       Effect.map((rows) =>
@@ -596,7 +670,15 @@ export const make = Effect.fn("PgTaskStore.make")(
       const states = selection.states.filter((state) => finishedStates.has(state))
       if (states.length === 0) return undefined
       if (selection.id !== undefined) return isUuid(selection.id) ? { _tag: "ById", id: selection.id, states } : undefined
-      return { _tag: "ByFilter", states, queue: selection.queue, finishedBefore: selection.finishedBefore }
+      // No stored task has a name PostgreSQL cannot hold.
+      if (selection.taskName !== undefined && unstorable(selection.taskName) !== undefined) return undefined
+      return {
+        _tag: "ByFilter",
+        states,
+        queue: selection.queue,
+        taskName: selection.taskName,
+        finishedBefore: selection.finishedBefore
+      }
     }
 
     const retry = Effect.fn("PgTaskStore.retry")(function*(selection: Selection, now: Date) {
@@ -792,7 +874,8 @@ export const make = Effect.fn("PgTaskStore.make")(
         }
         // The store's own insert, so a unique key held elsewhere behaves as
         // in an enqueue: the slot is taken with the task holding the key.
-        const [inserted] = yield* insert([request.task])
+        // The slot's task names its schedule, unless it names one itself.
+        const [inserted] = yield* insert([{ ...request.task, schedule: request.task.schedule ?? request.schedule }])
         const recorded = yield* recordSlotTask(target, request.schedule, inserted!.task.id).pipe(
           Effect.mapError(failedWith("schedules"))
         )
@@ -848,6 +931,8 @@ export const make = Effect.fn("PgTaskStore.make")(
       cancel,
       retry,
       purge,
+      page,
+      throughput,
       wakeups
     })
   }

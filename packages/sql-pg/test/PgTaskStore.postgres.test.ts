@@ -16,6 +16,7 @@ import { TaskStore, TaskStoreError } from "@backie/core/TaskStore"
 import * as Errors from "../src/internal/errors.ts"
 import * as Names from "../src/internal/names.ts"
 import { claimTasks } from "../src/internal/sql/claimTasks.ts"
+import { pageTasks } from "../src/internal/sql/pageTasks.ts"
 import * as Shared from "../src/internal/sql/shared.ts"
 import * as Migrations from "../src/Migrations.ts"
 import * as PgTaskStore from "../src/PgTaskStore.ts"
@@ -114,6 +115,12 @@ const layerError = <A, E>(layer: Layer.Layer<A, E>) =>
     return Option.getOrThrow(Cause.findErrorOption(exit.cause))
   })
 
+/** `items` with every other one moved to the end, reversed: an order unlike the ids' or the claim's. */
+const interleaved = <A>(items: ReadonlyArray<A>): Array<A> => [
+  ...items.filter((_, i) => i % 2 === 0),
+  ...items.filter((_, i) => i % 2 === 1).reverse()
+]
+
 const claimOne = (store: Store, queue = "default", now = T0) =>
   store.claim({ queue, taskNames: ANY_NAMES, holder: TEST_HOLDER, limit: 1, now, leaseMarginMs: 0 })
 
@@ -130,14 +137,16 @@ describe("PgTaskStore on PostgreSQL", () => {
           [3, "queues"],
           [4, "schedules"],
           [5, "traces"],
-          [6, "limits"]
+          [6, "limits"],
+          [7, "dashboard"]
         ])
         assert.deepStrictEqual(yield* Migrations.run({ schema }), [])
         const applied = yield* sql<{ migration_id: number }>`SELECT migration_id FROM ${sql(`${schema}.migrations`)}`
-        assert.deepStrictEqual(applied.map((row) => row.migration_id), [1, 2, 3, 4, 5, 6])
+        assert.deepStrictEqual(applied.map((row) => row.migration_id), [1, 2, 3, 4, 5, 6, 7])
         const indexes = yield* sql<{ indexname: string }>`
           SELECT indexname FROM pg_indexes WHERE schemaname = ${schema} AND tablename = 'tasks' ORDER BY indexname`
         assert.deepStrictEqual(indexes.map((row) => row.indexname), [
+          "tasks_browse_idx",
           "tasks_cancelled_idx",
           "tasks_lease_idx",
           "tasks_pkey",
@@ -155,7 +164,7 @@ describe("PgTaskStore on PostgreSQL", () => {
           concurrency: "unbounded"
         })
         const applied = yield* sql<{ migration_id: number }>`SELECT migration_id FROM ${sql(`${schema}.migrations`)}`
-        assert.deepStrictEqual(applied.map((row) => row.migration_id), [1, 2, 3, 4, 5, 6])
+        assert.deepStrictEqual(applied.map((row) => row.migration_id), [1, 2, 3, 4, 5, 6, 7])
         const [inserted] = yield* stores[0]!.insert([newTask()])
         for (const store of stores) assert.deepStrictEqual(yield* store.get(inserted!.task.id), inserted!.task)
       })))
@@ -346,6 +355,48 @@ describe("PgTaskStore on PostgreSQL", () => {
         })
       ))
 
+    it.effect("every page's plan walks tasks_browse_idx (running rows: tasks_lease_idx), never the whole table, with 20,000 rows of 4 queues", () =>
+      withStore(({ schema, sql }) =>
+        Effect.gen(function*() {
+          const tasks = sql(`${schema}.tasks`)
+          yield* sql`
+            INSERT INTO ${tasks} (task_name, queue_name, payload, state, timeout_msecs, created_at, scheduled_at,
+                                  lease_expires_at)
+            SELECT 'name' || (n % 3), 'queue' || (n % 4), '{}'::jsonb, s.state, 1000, ${T0}, ${T0},
+                   CASE WHEN s.state = 'running' THEN ${T0}::timestamptz END
+            FROM generate_series(1, 20000) AS n
+            CROSS JOIN LATERAL (SELECT (ARRAY['ready', 'running', 'done', 'failed', 'cancelled'])[1 + n % 5] AS state) AS s
+          `
+          yield* sql`ANALYZE ${tasks}`
+          const names = yield* Names.make(schema)
+          const target = Shared.target(sql, names)
+          for (const queue of [undefined, "queue1"]) {
+            for (const state of [undefined, "failed", "running"]) {
+              for (const taskName of [undefined, "name2"]) {
+                for (const before of [undefined, 10_000n]) {
+                  const [text, params] = pageTasks(target, { queue, state, taskName, before, rows: 51 }).compile()
+                  const rows = yield* sql.unsafe<{ "QUERY PLAN": string }>(`EXPLAIN ${text}`, params)
+                  const plan = rows.map((row) => row["QUERY PLAN"]).join("\n")
+                  const which = JSON.stringify({ queue, state, taskName, before: before?.toString() })
+                  if (state !== "running") assert.include(plan, "tasks_browse_idx", `${which}\n${plan}`)
+                  if (state !== "failed") assert.include(plan, "tasks_lease_idx", `${which}\n${plan}`)
+                  assert.notInclude(plan, "Seq Scan", `${which}\n${plan}`)
+                  // The planner may read running rows, and ready rows of one name, through a bitmap of the
+                  // claim's indexes (which lead with the queue, and the name): never of the whole table.
+                  const bitmaps = [...plan.matchAll(/Bitmap Index Scan on (\w+)/g)].map((match) => match[1])
+                  assert.isTrue(
+                    bitmaps.every((index) =>
+                      index === "tasks_lease_idx" || (index === "tasks_ready_idx" && taskName !== undefined)
+                    ),
+                    `${which}\n${plan}`
+                  )
+                }
+              }
+            }
+          }
+        })
+      ))
+
     it.effect("a batch that settles one attempt twice applies the first settlement only", () =>
       withStore(({ store }) =>
         Effect.gen(function*() {
@@ -440,6 +491,49 @@ describe("PgTaskStore on PostgreSQL", () => {
             (yield* store.counts).map((count) => [count.state, count.count]),
             [["done", total]]
           )
+        })
+      ))
+
+    it.effect("concurrent settles from four stores into the same throughput minutes count every outcome, without deadlock", () =>
+      withStore(({ schema, store }) =>
+        Effect.gen(function*() {
+          const total = 600
+          yield* store.insert(Array.from({ length: total }, (_, i) => newTask({ payload: { i } })))
+          const stores = [store, ...(yield* Effect.all([startStore(schema), startStore(schema), startStore(schema)]))]
+          const expected = { done: 0, retried: 0, failed: 0 }
+          const drain = (settler: Store) =>
+            Effect.gen(function*() {
+              while (true) {
+                const batch = yield* settler.claim({ queue: "default", taskNames: ANY_NAMES, holder: TEST_HOLDER, limit: 9, now: T0, leaseMarginMs: 60_000 })
+                if (batch.length === 0) return
+                // Each batch counts into two minutes and three kinds, in an order of its own.
+                const settlements = batch.map((task, i) => {
+                  const now = i % 2 === 0 ? at(1) : at(60_001)
+                  const n = (task.payload as { i: number }).i
+                  const base = { id: task.id, claim: task.claim, now }
+                  const error = { attempt: 1, at: now, message: "m", tag: null, details: null }
+                  if (n % 3 === 0) return { _tag: "Done", ...base, remove: n % 2 === 0 } as const
+                  if (n % 3 === 1) return { _tag: "Retry", ...base, runAt: at(3_600_000), error } as const
+                  return { _tag: "Fail", ...base, error, remove: false } as const
+                })
+                const settled = yield* settler.settle(interleaved(settlements))
+                assert.isTrue(settled.every((result) => result.applied))
+                for (const { _tag } of settlements) {
+                  if (_tag === "Done") expected.done++
+                  else if (_tag === "Retry") expected.retried++
+                  else expected.failed++
+                }
+              }
+            })
+          yield* Effect.all(stores.flatMap((settler) => [drain(settler), drain(settler)]), { concurrency: "unbounded" })
+          const minutes = yield* store.throughput(T0)
+          assert.deepStrictEqual(minutes.map((row) => [row.queue, row.minute.toISOString()]), [
+            ["default", T0.toISOString()],
+            ["default", at(60_000).toISOString()]
+          ])
+          const sum = (key: "done" | "retried" | "failed") => minutes.reduce((n, row) => n + row[key], 0)
+          assert.deepStrictEqual({ done: sum("done"), retried: sum("retried"), failed: sum("failed") }, expected)
+          assert.strictEqual(expected.done + expected.retried + expected.failed, total)
         })
       ))
 

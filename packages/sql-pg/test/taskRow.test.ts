@@ -5,6 +5,7 @@
  * accepting what the schema refuses.
  */
 import { assert, describe, it } from "@effect/vitest"
+import type { AttemptError } from "@backie/core/TaskStore"
 import { Result, Schema } from "effect"
 import { decodeAttemptError, encodeAttemptError } from "../src/internal/attemptError.ts"
 import { decodeTaskRecord, isPlainTaskRow, MalformedRow, TaskRow } from "../src/internal/taskRow.ts"
@@ -40,6 +41,7 @@ const row = (overrides: Record<string, unknown> = {}): Record<string, unknown> =
   error_info: null,
   errors: [],
   trace: null,
+  schedule_name: null,
   ...overrides
 })
 
@@ -80,7 +82,8 @@ describe("TaskRow", () => {
       doneAt: null,
       lastError: null,
       errors: [],
-      trace: null
+      trace: null,
+      schedule: null
     })
   })
 
@@ -183,6 +186,24 @@ describe("attempt errors", () => {
       ...bare,
       details: null
     })
+  })
+
+  it("keep startedAt as given: a time, null, or left out; an entry stored without it reads back without it", () => {
+    const base = { attempt: 2, at: T0, message: "MailerDown: smtp timeout", tag: "MailerDown", details: { code: 421 } }
+    const roundTrip = (error: AttemptError) => decodeAttemptError(JSON.parse(encodeAttemptError(error)), new Date(0))
+    const started = { ...base, startedAt: new Date(T0.getTime() - 1_500) }
+    assert.deepStrictEqual(JSON.parse(encodeAttemptError(started)).startedAt, "2029-12-31T23:59:58.500Z")
+    assert.deepStrictEqual(roundTrip(started), started)
+    assert.deepStrictEqual(roundTrip({ ...base, startedAt: null }), { ...base, startedAt: null })
+    const without = roundTrip(base)
+    assert.deepStrictEqual(without, base)
+    assert.isFalse("startedAt" in without)
+    // As written before startedAt existed.
+    const old = { attempt: 1, at: "2030-01-01T00:00:00.000Z", message: "m", tag: null, details: null }
+    const decoded = decodeAttemptError(old, new Date(0))
+    assert.deepStrictEqual(decoded, { attempt: 1, at: T0, message: "m", tag: null, details: null })
+    assert.isFalse("startedAt" in decoded)
+    assert.throws(() => encodeAttemptError({ ...base, startedAt: new Date(Number.NaN) }), /invalid date/)
   })
 
   it("entries this store did not write are kept leniently, whole, as details", () => {

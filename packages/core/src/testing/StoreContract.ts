@@ -46,6 +46,7 @@ import { cancel } from "./contract/Cancel.ts"
 import { claim } from "./contract/Claim.ts"
 import { insert } from "./contract/Insert.ts"
 import { limits } from "./contract/Limits.ts"
+import { pages } from "./contract/Pages.ts"
 import { purge } from "./contract/Purge.ts"
 import { queues } from "./contract/Queues.ts"
 import { reads } from "./contract/Reads.ts"
@@ -53,6 +54,7 @@ import { rescue } from "./contract/Rescue.ts"
 import { retry } from "./contract/Retry.ts"
 import { schedules } from "./contract/Schedules.ts"
 import { settle } from "./contract/Settle.ts"
+import { throughput } from "./contract/Throughput.ts"
 import type { Body, Suite } from "./contract/Suite.ts"
 import { uniqueKeys } from "./contract/UniqueKeys.ts"
 import { wakeups } from "./contract/Wakeups.ts"
@@ -103,6 +105,8 @@ export const storeContract = (
     rescue(suite)
     settle(suite)
     reads(suite)
+    pages(suite)
+    throughput(suite)
     cancel(suite)
     retry(suite)
     purge(suite)

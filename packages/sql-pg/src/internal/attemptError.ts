@@ -1,22 +1,30 @@
 /**
  * Attempt errors as the tasks table stores them: `jsonb` objects in
  * `error_info` (the last) and `errors` (all of them, oldest first), with the
- * fields of the port's `AttemptError` and `at` as an ISO-8601 string.
+ * fields of the port's `AttemptError`, `at` and `startedAt` as ISO-8601
+ * strings.
+ *
+ * `startedAt` is kept as given: a time, `null`, or left out. Errors stored
+ * before it existed (and errors recorded without it) have no `startedAt` key,
+ * and read back without one (not as `null`), as the in-memory store returns
+ * an error given without it; readers treat both as "unknown".
  */
 import type { AttemptError } from "@backie/core/TaskStore"
 import { Exit, Schema, SchemaParser } from "effect"
 
 /**
- * The JSON form this store writes: every field of an `AttemptError`, `at` as
- * an ISO-8601 string; a `details` of `undefined` is left out (read back as
- * `null`).
+ * The JSON form this store writes: every field of an `AttemptError`, `at` and
+ * `startedAt` as ISO-8601 strings; a `details` of `undefined` is left out
+ * (read back as `null`), and so is a `startedAt` of `undefined` (read back
+ * without one).
  */
 export const StoredAttemptError = Schema.Struct({
   attempt: Schema.Number,
   at: Schema.DateFromString,
   message: Schema.String,
   tag: Schema.NullOr(Schema.String),
-  details: Schema.optionalKey(Schema.Unknown)
+  details: Schema.optionalKey(Schema.Unknown),
+  startedAt: Schema.optionalKey(Schema.NullOr(Schema.DateFromString))
 })
 
 /**
@@ -24,14 +32,17 @@ export const StoredAttemptError = Schema.Struct({
  * `RangeError` for an invalid date (the settle then fails as `Rejected`).
  */
 export const encodeAttemptError = (error: AttemptError): string => {
-  const at = error.at.getTime()
-  if (Number.isNaN(at)) throw new RangeError(`the error of attempt ${error.attempt} has an invalid date`)
+  const startedAt = error.startedAt
+  if (Number.isNaN(error.at.getTime()) || (startedAt != null && Number.isNaN(startedAt.getTime()))) {
+    throw new RangeError(`the error of attempt ${error.attempt} has an invalid date`)
+  }
   return JSON.stringify({
     attempt: error.attempt,
     at: error.at.toISOString(),
     message: error.message,
     tag: error.tag,
-    details: error.details
+    details: error.details,
+    ...(startedAt === undefined ? {} : { startedAt: startedAt === null ? null : startedAt.toISOString() })
   })
 }
 
@@ -53,7 +64,8 @@ export const decodeAttemptError = (value: unknown, fallbackAt: Date): AttemptErr
   const stored = decodeStored(value)
   if (Exit.isSuccess(stored)) {
     const error = stored.value
-    return { attempt: error.attempt, at: error.at, message: error.message, tag: error.tag, details: error.details ?? null }
+    const decoded = { attempt: error.attempt, at: error.at, message: error.message, tag: error.tag, details: error.details ?? null }
+    return error.startedAt === undefined ? decoded : { ...decoded, startedAt: error.startedAt }
   }
   const json = isObject(value) ? value : {}
   const at = typeof json.at === "string" ? new Date(json.at) : undefined

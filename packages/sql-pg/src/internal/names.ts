@@ -27,6 +27,8 @@ export interface Names {
   readonly schedules: string
   /** The starts of rate-limited queues' tasks, qualified: `backie.limit_starts`. */
   readonly limitStarts: string
+  /** The per-minute counts of ended attempts, qualified: `backie.throughput`. */
+  readonly throughput: string
   /** The sequence numbering claim statements, qualified: `backie.claim_batches`. */
   readonly claimBatches: string
   /** The table the migrator records applied migrations in. */
@@ -66,6 +68,7 @@ export const make = (schema: string = defaultSchema): Effect.Effect<Names, TaskS
     queues: `${schema}.queues`,
     schedules: `${schema}.schedules`,
     limitStarts: `${schema}.limit_starts`,
+    throughput: `${schema}.throughput`,
     migrations: `${schema}.migrations`,
     channel: `${schema}_tasks`
   })

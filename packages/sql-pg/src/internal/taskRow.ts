@@ -68,7 +68,9 @@ export const TaskRow = Schema.Struct({
   error_info: Jsonb,
   errors: JsonbArray,
   /** The W3C `traceparent` of the enqueue, or null (read leniently: see `parseTraceparent`). */
-  trace: NullableText
+  trace: NullableText,
+  /** The recurring schedule that enqueued the task, or null. */
+  schedule_name: NullableText
 })
 
 /** One row of the tasks table, decoded. */
@@ -131,7 +133,7 @@ export const isPlainTaskRow = (row: unknown): row is TaskRow => {
     isNullableTimestamp(r.running_at) && isNullableTimestamp(r.lease_expires_at) &&
     isNullableTimestamp(r.done_at) && isJsonb(r.error_info) && isJsonbArray(r.errors) && isInt4(r.claim) &&
     isNullableText(r.uniq_states) && isNullableText(r.holder) && (r.hold_seq === null || isInt8(r.hold_seq)) && isBool(r.start_recorded) && isInt4(r.rescued) &&
-    isNullableText(r.trace)
+    isNullableText(r.trace) && isNullableText(r.schedule_name)
 }
 
 /** A value as short text for an error message. */
@@ -197,7 +199,8 @@ const toTaskRecord = (row: TaskRow, holder: string | null = row.holder): TaskRec
   doneAt: row.done_at,
   lastError: row.error_info === null ? null : decodeAttemptError(row.error_info, row.created_at),
   errors: row.errors.map((error) => decodeAttemptError(error, row.created_at)),
-  trace: parseTraceparent(row.trace)
+  trace: parseTraceparent(row.trace),
+  schedule: row.schedule_name
 })
 
 /** The slow path of decoding: through `TaskRow`'s decoder, built once. */

@@ -70,7 +70,8 @@ const minimal = (settlement: Settlement, error: TaskStoreError): Settlement | un
       `the error of attempt ${settlement.error.attempt} could not be stored (${error.reason}: ${error.message})`
     ),
     tag: "UnstorableOutcome",
-    details: null
+    details: null,
+    ...(settlement.error.startedAt === undefined ? {} : { startedAt: settlement.error.startedAt })
   }
   return { ...settlement, error: replacement }
 }

@@ -36,10 +36,16 @@ const defaultDelay = (retries: number) => Option.some(Duration.millis(defaultDel
 const isValidSnooze = (delayMillis: number): boolean =>
   typeof delayMillis === "number" && Number.isFinite(delayMillis) && delayMillis >= 0
 
+/**
+ * The error of the attempt of `row` (as claimed) that failed at `now`: it
+ * records when the attempt started (the claim's `runningAt`), so that its
+ * duration can be read from the task's history.
+ */
 const attemptError = (row: TaskRecord, now: number, error: unknown): AttemptError => ({
   attempt: row.attempt,
   at: new Date(now),
-  ...describeError(error)
+  ...describeError(error),
+  startedAt: row.runningAt
 })
 
 /** A started task interrupted at shutdown: ready again at its place in the queue, no retry used. */
@@ -146,7 +152,8 @@ const unsuccessful = Effect.fnUntraced(function*(
           at: new Date(now),
           message: describeText(`cancelled: ${String(error.reason)}`),
           tag: "Cancel",
-          details: null
+          details: null,
+          startedAt: row.runningAt
         },
         remove: Retention.removes(queue.settings.retention, "cancelled")
       } satisfies Settlement
@@ -173,7 +180,8 @@ const unsuccessful = Effect.fnUntraced(function*(
       at: new Date(now),
       message: describeDefect(defect.success),
       tag: "Defect",
-      details: null
+      details: null,
+      startedAt: row.runningAt
     }
     return yield* failure(runtime, queue, row, now, error, task.backoff)
   }

@@ -37,8 +37,9 @@ const lastRetryMillis = 10_000
 const maxRounds = 10
 
 /**
- * The task for one slot, or why there is none: the payload function threw,
- * or the payload or its options were refused.
+ * The task for one slot, naming its schedule (`NewTask.schedule`), or why
+ * there is none: the payload function threw, or the payload or its options
+ * were refused.
  */
 const taskFor = (schedule: Recurring.Any, slot: number, now: number): NewTask | { readonly problem: string } => {
   let payload: unknown
@@ -49,7 +50,7 @@ const taskFor = (schedule: Recurring.Any, slot: number, now: number): NewTask | 
   }
   try {
     const rows = prepareRows(schedule.task, [payload], { runAt: new Date(slot) }, now)
-    return "refused" in rows ? { problem: rows.refused } : rows[0]!
+    return "refused" in rows ? { problem: rows.refused } : { ...rows[0]!, schedule: schedule.name }
   } catch (error) {
     return { problem: `encoding its payload threw: ${describeThrown(error)}` }
   }

@@ -75,7 +75,8 @@ export const readyRecord = (id: string, task: NewTask): TaskRecord => ({
   doneAt: null,
   lastError: null,
   errors: [],
-  trace: task.trace ?? null
+  trace: task.trace ?? null,
+  schedule: task.schedule ?? null
 })
 
 /** The error of a failed attempt, as a handler's typed failure would record it. */

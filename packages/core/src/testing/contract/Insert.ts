@@ -127,5 +127,33 @@ export const insert = ({ test }: Suite): void => {
         }
         assert.strictEqual((yield* everything(store)).length, 3)
       }))
+
+    test("keeps the schedule a task names, alone and in a batch, returns it from claims, and refuses unstorable text", (store) =>
+      Effect.gen(function*() {
+        const alone = single(yield* store.insert([newTask({ schedule: "nightly-report" })]))
+        assert.strictEqual(alone.task.schedule, "nightly-report")
+        const batch = yield* store.insert([
+          newTask({ schedule: "every-15-minutes", queue: "q" }),
+          newTask({ queue: "q" }),
+          newTask({ schedule: null, queue: "q" }),
+          newTask({ schedule: "Zeitplan für Berichte ✓", queue: "q" })
+        ])
+        assert.deepStrictEqual(batch.map((result) => result.task.schedule), [
+          "every-15-minutes",
+          null,
+          null,
+          "Zeitplan für Berichte ✓"
+        ])
+        assert.strictEqual((yield* mustGet(store, alone.task.id)).schedule, "nightly-report")
+        for (const result of batch) assert.deepStrictEqual(yield* mustGet(store, result.task.id), result.task)
+        const claimed = yield* claimAll(store, T0, "q")
+        assert.deepStrictEqual(claimed.map((task) => task.schedule), ["every-15-minutes", null, null, "Zeitplan für Berichte ✓"])
+        for (const bad of ["nul\u0000byte", "lone \ud800 surrogate"]) {
+          const refused = yield* store.insert([newTask({ schedule: bad })]).pipe(Effect.flip)
+          assert.strictEqual(refused.reason, "Rejected")
+          assert.strictEqual(refused.operation, "insert")
+        }
+        assert.strictEqual((yield* everything(store)).length, 5)
+      }))
   })
 }

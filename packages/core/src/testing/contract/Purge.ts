@@ -39,6 +39,24 @@ export const purge = ({ test }: Suite): void => {
         assert.deepStrictEqual(idsOf(yield* everything(store)).sort(byId), [live.id, ready.id].sort(byId))
       }))
 
+    test("by selection: taskName purges only tasks of that name, with queue too; ignored with an id", (store) =>
+      Effect.gen(function*() {
+        const xa = yield* finished(store, "done", at(10), { queue: "a", taskName: "x" })
+        const xb = yield* finished(store, "failed", at(10), { queue: "b", taskName: "x" })
+        const ya = yield* finished(store, "done", at(10), { queue: "a", taskName: "y" })
+        const yb = yield* finished(store, "done", at(10), { queue: "b", taskName: "y" })
+        const liveX = yield* running(store, { queue: "a", taskName: "x" })
+
+        const all: Array<TaskState> = ["ready", "running", "done", "failed", "cancelled"]
+        assert.strictEqual(yield* store.purge({ states: all, taskName: "x", queue: "a" }), 1)
+        assert.isUndefined(yield* store.get(xa.id))
+        assert.strictEqual(yield* store.purge({ states: all, taskName: "nope" }), 0)
+        assert.strictEqual(yield* store.purge({ states: all, taskName: "x" }), 1)
+        assert.isUndefined(yield* store.get(xb.id))
+        assert.strictEqual(yield* store.purge({ id: ya.id, states: all, taskName: "x" }), 1)
+        assert.deepStrictEqual(idsOf(yield* everything(store)).sort(byId), [yb.id, liveX.id].sort(byId))
+      }))
+
     test("by id: deletes one finished task; ready, running and missing tasks are left alone", (store) =>
       Effect.gen(function*() {
         const done = yield* finished(store, "done", at(10), { queue: "a" })

@@ -120,6 +120,21 @@ export const rescue = ({ test }: Suite): void => {
         assert.deepStrictEqual(third.lastError, third.errors[1])
       }))
 
+    test("the LeaseExpired error says when the charged attempt started: its claim's runningAt", (store) =>
+      Effect.gen(function*() {
+        const { second } = yield* reclaimed(store, { maxRetries: 1 })
+        const [firstCharge] = (yield* mustGet(store, second.id)).errors
+        assert.deepStrictEqual(firstCharge!.startedAt, T0)
+        assert.deepStrictEqual(second.runningAt, plus(T0, TIMEOUT + MARGIN))
+        assert.deepStrictEqual(yield* rescueAt(store, second.leaseExpiresAt!), { returned: 0, retried: 0, failed: 1 })
+        const failed = yield* mustGet(store, second.id)
+        assert.deepStrictEqual(failed.errors.map((e) => [e.attempt, e.tag, e.startedAt]), [
+          [1, "LeaseExpired", T0],
+          [2, "LeaseExpired", second.runningAt]
+        ])
+        assert.deepStrictEqual(failed.lastError, failed.errors[1])
+      }))
+
     test("fails a lapsed task whose retries are exhausted, retries kept at its maximum", (store) =>
       Effect.gen(function*() {
         const { second } = yield* reclaimed(store, { maxRetries: 1 })

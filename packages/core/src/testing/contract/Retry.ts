@@ -81,5 +81,24 @@ export const retry = ({ test }: Suite): void => {
         assert.deepStrictEqual(yield* mustGet(store, d1.id), d1)
         assert.strictEqual(yield* store.retry({ states: ["failed", "cancelled"] }, at(700)), 0)
       }))
+
+    test("by selection: taskName retries only tasks of that name, with queue too; ignored with an id", (store) =>
+      Effect.gen(function*() {
+        const xa = yield* finished(store, "failed", at(10), { queue: "a", taskName: "x" })
+        const xb = yield* finished(store, "failed", at(10), { queue: "b", taskName: "x" })
+        const ya = yield* finished(store, "failed", at(10), { queue: "a", taskName: "y" })
+        const xc = yield* finished(store, "cancelled", at(10), { queue: "a", taskName: "x" })
+
+        assert.strictEqual(yield* store.retry({ states: ["failed"], taskName: "x", queue: "a" }, at(500)), 1)
+        assert.strictEqual((yield* mustGet(store, xa.id)).state, "ready")
+        for (const untouched of [xb, ya, xc]) assert.deepStrictEqual(yield* mustGet(store, untouched.id), untouched)
+        assert.strictEqual(yield* store.retry({ states: ["failed", "cancelled"], taskName: "x" }, at(600)), 2)
+        assert.strictEqual((yield* mustGet(store, xb.id)).state, "ready")
+        assert.strictEqual((yield* mustGet(store, xc.id)).state, "ready")
+        assert.deepStrictEqual(yield* mustGet(store, ya.id), ya)
+        assert.strictEqual(yield* store.retry({ states: ["failed"], taskName: "nope" }, at(700)), 0)
+        assert.strictEqual(yield* store.retry({ id: ya.id, states: ["failed"], taskName: "x" }, at(800)), 1)
+        assert.strictEqual((yield* mustGet(store, ya.id)).state, "ready")
+      }))
   })
 }

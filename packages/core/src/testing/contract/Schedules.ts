@@ -9,7 +9,7 @@
 import { assert, describe } from "@effect/vitest"
 import { Effect } from "effect"
 import type { ScheduleDeclaration, ScheduleRecord } from "../../TaskStore.ts"
-import { T0, at, mustGet, newTask, readyRecord, single } from "./Fixtures.ts"
+import { T0, at, claimAll, mustGet, newTask, readyRecord, single } from "./Fixtures.ts"
 import type { Suite } from "./Suite.ts"
 
 const declaration = (fields: Partial<ScheduleDeclaration> = {}): ScheduleDeclaration => ({
@@ -99,7 +99,11 @@ export const schedules = ({ test }: Suite): void => {
         })
         assert.isTrue(result.taken)
         assert.isTrue(result.inserted!.inserted)
-        assert.deepStrictEqual(result.inserted!.task, readyRecord(result.inserted!.task.id, task))
+        // The task names the schedule whose slot it was taken with.
+        assert.deepStrictEqual(result.inserted!.task, {
+          ...readyRecord(result.inserted!.task.id, task),
+          schedule: "nightly-report"
+        })
         assert.deepStrictEqual(yield* mustGet(store, result.inserted!.task.id), result.inserted!.task)
         assert.deepStrictEqual(result.schedule, {
           ...fresh(declaration()),
@@ -200,6 +204,36 @@ export const schedules = ({ test }: Suite): void => {
         assert.strictEqual(duplicate.inserted!.task.id, holder.task.id)
         assert.strictEqual(duplicate.schedule!.lastTaskId, holder.task.id)
         assert.strictEqual((yield* store.list({ limit: 100 })).length, 1)
+      }))
+
+    test("a slot's task names its schedule, read back by get, list, page and claims, unless it names one itself", (store) =>
+      Effect.gen(function*() {
+        yield* store.declareSchedules([declaration(), declaration({ name: "hourly" })])
+        const first = yield* store.takeSlot({
+          schedule: "nightly-report",
+          previous: null,
+          slot: at(1_000),
+          task: newTask(),
+          now: at(1_001)
+        })
+        const second = yield* store.takeSlot({
+          schedule: "hourly",
+          previous: null,
+          slot: at(1_000),
+          task: newTask({ schedule: "named-by-the-caller" }),
+          now: at(1_001)
+        })
+        const plain = single(yield* store.insert([newTask()]))
+        const ids = [first.inserted!.task.id, second.inserted!.task.id, plain.task.id]
+        const expected = ["nightly-report", "named-by-the-caller", null]
+        assert.deepStrictEqual(
+          [first.inserted!.task.schedule, second.inserted!.task.schedule, plain.task.schedule],
+          expected
+        )
+        for (const [i, id] of ids.entries()) assert.strictEqual((yield* mustGet(store, id)).schedule, expected[i])
+        assert.deepStrictEqual((yield* store.list({ limit: 10 })).map((task) => task.schedule), expected)
+        assert.deepStrictEqual((yield* store.page({ limit: 10 })).tasks.map((task) => task.schedule), [...expected].reverse())
+        assert.deepStrictEqual((yield* claimAll(store, at(1_000))).map((task) => task.schedule), expected)
       }))
 
     test("a slot of an undeclared schedule is not taken and inserts nothing", (store) =>

@@ -438,5 +438,35 @@ export const settle = ({ test }: Suite): void => {
         const listed = single(yield* everything(store))
         assert.deepStrictEqual(listed.errors, [e1, e2])
       }))
+
+    test("an attempt error's startedAt round-trips: a time, null, or left out", (store) =>
+      Effect.gen(function*() {
+        const task = yield* running(store)
+        const e1: AttemptError = { ...attemptError(1, at(1_500)), startedAt: task.runningAt }
+        assert.deepStrictEqual(e1.startedAt, T0)
+        assert.isTrue(
+          yield* settleOne(store, { _tag: "Retry", id: task.id, claim: 1, now: at(1_500), runAt: at(2_000), error: e1 })
+        )
+        const second = single(yield* claimAll(store, at(2_000)))
+        const e2: AttemptError = { ...attemptError(2, at(2_500)), startedAt: null }
+        assert.isTrue(
+          yield* settleOne(store, { _tag: "Retry", id: task.id, claim: 2, now: at(2_500), runAt: at(3_000), error: e2 })
+        )
+        const third = single(yield* claimAll(store, at(3_000)))
+        assert.deepStrictEqual(third.errors, [e1, e2])
+        // An error recorded without it (as by an older version) reads back without it.
+        const e3 = attemptError(3, at(3_500))
+        assert.isFalse("startedAt" in e3)
+        assert.isTrue(
+          yield* settleOne(store, { _tag: "Fail", id: task.id, claim: 3, now: at(3_500), error: e3, remove: false })
+        )
+        const record = yield* mustGet(store, task.id)
+        assert.deepStrictEqual(record.errors, [e1, e2, e3])
+        assert.isFalse("startedAt" in record.errors[2]!)
+        assert.deepStrictEqual(record.lastError, e3)
+        assert.deepStrictEqual(second.runningAt, at(2_000))
+        // Its duration: from the claim to the failure.
+        assert.strictEqual(record.errors[0]!.at.getTime() - record.errors[0]!.startedAt!.getTime(), 1_500)
+      }))
   })
 }

@@ -1,6 +1,11 @@
 /**
  * Inserts a batch of new tasks in one statement.
  *
+ * The columns most tasks leave NULL (`trace`, `schedule_name`) may be sent
+ * as empty arrays: `unnest` of arrays of different lengths pads the shorter
+ * ones with NULLs, so a batch without traces or schedules sends nothing per
+ * task for them.
+ *
  * Rows whose unique key is taken are skipped (`ON CONFLICT DO NOTHING`, which
  * waits for a concurrent insert of the same key to commit or roll back); the
  * caller reads the existing tasks with `selectTasksByUniqueKey`. Only the ids
@@ -36,6 +41,8 @@ export interface InsertColumns {
   readonly scheduledAt: ReadonlyArray<Date>
   /** Each task's trace as a W3C `traceparent`, or null; empty when no task has one (`unnest` pads it with NULLs). */
   readonly traces: ReadonlyArray<string | null>
+  /** Each task's schedule name, or null; empty when no task has one (as `traces`). */
+  readonly schedules: ReadonlyArray<string | null>
 }
 
 /** A row of `insertTasks` and `insertTask`: the id of an inserted task. */
@@ -51,14 +58,15 @@ export const insertTasks = ({ channel, sql, tasks }: Target, columns: InsertColu
             ${uuids(columns.ids)}, ${texts(columns.taskNames)}, ${texts(columns.queues)},
             ${texts(columns.uniqueKeys)}, ${texts(columns.payloads)}, ${int4s(columns.priorities)},
             ${int4s(columns.maxRetries)}, ${float8s(columns.timeoutsMs)}, ${timestamps(columns.createdAt)},
-            ${timestamps(columns.scheduledAt)}, ${texts(columns.uniqueStates)}, ${texts(columns.traces)}
+            ${timestamps(columns.scheduledAt)}, ${texts(columns.uniqueStates)}, ${texts(columns.traces)},
+            ${texts(columns.schedules)}
           ) WITH ORDINALITY AS i(id, task_name, queue_name, uniq_key, payload, priority, max_retries,
-                 timeout_msecs, created_at, scheduled_at, uniq_states, trace, ord)
+                 timeout_msecs, created_at, scheduled_at, uniq_states, trace, schedule_name, ord)
         ), inserted AS (
           INSERT INTO ${tasks} AS t (id, task_name, queue_name, uniq_key, payload, priority, max_retries,
-                                     timeout_msecs, created_at, scheduled_at, uniq_states, trace)
+                                     timeout_msecs, created_at, scheduled_at, uniq_states, trace, schedule_name)
           SELECT id, task_name, queue_name, uniq_key, payload::jsonb, priority, max_retries,
-                 round(timeout_msecs)::bigint, created_at, scheduled_at, uniq_states, trace
+                 round(timeout_msecs)::bigint, created_at, scheduled_at, uniq_states, trace, schedule_name
           FROM input
           ORDER BY ord
           ON CONFLICT (task_name, uniq_key) WHERE uniq_key IS NOT NULL AND (state IN ('ready', 'running') OR strpos(uniq_states, state) > 0) DO NOTHING

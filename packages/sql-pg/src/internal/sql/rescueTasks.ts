@@ -17,7 +17,15 @@
  * - a cancelled task whose holder is lost before it was told (the task
  *   still names it) is released (`holder` cleared), so it can be retried or
  *   purged (through `tasks_cancelled_idx`, which holds only such rows);
- * - expired holders that hold nothing any more are deleted.
+ * - expired holders that hold nothing any more are deleted;
+ * - the charged leases are counted in the throughput minute of `now` (UTC),
+ *   as `retried` or `failed` (returned tasks are not: no attempt ended), in
+ *   queue order like `settleTasks`' counts, so the two never deadlock;
+ * - the queues' throughput minutes older than `throughputRetentionMs` before
+ *   `now` are deleted (through the table's primary key, queue then minute).
+ *
+ * The `LeaseExpired` error says when the charged attempt started
+ * (`startedAt`: the task's `running_at`, the time of its claim).
  *
  * One row never stops a rescue: a row whose `rescued` cannot count one more
  * is left to its lease instead of returned, and charging never counts past
@@ -30,6 +38,7 @@
  * pools hold), and a rescue runs every half lease margin per pool. Returned
  * and retried tasks wake their queues' claimers (`pg_notify`, as an insert).
  */
+import { throughputRetentionMs } from "@backie/core/TaskStore"
 import * as PgTypes from "@effect/sql-pg/PgTypes"
 import type { Statement } from "effect/sql/Statement"
 import type { Target } from "./shared.ts"
@@ -53,17 +62,24 @@ export interface RescueParams {
 }
 
 /** Rescues the running tasks of lost holders and lapsed leases (see the module documentation). */
-export const rescueTasks = ({ channel, holders, sql, tasks }: Target, params: RescueParams): Statement<RescuedRow> => {
+export const rescueTasks = (
+  { channel, holders, sql, tasks, throughput }: Target,
+  params: RescueParams
+): Statement<RescuedRow> => {
   const at = PgTypes.timestamptz(params.now)
-  const leaseIso = sql`to_char(t.lease_expires_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"')`
+  const iso = (column: string) => sql`to_char(t.${sql(column)} AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"')`
+  const leaseIso = iso("lease_expires_at")
   /** The attempt error of a charged task `t`. */
   const chargeError = sql`jsonb_build_object(
       'attempt', t.attempt,
       'at', ${leaseIso},
       'message', 'lease expired: attempt ' || t.attempt::text || ' was not settled before ' || ${leaseIso},
       'tag', 'LeaseExpired',
-      'details', NULL
+      'details', NULL,
+      'startedAt', ${iso("running_at")}
     )`
+  /** Throughput minutes that start before this are deleted. */
+  const keptFrom = PgTypes.timestamptz(new Date(params.now.getTime() - throughputRetentionMs))
   const retries = sql`t.retries < t.max_retries`
   /** A live holder's leases are charged once they lapsed before this. */
   const graceEnd = new Date(params.now.getTime() - params.graceMs)
@@ -123,6 +139,18 @@ export const rescueTasks = ({ channel, holders, sql, tasks }: Target, params: Re
           SELECT pg_notify(${channel}, queue_name) FROM (
             SELECT queue_name FROM returned UNION SELECT queue_name FROM charged WHERE state = 'ready'
           ) AS q
+        ), counted AS (
+          INSERT INTO ${throughput} AS c (queue_name, minute, retried, failed)
+          SELECT queue_name, date_trunc('minute', ${at}, 'UTC'), count(*) FILTER (WHERE state = 'ready'),
+                 count(*) FILTER (WHERE state = 'failed')
+          FROM charged
+          GROUP BY queue_name
+          ORDER BY queue_name COLLATE "C"
+          ON CONFLICT (queue_name, minute) DO UPDATE
+            SET retried = c.retried + EXCLUDED.retried, failed = c.failed + EXCLUDED.failed
+        ), pruned AS (
+          DELETE FROM ${throughput} AS c
+          WHERE c.queue_name = ANY(${texts(params.queues)}) AND c.minute < ${keptFrom}
         )
         SELECT
           (SELECT count(*) FROM returned) AS returned,

@@ -28,6 +28,17 @@
  * - `lease_expires_at IS NOT NULL` is `state = 'running'` by the table's
  *   CHECK; written so, only the primary key can serve the lookup.
  *
+ * Throughput (`ThroughputMinute`), in the same statement, so it costs no
+ * round trip: the applied `Done`, `Retry` and `Fail` settlements are counted
+ * per queue and minute of their `settled_at` (UTC), and added to the
+ * `throughput` rows (`INSERT ... ON CONFLICT DO UPDATE`). `removed` and
+ * `updated` return each applied settlement's queue, kind and time for it.
+ * The rows are upserted in (queue, minute) order, as in `rescueTasks`, and
+ * after every task row is locked (the aggregate reads all of them first), so
+ * concurrent settles (and rescues) that count into the same minutes take
+ * those row locks in one order and cannot deadlock; one of them waits for the
+ * other's commit. A batch of one pool's queue counts into one or two rows.
+ *
  * Returns, for each settlement applied, its index in the columns sent
  * (`WITH ORDINALITY`, so the caller needs no map keyed by id).
  */
@@ -57,7 +68,7 @@ export interface SettledRow {
 }
 
 /** Applies settlements under their attempt fences; returns the indexes of those applied. */
-export const settleTasks = ({ sql, tasks }: Target, columns: SettleColumns): Statement<SettledRow> =>
+export const settleTasks = ({ sql, tasks, throughput }: Target, columns: SettleColumns): Statement<SettledRow> =>
   sql<SettledRow>`
         WITH input AS (
           SELECT * FROM unnest(
@@ -77,7 +88,7 @@ export const settleTasks = ({ sql, tasks }: Target, columns: SettleColumns): Sta
           DELETE FROM ${tasks} AS t
           USING target AS i
           WHERE t.ctid = i.tid AND i.remove
-          RETURNING i.ord
+          RETURNING i.ord, t.queue_name, i.kind, i.settled_at
         ), updated AS (
           UPDATE ${tasks} AS t SET
             state = CASE i.kind
@@ -94,7 +105,21 @@ export const settleTasks = ({ sql, tasks }: Target, columns: SettleColumns): Sta
             errors = CASE WHEN i.error IS NULL THEN t.errors ELSE t.errors || jsonb_build_array(i.error::jsonb) END
           FROM target AS i
           WHERE t.ctid = i.tid AND NOT i.remove
-          RETURNING i.ord
+          RETURNING i.ord, t.queue_name, i.kind, i.settled_at
+        ), ended AS (
+          SELECT queue_name, kind, date_trunc('minute', settled_at, 'UTC') AS minute
+          FROM (SELECT queue_name, kind, settled_at FROM removed
+                UNION ALL SELECT queue_name, kind, settled_at FROM updated) AS e
+          WHERE kind IN ('Done', 'Retry', 'Fail')
+        ), counted AS (
+          INSERT INTO ${throughput} AS c (queue_name, minute, done, retried, failed)
+          SELECT queue_name, minute, count(*) FILTER (WHERE kind = 'Done'), count(*) FILTER (WHERE kind = 'Retry'),
+                 count(*) FILTER (WHERE kind = 'Fail')
+          FROM ended
+          GROUP BY queue_name, minute
+          ORDER BY queue_name COLLATE "C", minute
+          ON CONFLICT (queue_name, minute) DO UPDATE
+            SET done = c.done + EXCLUDED.done, retried = c.retried + EXCLUDED.retried, failed = c.failed + EXCLUDED.failed
         )
         SELECT (ord - 1)::int4 AS ord FROM removed UNION ALL SELECT (ord - 1)::int4 AS ord FROM updated
       `

@@ -29,6 +29,8 @@ export interface Target {
   readonly schedules: Identifier
   /** The starts of rate-limited queues' tasks, qualified by the store's schema. */
   readonly limitStarts: Identifier
+  /** The per-minute counts of ended attempts (`ThroughputMinute`), qualified by the store's schema. */
+  readonly throughput: Identifier
   /** The schema, as text (advisory lock keys). */
   readonly schema: PgTypes.Parameter
   /** The name of the sequence numbering claims, as text for `nextval`. */
@@ -46,6 +48,7 @@ export const target = (sql: SqlClient.SqlClient, names: Names): Target => ({
   queues: sql(names.queues),
   schedules: sql(names.schedules),
   limitStarts: sql(names.limitStarts),
+  throughput: sql(names.throughput),
   schema: PgTypes.text(names.schema),
   channel: PgTypes.text(names.channel)
 })
