@@ -6,6 +6,7 @@
 export const projects = [
   "packages/core",
   "packages/sql-pg",
+  "packages/dashboard",
   "packages/cli",
   "examples"
 ]

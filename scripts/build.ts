@@ -20,7 +20,7 @@ import { createRequire } from "node:module"
 import * as path from "node:path"
 
 const root = path.join(import.meta.dirname, "..")
-const packages = ["core", "sql-pg", "cli"]
+const packages = ["core", "sql-pg", "dashboard", "cli"]
 const tsc = path.join(path.dirname(createRequire(import.meta.url).resolve("typescript/package.json")), "bin", "tsc")
 
 execFileSync(process.execPath, [tsc, "-b", "tsconfig.build.json", ...process.argv.slice(2)], {

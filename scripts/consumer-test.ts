@@ -30,7 +30,10 @@
  *    once, every task run), and two processes share a `globalConcurrency` of 2
  *    (their handlers' runs, recorded by the database's clock, never more than
  *    2 deep, and 2 reached; every task done once).
- * 7. `@backie/core/testing` with its optional peers installed: it type-checks,
+ * 7. On Node 24, the installed dashboard: `backie dashboard` serves the
+ *    overview and stops on SIGTERM with exit code 0; `Dashboard.layer` mounted
+ *    under `/backie` in the user's own Effect HTTP server, beside its own route.
+ * 8. `@backie/core/testing` with its optional peers installed: it type-checks,
  *    and `storeContract` passes against `MemoryTaskStore` under vitest.
  *
  * It prints one line per check and, last, `consumer test: passed ...` or
@@ -204,7 +207,9 @@ const consumerPackage = {
     "@backie/core": `file:../tarballs/${tarballName("core")}`,
     "@backie/sql-pg": `file:../tarballs/${tarballName("sql-pg")}`,
     "@backie/cli": `file:../tarballs/${tarballName("cli")}`,
+    "@backie/dashboard": `file:../tarballs/${tarballName("dashboard")}`,
     "effect": "^4.1.0",
+    "@effect/platform-node": "^4.1.0",
     "@effect/sql-pg": "^4.0.5"
   },
   devDependencies: {
@@ -239,13 +244,14 @@ const tsconfig = {
 // Every public entry point, used so that its declarations are checked.
 const entries = `import { Backoff, MemoryTaskStore, Recurring, Retention, Task, TaskMetrics, TaskQueue, TaskStore, WorkerPool } from "@backie/core"
 import { Cli, Database, Errors, WorkerModule } from "@backie/cli"
+import { Dashboard } from "@backie/dashboard"
 import { Migrations, PgTaskStore } from "@backie/sql-pg"
 import * as EmbeddedPostgres from "@backie/sql-pg/EmbeddedPostgres"
 import type { Layer } from "effect"
 
 export const store: Layer.Layer<TaskStore.TaskStore> = MemoryTaskStore.layer
 export const server: (options?: EmbeddedPostgres.Options) => Promise<EmbeddedPostgres.Server> = EmbeddedPostgres.start
-export const used = [Backoff, Recurring, Retention, Task, TaskMetrics, TaskQueue, WorkerPool, Migrations, PgTaskStore, Cli, Database, Errors, WorkerModule]
+export const used = [Backoff, Recurring, Retention, Task, TaskMetrics, TaskQueue, WorkerPool, Migrations, PgTaskStore, Cli, Database, Errors, WorkerModule, Dashboard]
 `
 
 // A pool whose tasks take a second, so that some are running when SIGTERM comes.
@@ -348,7 +354,7 @@ const packTarballs = async () => {
   fs.mkdirSync(tarballs, { recursive: true })
   const packed = JSON.parse(
     await npm(
-      ["pack", "--workspace", "packages/core", "--workspace", "packages/sql-pg", "--workspace", "packages/cli", "--pack-destination", tarballs, "--json"],
+      ["pack", "--workspace", "packages/core", "--workspace", "packages/sql-pg", "--workspace", "packages/dashboard", "--workspace", "packages/cli", "--pack-destination", tarballs, "--json"],
       root
     )
   ) as Array<{ readonly name: string; readonly filename: string; readonly files: ReadonlyArray<{ readonly path: string }> }>
@@ -381,7 +387,7 @@ const install = async () => {
   fs.writeFileSync(path.join(app, "entries.ts"), entries)
   // The packages' README examples, type-checked as the user's own files (those that import no file of theirs).
   let examples = 0
-  for (const pkg of ["core", "sql-pg", "cli"]) {
+  for (const pkg of ["core", "sql-pg", "dashboard", "cli"]) {
     const readme = fs.readFileSync(path.join(root, "packages", pkg, "README.md"), "utf8")
     const blocks = [...readme.matchAll(/```ts\n([\s\S]*?)```/g)].map((match) => match[1]!)
     blocks.forEach((block, index) => {
@@ -395,13 +401,14 @@ const install = async () => {
   fs.writeFileSync(path.join(app, "enqueue.mjs"), enqueue)
   fs.writeFileSync(path.join(app, "recurring.mjs"), recurring)
   fs.writeFileSync(path.join(app, "limited.mjs"), limited)
+  fs.writeFileSync(path.join(app, "dashboard.mjs"), mounted)
   await npm(["install"])
   const installed = path.join(app, "node_modules", "@backie")
-  const declarations = ["core", "sql-pg", "cli"].flatMap((pkg) => filesUnder(path.join(installed, pkg, "dist"), ".d.ts"))
+  const declarations = ["core", "sql-pg", "dashboard", "cli"].flatMap((pkg) => filesUnder(path.join(installed, pkg, "dist"), ".d.ts"))
   const tsPaths = declarations.filter((file) => /["']\.{1,2}\/[^"'\n]*\.[mc]?ts["']/.test(codeOf(file)))
   check(tsPaths.length === 0, `installed declarations (${declarations.length} files) import no .ts path`, tsPaths.join("\n"))
   // Private modules stay private: each of these imports must be refused.
-  const privateModules = ["@backie/core/internal/text", "@backie/core/testing/StoreContract", "@backie/sql-pg/internal/sql/claimTasks", "@backie/cli/bin"]
+  const privateModules = ["@backie/core/internal/text", "@backie/core/testing/StoreContract", "@backie/sql-pg/internal/sql/claimTasks", "@backie/dashboard/internal/html", "@backie/cli/bin"]
   const probe = await run(process.execPath, [
     "--input-type=module",
     "-e",
@@ -583,6 +590,83 @@ const runCli = async (binaries: Map<string, string>, url: string) => {
   }
 }
 
+// The dashboard mounted in the user's own Effect HTTP server, under /backie, beside a route of theirs.
+const mounted = `import { Dashboard } from "@backie/dashboard"
+import { PgTaskStore } from "@backie/sql-pg"
+import * as NodeHttpServer from "@effect/platform-node/NodeHttpServer"
+import * as NodeRuntime from "@effect/platform-node/NodeRuntime"
+import { PgClient } from "@effect/sql-pg"
+import { Effect, Layer, Redacted } from "effect"
+import { HttpRouter, HttpServer, HttpServerResponse } from "effect/http"
+import { createServer } from "node:http"
+
+const schema = process.argv[2]
+const Own = HttpRouter.add("GET", "/health", HttpServerResponse.text("ok"))
+const Routes = Layer.mergeAll(Own, Dashboard.layer({ prefix: "/backie" }))
+const Server = HttpRouter.serve(Routes, { disableListenLog: true }).pipe(
+  Layer.provideMerge(NodeHttpServer.layer(createServer, { host: "127.0.0.1", port: 0 })),
+  Layer.provide(PgTaskStore.layer({ schema })),
+  Layer.provide(PgClient.layer({ url: Redacted.make(process.env.DATABASE_URL) }))
+)
+Effect.gen(function*() {
+  const server = yield* HttpServer.HttpServer
+  console.log("listening " + HttpServer.formatAddress(server.address))
+  return yield* Effect.never
+}).pipe(Effect.provide(Server), NodeRuntime.runMain)
+`
+
+/** The installed dashboard: `backie dashboard`, and the layer mounted in the user's own server. */
+const runDashboard = async (binaries: Map<string, string>, url: string) => {
+  step("the installed dashboard")
+  const node = binaries.get("24")
+  if (!check(node !== undefined, "node 24 is available for the dashboard check")) return
+  const env = { ...process.env, DATABASE_URL: url, PATH: `${path.dirname(node!)}${path.delimiter}${process.env.PATH ?? ""}` }
+  const schema = `dash_${crypto.randomBytes(4).toString("hex")}`
+  const migrate = await run("node_modules/.bin/backie", ["migrate", "--schema", schema], { env })
+  if (!check(migrate.code === 0, `backie migrate --schema ${schema} exits 0`, describe(migrate))) return
+  const get = async (address: string) => {
+    try {
+      const response = await fetch(address)
+      return { status: response.status, body: await response.text() }
+    } catch (error) {
+      return { status: 0, body: String(error) }
+    }
+  }
+  const served = start("node_modules/.bin/backie", ["dashboard", "--port", "0", "--schema", schema], { env, timeoutMs: 60_000 })
+  try {
+    await waitFor(served, /dashboard at http:\/\/127\.0\.0\.1:\d+\//, 30_000)
+  } catch {
+    // reported below with the output
+  }
+  const base = /dashboard at (http:\/\/127\.0\.0\.1:\d+)\//.exec(served.output())?.[1]
+  const overview = base === undefined ? { status: 0, body: "" } : await get(`${base}/`)
+  const script = base === undefined ? { status: 0, body: "" } : await get(`${base}/assets/app.js`)
+  served.kill("SIGTERM")
+  const stopped = await served.exited
+  check(
+    overview.status === 200 && overview.body.includes("<h1>Queues</h1>") && script.status === 200,
+    "node 24: backie dashboard serves the overview and its script on 127.0.0.1",
+    `${overview.status} ${script.status}\n${describe(stopped)}`
+  )
+  check(stopped.code === 0 && stopped.signal === null, "node 24: backie dashboard stops on SIGTERM with exit code 0", describe(stopped))
+  const mountedApp = start(node!, ["dashboard.mjs", schema], { env, timeoutMs: 60_000 })
+  try {
+    await waitFor(mountedApp, /listening http:\/\/\S+/, 30_000)
+  } catch {
+    // reported below with the output
+  }
+  const own = /listening (http:\/\/\S+)/.exec(mountedApp.output())?.[1]
+  const pages = own === undefined ? [] : await Promise.all([get(`${own}/health`), get(`${own}/backie/tasks`), get(`${own}/tasks`)])
+  mountedApp.kill("SIGTERM")
+  const ended = await mountedApp.exited
+  check(
+    pages.length === 3 && pages[0]!.body === "ok" && pages[1]!.status === 200 && pages[1]!.body.includes("<h1>Tasks</h1>") &&
+      pages[1]!.body.includes('href="/backie/assets/app.css"') && pages[2]!.status === 404,
+    "node 24: Dashboard.layer mounted under /backie in the user's own server, beside its own route",
+    `${JSON.stringify(pages.map((p) => p.status))}\n${describe(ended)}`
+  )
+}
+
 // A third-party store's test: the contract suite from @backie/core/testing.
 const contractTest = `import { MemoryTaskStore } from "@backie/core"
 import { storeContract } from "@backie/core/testing"
@@ -625,6 +709,7 @@ const main = async () => {
     await runCli(binaries, database.url)
     await runRecurring(binaries, database.url)
     await runLimited(binaries, database.url)
+    await runDashboard(binaries, database.url)
     await runContract()
   } catch (error) {
     check(false, "the consumer test ran to its end", error instanceof Error ? error.stack ?? error.message : String(error))

@@ -11,6 +11,7 @@ import { Cause, Console, Effect, Exit, Logger, Runtime } from "effect"
 import { CliConfig, CliError, CliOutput, Command, GlobalFlag } from "effect/cli"
 import * as fs from "node:fs"
 import { cancel } from "./commands/Cancel.ts"
+import { dashboard } from "./commands/Dashboard.ts"
 import { pause, resume } from "./commands/Pause.ts"
 import { list } from "./commands/List.ts"
 import { migrate } from "./commands/Migrate.ts"
@@ -39,7 +40,7 @@ export const version: string = (JSON.parse(
  * @since 0.1.0
  */
 export const command = root.pipe(
-  Command.withSubcommands([migrate, status, list, show, retry, cancel, pause, resume, schedules, purge, work])
+  Command.withSubcommands([migrate, status, list, show, retry, cancel, pause, resume, schedules, purge, work, dashboard])
 )
 
 /**

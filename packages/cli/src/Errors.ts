@@ -116,9 +116,10 @@ export class CommandFailed extends Schema.TaggedError<CommandFailed>()("CommandF
 
 /**
  * Marks a `work` run that SIGINT or SIGTERM stopped after its graceful
- * shutdown. The run ends interrupted, which would exit with 130; this marker,
- * added to the run's cause as a defect once every running task has finished,
- * makes it exit with 0, since a signal is how a worker is meant to stop. (A
+ * shutdown (and a `dashboard` run they stopped). The run ends interrupted,
+ * which would exit with 130; this marker, added to the run's cause as a
+ * defect once every running task has finished, makes it exit with 0, since a
+ * signal is how a worker (or a server) is meant to stop. (A
  * defect, because error handlers that run in an interrupted fiber drop typed
  * failures from its cause, and defects pass them untouched.)
  *

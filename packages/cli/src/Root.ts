@@ -54,18 +54,19 @@ export const lines = (text: ReadonlyArray<string>): string =>
  */
 export const description = lines([
   "Operate the backie task queue of a PostgreSQL database: migrate it, inspect tasks, retry, cancel and",
-  "purge them, list its recurring schedules, and run worker pools. Connects to $DATABASE_URL (or",
-  "--database-url), schema \"backie\" (or --schema). Text output by default; --json prints one JSON value",
-  "on stdout. Errors are one line on stderr.",
+  "purge them, list its recurring schedules, run worker pools and serve the web dashboard. Connects to",
+  "$DATABASE_URL (or --database-url), schema \"backie\" (or --schema). Text output by default; --json",
+  "prints one JSON value on stdout. Errors are one line on stderr.",
   "",
   "Exit codes:",
-  "    0  success (also: `work` stopped by SIGINT or SIGTERM after finishing its running tasks)",
+  "    0  success (also: `work` stopped by SIGINT or SIGTERM after finishing its running tasks, and",
+  "       `dashboard` stopped by either)",
   "    1  task or schedule not found, or nothing to do (show, retry <id>, cancel, schedules remove)",
   "    2  bad arguments",
   "    3  no database: DATABASE_URL missing or malformed, server unreachable, login refused",
   "    4  schema not migrated: run `backie migrate`",
   "    5  any other failure (a database error, a worker module or pool that failed)",
-  "  130  interrupted (any command but `work`)"
+  "  130  interrupted (any command but `work` and `dashboard`)"
 ])
 
 /**
