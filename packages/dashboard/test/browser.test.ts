@@ -38,7 +38,7 @@ const screenshotDirs = [
 ]
 
 const schema = randomSchema()
-const app = HttpRouter.serve(Dashboard.layer({ refreshSeconds: 1 }), { disableLogger: true }).pipe(
+const app = HttpRouter.serve(Dashboard.layer({ refreshSeconds: 1 }), { disableLogger: true, disableListenLog: true }).pipe(
   Layer.provideMerge(NodeHttpServer.layer(createServer, { host: "127.0.0.1", port: 0 })),
   Layer.provideMerge(storeWithClient(schema))
 )

@@ -103,7 +103,8 @@ export const dashboard = Command.make(
     const run = Effect.gen(function*() {
       const store = yield* Layer.build(Database.store({ ...shared, maxConnections: 4 }))
       const server = yield* Layer.build(
-        HttpRouter.serve(routes).pipe(
+        // The start line below says where it listens; a log line per request would repeat every refresh.
+        HttpRouter.serve(routes, { disableLogger: true, disableListenLog: true }).pipe(
           Layer.provideMerge(NodeHttpServer.layer(createServer, { host: input.host, port: input.port })),
           Layer.provide(Layer.succeedContext(store))
         )

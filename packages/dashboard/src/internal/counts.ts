@@ -3,7 +3,8 @@
  * is reused while it is younger than 50 times what it took to read (at most
  * a minute), so however many tabs refresh, counting (which reads every task)
  * keeps the database busy at most 2 % of the time: at every refresh on a
- * small table, every 10 seconds where counting a million tasks takes 200 ms.
+ * small table, every 12 to 15 seconds where counting a million tasks takes
+ * 240 to 290 ms (packages/dashboard/README.md).
  * `forget` drops the result (after an action, so that its effect shows at
  * once).
  */
