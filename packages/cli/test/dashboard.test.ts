@@ -46,6 +46,11 @@ describe("backie dashboard", () => {
     const outcome = await runBin(["dashboard", "--host", "0.0.0.0", "--port", "0"], { DATABASE_URL: databaseUrl() })
     expect(outcome.code).toBe(ExitCode.Usage)
     expect(outcome.stderr).toContain("binding 0.0.0.0 needs authentication: set BACKIE_DASHBOARD_TOKEN")
+    for (const host of ["::", "localhost.example.com", "127.0.0.1.example.com", "::ffff:127.0.0.1", "10.0.0.1"]) {
+      const other = await runBin(["dashboard", "--host", host, "--port", "0"], { DATABASE_URL: databaseUrl() })
+      expect(other.code, host).toBe(ExitCode.Usage)
+      expect(other.stderr, host).toContain(`binding ${host} needs authentication`)
+    }
     const flag = await runBin(["dashboard", "--token", "secret-token"], { DATABASE_URL: databaseUrl() })
     expect(flag.code).toBe(ExitCode.Usage)
   })
@@ -54,7 +59,7 @@ describe("backie dashboard", () => {
     const schema = await migrated()
     const server = spawnCli(["dashboard", "--host", "0.0.0.0", "--port", "0", "--schema", schema], {
       DATABASE_URL: databaseUrl(),
-      BACKIE_DASHBOARD_TOKEN: "a-long-enough-token"
+      BACKIE_DASHBOARD_TOKEN: "a-long-enough-token-0123"
     })
     await server.waitFor("stdout", started)
     const port = new URL(started.exec(server.stdout())![1]!).port
@@ -66,7 +71,7 @@ describe("backie dashboard", () => {
       const wrong = await fetch(`http://${host}:${port}/tasks`, { headers: { authorization: "Bearer nope-nope-nope" } })
       expect(wrong.status).toBe(401)
       const allowed = await fetch(`http://${host}:${port}/`, {
-        headers: { authorization: `Basic ${Buffer.from("ops:a-long-enough-token").toString("base64")}` }
+        headers: { authorization: `Basic ${Buffer.from("ops:a-long-enough-token-0123").toString("base64")}` }
       })
       expect(allowed.status).toBe(200)
     }
@@ -80,7 +85,7 @@ describe("backie dashboard", () => {
       BACKIE_DASHBOARD_TOKEN: "short"
     })
     expect(short.code).toBe(ExitCode.Usage)
-    expect(short.stderr).toContain("fewer than 8 characters")
+    expect(short.stderr).toContain("fewer than 16 characters")
     const prefix = await runBin(["dashboard", "--prefix", "/admin/"], { DATABASE_URL: databaseUrl() })
     expect(prefix.code).toBe(ExitCode.Usage)
     expect(prefix.stderr).toContain("dashboard option prefix")

@@ -16,10 +16,12 @@
  *   escaped, and the pages' Content-Security-Policy allows no inline script;
  * - every action is a POST that carries a CSRF token (see
  *   `internal/security.ts`), and `readOnly` removes them all;
- * - `auth` (a token or a user name and password) protects every route; the
- *   dashboard does not know where it is bound, so the server that binds it
- *   outside loopback must require it (`backie dashboard` refuses to start
- *   otherwise);
+ * - `auth` (a token or a user name and password) protects every route;
+ *   without it, only requests for this machine are answered (`Host`
+ *   localhost, 127.0.0.0/8 or `[::1]`, no proxy's forwarding headers), so a
+ *   page that rebinds its domain to 127.0.0.1 reaches nothing
+ *   (`backie dashboard` also refuses to bind outside loopback without it);
+ * - every action is logged (info), refused credentials too (warning);
  * - responses carry no stack traces or connection details: a store failure
  *   shows its reason only, and is logged in full.
  *
@@ -86,8 +88,19 @@ export interface Options {
   readonly prefix?: string | undefined
   /** No actions: every POST route answers 403 and the pages show no buttons (default false). */
   readonly readOnly?: boolean | undefined
-  /** Required credentials (default none: only for a loopback binding). */
+  /**
+   * Required credentials. Without them (the default) the dashboard answers
+   * only requests for this machine (`Host` localhost, 127.0.0.0/8 or
+   * `[::1]`, or one of `allowedHosts`) that no proxy forwarded, so a web page
+   * that rebinds its domain to 127.0.0.1 reaches nothing.
+   */
   readonly auth?: Auth | undefined
+  /**
+   * More host names that requests without credentials may name (lowercase
+   * names or addresses, without port; e.g. a name of this machine in
+   * `/etc/hosts`); ignored with `auth`. At most 100.
+   */
+  readonly allowedHosts?: ReadonlyArray<string> | undefined
   /** Seconds between live refreshes of an open page, 1 to 3,600 (default 5). */
   readonly refreshSeconds?: number | undefined
   /** Tasks per page of the task list, 1 to 1,000 (default 50). */
@@ -110,7 +123,11 @@ export class InvalidDashboardOptions extends Schema.TaggedError<InvalidDashboard
   message: Schema.String
 }) {}
 
-const prefixPattern = /^(\/[A-Za-z0-9._~-]+)*$/
+/** Segments of letters, digits, `-`, `_`, `.` and `~`, none of them `.` or `..`. */
+const prefixPattern = /^(\/(?!\.{1,2}(\/|$))[A-Za-z0-9._~-]+)*$/
+
+/** The shortest token or password `auth` accepts. */
+const minSecretLength = 16
 
 /** Each setting's schema, decoded one by one so that a failure names its setting. */
 const settingSchemas = {
@@ -134,6 +151,7 @@ interface Settings {
   readonly refreshSeconds: number
   readonly pageSize: number
   readonly auth: Auth | undefined
+  readonly allowedHosts: ReadonlyArray<string>
   readonly secret: Uint8Array
 }
 
@@ -160,10 +178,12 @@ export const decodeOptions = Effect.fn("Dashboard.decodeOptions")(
     const auth = options.auth
     if (auth !== undefined) {
       const secret = auth._tag === "Token" ? Redacted.value(auth.token) : Redacted.value(auth.password)
-      if (secret.length < 8) {
+      if (secret.length < minSecretLength) {
         return yield* new InvalidDashboardOptions({
           option: "auth",
-          message: `dashboard option auth: the ${auth._tag === "Token" ? "token" : "password"} has fewer than 8 characters`
+          message: `dashboard option auth: the ${
+            auth._tag === "Token" ? "token" : "password"
+          } has fewer than ${minSecretLength} characters`
         })
       }
       if (auth._tag === "Basic" && (auth.username.length === 0 || auth.username.includes(":"))) {
@@ -185,7 +205,17 @@ export const decodeOptions = Effect.fn("Dashboard.decodeOptions")(
       }
       secret = Buffer.from(text, "utf8")
     }
-    return { ...decoded, auth, secret }
+    const allowedHosts = options.allowedHosts ?? []
+    if (
+      allowedHosts.length > 100 ||
+      allowedHosts.some((host) => !/^([a-z0-9-]{1,63}\.)*[a-z0-9-]{1,63}$|^\[[0-9a-f:.]{2,45}\]$/.test(host))
+    ) {
+      return yield* new InvalidDashboardOptions({
+        option: "allowedHosts",
+        message: "dashboard option allowedHosts: at most 100 lowercase host names or bracketed IPv6 addresses, no ports"
+      })
+    }
+    return { ...decoded, auth, allowedHosts, secret }
   }
 )
 
@@ -287,7 +317,8 @@ export const layer = (
 
     /** Runs a page: authentication, the CSRF cookie, the context, and the page's failures as pages. */
     const respond = (
-      method: "GET" | "POST",
+      /** `CONFIRM`: a GET that shows an action's confirmation, refused (403) in read-only mode. */
+      method: "GET" | "CONFIRM" | "POST",
       make: (input: {
         readonly context: PageContext
         readonly search: URLSearchParams
@@ -298,22 +329,55 @@ export const layer = (
     ) =>
       Effect.gen(function*() {
         const request = yield* HttpServerRequest.HttpServerRequest
-        if (!Security.authorized(settings.auth, request.headers)) {
+        const headers = request.headers
+        if (settings.auth === undefined) {
+          // Without credentials, only requests for this machine: a page that rebinds its own domain to
+          // 127.0.0.1 (DNS rebinding), or a proxy that forwards from elsewhere, gets nothing.
+          const host = Security.hostName(headers["host"])
+          const local = Security.isLoopbackHost(headers["host"]) ||
+            (host !== undefined && settings.allowedHosts.includes(host))
+          const forwarded = ["forwarded", "x-forwarded-for", "x-forwarded-host", "x-forwarded-proto", "x-real-ip"].some((name) =>
+            headers[name] !== undefined
+          )
+          if (!local || forwarded) {
+            return HttpServerResponse.text(
+              "This dashboard has no authentication, so it answers only requests made on this machine " +
+                "(Host localhost, 127.0.0.1 or [::1], or one of its allowedHosts) and not forwarded by a proxy. " +
+                "Set auth to open it to others.\n",
+              { status: 421, headers: securityHeaders }
+            )
+          }
+        } else if (!Security.authorized(settings.auth, headers)) {
+          if (headers["authorization"] !== undefined) {
+            yield* Effect.logWarning("dashboard: refused credentials", {
+              path: request.url.slice(0, 200),
+              from: Option.getOrElse(request.remoteAddress, () => "unknown")
+            })
+          }
           return HttpServerResponse.text("Authentication required.\n", {
             status: 401,
             headers: { ...securityHeaders, "www-authenticate": "Basic realm=\"backie\", charset=\"UTF-8\"" }
           })
         }
+        const https = request.protocol === "https" || headers["x-forwarded-proto"] === "https"
         const existing = request.cookies[Security.csrfCookie]
         const cookie = existing !== undefined && /^[0-9a-f]{64}$/.test(existing) ? existing : Security.newCsrfCookie()
+        // Lax, not Strict: a page opened from a link elsewhere keeps its cookie, so forms already open in other
+        // tabs still post; the form's HMAC is what stops another site.
         const setCookie = cookie === existing
           ? {}
-          : { "set-cookie": `${Security.csrfCookie}=${cookie}; Path=${cookiePath}; HttpOnly; SameSite=Strict` }
+          : {
+            "set-cookie": `${Security.csrfCookie}=${cookie}; Path=${cookiePath}; HttpOnly; SameSite=Lax` +
+              (https ? "; Secure" : "")
+          }
         const finish = (response: HttpServerResponse.HttpServerResponse) =>
           HttpServerResponse.setHeaders(response, { ...securityHeaders, ...setCookie })
         const params = yield* HttpRouter.params
         const url = new URL(request.url, "http://dashboard")
         let form = UrlParams.empty
+        if (method === "CONFIRM" && settings.readOnly) {
+          return finish(HttpServerResponse.text("The dashboard is read-only.\n", { status: 403 }))
+        }
         if (method === "POST") {
           if (settings.readOnly) {
             return finish(HttpServerResponse.text("The dashboard is read-only.\n", { status: 403 }))
@@ -337,7 +401,8 @@ export const layer = (
           now,
           refreshSeconds: settings.refreshSeconds
         }
-        const user = settings.auth?._tag === "Basic" ? `dashboard (${settings.auth.username})` : "dashboard"
+        const who = settings.auth?._tag === "Basic" ? settings.auth.username : Security.basicUser(headers)
+        const user = who === undefined ? "dashboard" : `dashboard (${who})`
         const result = yield* Effect.suspend(() =>
           make({ context, search: url.searchParams, params, form, user })
         ).pipe(
@@ -360,8 +425,18 @@ export const layer = (
             )
           )
         )
-        // An action may have changed any count.
-        if (method === "POST") yield* forgetCounts
+        if (method === "POST") {
+          // An action may have changed any count.
+          yield* forgetCounts
+          yield* Effect.logInfo("dashboard: action", {
+            action: url.pathname.slice(0, 300),
+            form: UrlParams.toString(UrlParams.remove(form, "csrf")).slice(0, 300),
+            by: user,
+            from: Option.getOrElse(request.remoteAddress, () => "unknown"),
+            status: result.status,
+            outcome: result.headers["location"]?.slice(0, 300) ?? ""
+          })
+        }
         return finish(result)
       }).pipe(
         Effect.catchCause((cause) =>
@@ -386,9 +461,10 @@ export const layer = (
       return id.toLowerCase()
     }
 
-    const queueParam = (params: Readonly<Record<string, string | undefined>>): string => {
-      const name = params["queue"] ?? ""
-      if (name === "") throw new PageProblem({ status: 404, message: "No queue named." })
+    /** The queue of a pause or resume: a query or form field, not a path segment (a queue may be named `..`). */
+    const queueField = (value: string | null | undefined): string => {
+      const name = textOf(value, "queue")
+      if (name === undefined) throw new PageProblem({ status: 400, message: "No queue named." })
       return name
     }
 
@@ -398,14 +474,29 @@ export const layer = (
           ? Effect.fail(new PageProblem({ status: 404, message: `No task ${id}: it was deleted, or never existed.` }))
           : Effect.succeed(task))
 
-    /** The finished tasks a filter matches now, from the counts. */
-    const matching = (filters: Tasks.Filters) =>
-      Effect.map(counts, (counted) =>
+    /**
+     * The states a bulk action takes: the filter's, or without one every
+     * finished state, but a retry leaves done tasks alone unless the filter
+     * names `done` (re-running work that succeeded is rarely meant).
+     */
+    const bulkStates = (action: "retry" | "delete", filters: Tasks.Filters): ReadonlyArray<TaskState> => {
+      if (filters.state === undefined) return action === "retry" ? ["failed", "cancelled"] : Tasks.finishedStates
+      if (!Tasks.finishedStates.includes(filters.state)) {
+        throw new PageProblem({ status: 400, message: "Only finished tasks (done, failed, cancelled) can be retried or deleted." })
+      }
+      return [filters.state]
+    }
+
+    /** How many tasks a bulk action would take now: counted afresh, not from the shared counts. */
+    const matching = (action: "retry" | "delete", filters: Tasks.Filters) => {
+      const states = bulkStates(action, filters)
+      return Effect.map(store.counts, (counted) =>
         counted.filter((c) =>
           (filters.queue === undefined || c.queue === filters.queue) &&
           (filters.taskName === undefined || c.taskName === filters.taskName) &&
-          (filters.state === undefined ? Tasks.finishedStates.includes(c.state) : c.state === filters.state)
+          states.includes(c.state)
         ).reduce((sum, c) => sum + c.count, 0))
+    }
 
     const filtersOf = (get: (name: string) => string | null | undefined): Tasks.Filters => ({
       queue: textOf(get("queue"), "queue"),
@@ -413,16 +504,24 @@ export const layer = (
       taskName: textOf(get("name"), "task name")
     })
 
-    const bulkStates = (filters: Tasks.Filters): ReadonlyArray<TaskState> => {
-      if (filters.state === undefined) return Tasks.finishedStates
-      if (!Tasks.finishedStates.includes(filters.state)) {
-        throw new PageProblem({ status: 400, message: "Only finished tasks (done, failed, cancelled) can be retried or deleted." })
+    /** The time a bulk confirmation was shown (its hidden `before` field): the action takes only tasks finished by then. */
+    const shownAt = (form: UrlParams.UrlParams): Date => {
+      const text = Option.getOrUndefined(UrlParams.getFirst(form, "before")) ?? ""
+      const ms = /^[0-9]{1,15}$/.test(text) ? Number(text) : NaN
+      if (!Number.isSafeInteger(ms)) {
+        throw new PageProblem({ status: 400, message: "The confirmation is missing its time: confirm again." })
       }
-      return [filters.state]
+      return new Date(ms)
     }
 
-    const describeFilter = (filters: Tasks.Filters) =>
-      html`${filters.state === undefined ? "finished (done, failed or cancelled)" : filters.state} tasks${
+    const describeFilter = (action: "retry" | "delete", filters: Tasks.Filters) =>
+      html`${
+        filters.state !== undefined
+          ? filters.state
+          : action === "retry"
+          ? "failed or cancelled"
+          : "finished (done, failed or cancelled)"
+      } tasks${
         filters.taskName === undefined ? "" : html` named <code>${filters.taskName}</code>`
       }${filters.queue === undefined ? " of every queue" : html` of queue <code>${filters.queue}</code>`}`
 
@@ -512,7 +611,7 @@ export const layer = (
         HttpRouter.route(
           "GET",
           `/confirm/${action}/:id`,
-          respond("GET", ({ context, params }) =>
+          respond("CONFIRM", ({ context, params }) =>
             Effect.map(loadTask(taskId(params)), (task) => {
               const finished = Tasks.finishedStates.includes(task.state)
               const possible = action === "cancel" ? !finished : finished
@@ -531,6 +630,7 @@ export const layer = (
                 action: href(context, `${base}/${action}`),
                 fields: {},
                 button: action === "retry" ? "Retry" : action === "cancel" ? "Cancel the task" : "Delete",
+                danger: action !== "retry",
                 back: href(context, base),
                 possible
               })
@@ -541,23 +641,29 @@ export const layer = (
         HttpRouter.route(
           "GET",
           `/confirm/${action}`,
-          respond("GET", ({ context, search }) =>
+          respond("CONFIRM", ({ context, search }) =>
             Effect.gen(function*() {
               const filters = filtersOf((name) => search.get(name))
-              bulkStates(filters)
-              const n = yield* matching(filters)
-              const verb = action === "bulk-retry" ? "Retry" : "Delete"
+              const kind = action === "bulk-retry" ? "retry" : "delete"
+              const n = yield* matching(kind, filters)
+              const verb = kind === "retry" ? "Retry" : "Delete"
               return Confirm.render(context, {
                 section: "tasks",
                 title: `${verb} ${count(n)} task(s)?`,
                 description: n === 0
-                  ? html`No ${describeFilter(filters)} right now.`
-                  : action === "bulk-retry"
-                  ? html`Make the ${count(n)} ${describeFilter(filters)} ready to run again (as they are when you confirm; unique tasks whose key another task holds stay as they are).`
-                  : html`Delete the ${count(n)} ${describeFilter(filters)} for good (as they are when you confirm).`,
-                action: href(context, action === "bulk-retry" ? "/tasks/retry" : "/tasks/delete"),
-                fields: { queue: filters.queue, state: filters.state, name: filters.taskName },
+                  ? html`No ${describeFilter(kind, filters)} right now.`
+                  : kind === "retry"
+                  ? html`Make the ${count(n)} ${describeFilter(kind, filters)} ready to run again, with their retries reset. Only tasks that finished before this page was shown are taken; unique tasks whose key another task holds stay as they are.`
+                  : html`Delete the ${count(n)} ${describeFilter(kind, filters)} for good. Only tasks that finished before this page was shown are taken.`,
+                action: href(context, kind === "retry" ? "/tasks/retry" : "/tasks/delete"),
+                fields: {
+                  queue: filters.queue,
+                  state: filters.state,
+                  name: filters.taskName,
+                  before: String(context.now)
+                },
                 button: `${verb} ${count(n)} task(s)`,
+                danger: kind === "delete",
                 back: href(context, "/tasks", { queue: filters.queue, state: filters.state, name: filters.taskName }),
                 possible: n > 0
               })
@@ -567,18 +673,19 @@ export const layer = (
       ...(["pause", "resume"] as const).map((action) =>
         HttpRouter.route(
           "GET",
-          `/confirm/${action}/:queue`,
-          respond("GET", ({ context, params }) => {
-            const name = queueParam(params)
+          `/confirm/${action}`,
+          respond("CONFIRM", ({ context, search }) => {
+            const name = queueField(search.get("queue"))
             return Effect.succeed(Confirm.render(context, {
               section: "overview",
               title: action === "pause" ? "Pause this queue?" : "Resume this queue?",
               description: action === "pause"
                 ? html`Pause queue <code>${name}</code>: no worker pool sharing the database claims its tasks until it is resumed. Running tasks finish; enqueues still succeed.`
                 : html`Resume queue <code>${name}</code>: its workers claim its tasks again.`,
-              action: href(context, `/queues/${segment(name)}/${action}`),
-              fields: {},
+              action: href(context, `/queues/${action}`),
+              fields: { queue: name },
               button: action === "pause" ? "Pause" : "Resume",
+              danger: false,
               back: href(context, "/"),
               possible: true
             }))
@@ -635,7 +742,9 @@ export const layer = (
             const selection = {
               queue: filters.queue,
               taskName: filters.taskName,
-              states: bulkStates(filters)
+              states: bulkStates(action, filters),
+              // Finished by the time the confirmation was shown (its count), not since.
+              finishedBefore: new Date(shownAt(form).getTime() + 1)
             }
             const back = { queue: filters.queue, state: filters.state, name: filters.taskName }
             return action === "retry"
@@ -647,18 +756,18 @@ export const layer = (
       ),
       HttpRouter.route(
         "POST",
-        "/queues/:queue/pause",
-        respond("POST", ({ params, user }) =>
-          queue.pause(queueParam(params), { by: user }).pipe(
+        "/queues/pause",
+        respond("POST", ({ form, user }) =>
+          queue.pause(queueField(fieldOf(form, "queue")), { by: user }).pipe(
             Effect.catchTag("InvalidQueueName", (error) => Effect.fail(new PageProblem({ status: 400, message: error.message }))),
             Effect.as(redirect("/", { notice: "paused" }))
           ))
       ),
       HttpRouter.route(
         "POST",
-        "/queues/:queue/resume",
-        respond("POST", ({ params }) =>
-          queue.resume(queueParam(params)).pipe(
+        "/queues/resume",
+        respond("POST", ({ form }) =>
+          queue.resume(queueField(fieldOf(form, "queue"))).pipe(
             Effect.catchTag("InvalidQueueName", (error) => Effect.fail(new PageProblem({ status: 400, message: error.message }))),
             Effect.as(redirect("/", { notice: "resumed" }))
           ))

@@ -11,8 +11,8 @@ import { Effect, Exit, Layer, Redacted } from "effect"
 import { HttpRouter, HttpServer } from "effect/http"
 import { Dashboard } from "../src/index.ts"
 import { escape } from "../src/internal/html.ts"
-import { hostile, register, seed, task } from "./utils/Seed.ts"
-import { cell, WebClient } from "./utils/WebClient.ts"
+import { claimOne, fail, hostile, register, seed, task } from "./utils/Seed.ts"
+import { cell, hiddenFields, WebClient } from "./utils/WebClient.ts"
 
 type Store = TaskStore["Service"]
 
@@ -113,7 +113,7 @@ describe("Dashboard", () => {
     expect(failed.body).toContain("1.3 s") // 1,250 ms between the claim and the failure
     expect(failed.body).toContain(escape("\"host\": \"smtp.example.com\""))
     expect(failed.body).toContain(escape("\"to\": \"ada@example.com\""))
-    expect(failed.body).toMatch(/enqueued \(ready\)[\s\S]*attempt 1 started[\s\S]*attempt 1 failed with MailerDown[\s\S]*failed<\/li>/)
+    expect(failed.body).toMatch(/enqueued \(ready\)[\s\S]*attempt 1 started[\s\S]*attempt 1 failed with MailerDown[\s\S]*failed for good<\/li>/)
     const running = await client.get(`/tasks/${seeded.running.id}`)
     expect(running.body).toContain("<code>image-42</code>")
     expect(running.body).toContain("Cancel…")
@@ -256,7 +256,7 @@ describe("Dashboard", () => {
     const seeded = await run(seed(store, new Date()))
     const confirm = await client.get("/confirm/bulk-retry?queue=mail&state=failed")
     expect(confirm.body).toContain("Retry 2 task(s)?")
-    const posted = await client.post("/tasks/retry", { queue: "mail", state: "failed" })
+    const posted = await client.post("/tasks/retry", hiddenFields(confirm.body))
     expect(posted.status).toBe(303)
     expect(posted.headers.get("location")).toContain("notice=retried&n=2")
     expect((await run(store.get(seeded.failed.id)))!.state).toBe("ready")
@@ -275,7 +275,7 @@ describe("Dashboard", () => {
     const seeded = await run(seed(store, new Date()))
     const confirm = await client.get("/confirm/bulk-delete?name=bounce")
     expect(confirm.body).toContain("Delete 2 task(s)?")
-    const posted = await client.post("/tasks/delete", { name: "bounce" })
+    const posted = await client.post("/tasks/delete", hiddenFields(confirm.body))
     expect(posted.headers.get("location")).toContain("notice=deleted&n=2")
     expect(await run(store.get(seeded.failed.id))).toBeUndefined()
     expect(await run(store.get(seeded.hostileFailed.id))).toBeUndefined()
@@ -286,12 +286,12 @@ describe("Dashboard", () => {
   it("pauses and resumes a queue", async () => {
     const { client, dispose, store } = await open()
     await run(seed(store, new Date()))
-    await client.get("/confirm/pause/mail")
-    expect((await client.post("/queues/mail/pause")).status).toBe(303)
+    const pausing = await client.get("/confirm/pause?queue=mail")
+    expect((await client.post("/queues/pause", hiddenFields(pausing.body))).status).toBe(303)
     const paused = await run(store.pausedQueues)
     expect(paused.map((p) => [p.queue, p.pausedBy])).toEqual([["mail", "dashboard"]])
-    await client.get("/confirm/resume/mail")
-    expect((await client.post("/queues/mail/resume")).status).toBe(303)
+    const resuming = await client.get("/confirm/resume?queue=mail")
+    expect((await client.post("/queues/resume", hiddenFields(resuming.body))).status).toBe(303)
     expect(await run(store.pausedQueues)).toEqual([])
     await dispose()
   })
@@ -329,14 +329,14 @@ describe("Dashboard", () => {
       expect(page.body).not.toMatch(/Retry…|Cancel…|Delete…|Pause…|Resume…|method="post"/)
     }
     expect((await client.post(`/tasks/${seeded.failed.id}/retry`)).status).toBe(403)
-    expect((await client.post("/queues/mail/pause")).status).toBe(403)
+    expect((await client.post("/queues/pause", { queue: "mail" })).status).toBe(403)
     expect((await run(store.get(seeded.failed.id)))!.state).toBe("failed")
     expect(await run(store.pausedQueues)).toEqual([])
     await dispose()
   })
 
   it("with a token: refuses requests without it or with a wrong one; accepts Basic and Bearer", async () => {
-    const { client, dispose } = await open({ auth: { _tag: "Token", token: Redacted.make("s3cret-token") } })
+    const { client, dispose } = await open({ auth: { _tag: "Token", token: Redacted.make("s3cret-token-0123456") } })
     const basic = (user: string, password: string) => `Basic ${Buffer.from(`${user}:${password}`).toString("base64")}`
     const none = await client.get("/")
     expect(none.status).toBe(401)
@@ -344,21 +344,21 @@ describe("Dashboard", () => {
     expect(none.body).not.toContain("<table")
     expect((await client.get("/", { authorization: basic("ops", "wrong-token") })).status).toBe(401)
     expect((await client.get("/", { authorization: "Bearer wrong-token" })).status).toBe(401)
-    expect((await client.get("/", { authorization: basic("anyone", "s3cret-token") })).status).toBe(200)
-    expect((await client.get("/", { authorization: "Bearer s3cret-token" })).status).toBe(200)
+    expect((await client.get("/", { authorization: basic("anyone", "s3cret-token-0123456") })).status).toBe(200)
+    expect((await client.get("/", { authorization: "Bearer s3cret-token-0123456" })).status).toBe(200)
     expect((await client.get("/assets/app.css")).status).toBe(200) // the stylesheet holds nothing
     await dispose()
   })
 
   it("with a user name and password: both must match", async () => {
     const { client, dispose } = await open({
-      auth: { _tag: "Basic", username: "ops", password: Redacted.make("correct horse") }
+      auth: { _tag: "Basic", username: "ops", password: Redacted.make("correct horse battery") }
     })
     const basic = (user: string, password: string) => `Basic ${Buffer.from(`${user}:${password}`).toString("base64")}`
-    expect((await client.get("/", { authorization: basic("ops", "correct horse") })).status).toBe(200)
-    expect((await client.get("/", { authorization: basic("root", "correct horse") })).status).toBe(401)
+    expect((await client.get("/", { authorization: basic("ops", "correct horse battery") })).status).toBe(200)
+    expect((await client.get("/", { authorization: basic("root", "correct horse battery") })).status).toBe(401)
     expect((await client.get("/", { authorization: basic("ops", "wrong horse") })).status).toBe(401)
-    expect((await client.get("/", { authorization: "Bearer correct horse" })).status).toBe(401)
+    expect((await client.get("/", { authorization: "Bearer correct horse battery" })).status).toBe(401)
     await dispose()
   })
 
@@ -408,8 +408,12 @@ describe("Dashboard", () => {
         [{ refreshSeconds: 1.5 }, "refreshSeconds"],
         [{ pageSize: 1001 }, "pageSize"],
         [{ auth: { _tag: "Token", token: Redacted.make("short") } }, "auth"],
-        [{ auth: { _tag: "Basic", username: "a:b", password: Redacted.make("long enough") } }, "auth"],
-        [{ csrfSecret: Redacted.make("too short") }, "csrfSecret"]
+        [{ auth: { _tag: "Basic", username: "a:b", password: Redacted.make("long enough, really") } }, "auth"],
+        [{ csrfSecret: Redacted.make("too short") }, "csrfSecret"],
+        [{ prefix: "/admin/.." }, "prefix"],
+        [{ allowedHosts: ["Backie.internal"] }, "allowedHosts"],
+        [{ allowedHosts: ["backie.internal:8080"] }, "allowedHosts"],
+        [{ auth: { _tag: "Token", token: Redacted.make("fifteen chars!!") } }, "auth"]
       ] as const
     ) {
       const exit = await decode(options as Dashboard.Options)
@@ -421,5 +425,162 @@ describe("Dashboard", () => {
     }
     const ok = await decode({ prefix: "/admin/backie", refreshSeconds: 3600, pageSize: 1000 })
     expect(Exit.isSuccess(ok)).toBe(true)
+  })
+
+  it("without auth, answers only requests for this machine: a rebound domain or a proxy gets nothing", async () => {
+    const { client, dispose, store } = await open({ allowedHosts: ["backie.internal"] })
+    const seeded = await run(seed(store, new Date()))
+    for (const host of ["127.0.0.1:8080", "localhost:8080", "LOCALHOST", "[::1]:8080", "127.1.2.3", "backie.internal:80"]) {
+      expect((await client.get("/", { host })).status, host).toBe(200)
+    }
+    for (const host of ["evil.example:8080", "localhost.evil.example", "127.0.0.1.evil.example", "[::ffff:127.0.0.1]", ""]) {
+      const page = await client.get("/", { host })
+      expect(page.status, host).toBe(421)
+      expect(page.body).not.toContain("mail")
+    }
+    expect((await client.get("/", { "x-forwarded-for": "203.0.113.7" })).status).toBe(421)
+    expect((await client.get("/", { forwarded: "for=203.0.113.7" })).status).toBe(421)
+    // A rebinding page's POST: same-origin to itself, with the attacker's host.
+    const evil = new WebClient(client.handler, "http://evil.example:8080")
+    const refused = await evil.post("/queues/pause", { queue: "mail" }, {
+      headers: { origin: "http://evil.example:8080", "sec-fetch-site": "same-origin" }
+    })
+    expect(refused.status).toBe(421)
+    expect(await run(store.pausedQueues)).toEqual([])
+    expect((await run(store.get(seeded.failed.id)))!.state).toBe("failed")
+    await dispose()
+  })
+
+  it("with auth, any host may be named (the credentials are the guard)", async () => {
+    const { client, dispose } = await open({ auth: { _tag: "Token", token: Redacted.make("s3cret-token-0123456") } })
+    const page = await client.get("/", { host: "dash.example.com", authorization: "Bearer s3cret-token-0123456" })
+    expect(page.status).toBe(200)
+    await dispose()
+  })
+
+  it("accepts a POST whose Origin is its own host, however the port and case are written", async () => {
+    const { client, dispose, store } = await open({}, undefined)
+    const seeded = await run(seed(store, new Date()))
+    const retry = (headers: Record<string, string>) =>
+      client.get(`/confirm/retry/${seeded.failed.id}`).then(() =>
+        client.post(`/tasks/${seeded.failed.id}/retry`, {}, { headers })
+      )
+    expect((await retry({ origin: "http://127.0.0.1:8080", "sec-fetch-site": "same-origin" })).status).toBe(303)
+    const local = new WebClient(client.handler, "http://localhost")
+    await local.get(`/confirm/delete/${seeded.done.id}`)
+    const posted = await local.post(`/tasks/${seeded.done.id}/delete`, {}, {
+      headers: { origin: "http://LOCALHOST", host: "localhost:80" }
+    })
+    expect(posted.status).toBe(303)
+    expect(await run(store.get(seeded.done.id))).toBeUndefined()
+    await dispose()
+  })
+
+  it("sets its CSRF cookie HttpOnly and SameSite=Lax, and Secure behind HTTPS", async () => {
+    const { client, dispose } = await open()
+    const plain = await client.get("/")
+    expect(plain.headers.get("set-cookie")).toMatch(/^backie_csrf=[0-9a-f]{64}; Path=\/; HttpOnly; SameSite=Lax$/)
+    const other = new WebClient(client.handler)
+    const secure = await other.get("/", { "x-forwarded-proto": "https" })
+    expect(secure.status).toBe(421) // a proxy's header, and no auth: refused
+    const { client: authed, dispose: disposeAuthed } = await open({
+      auth: { _tag: "Token", token: Redacted.make("s3cret-token-0123456") }
+    })
+    const behindTls = await authed.get("/", {
+      authorization: "Bearer s3cret-token-0123456",
+      "x-forwarded-proto": "https"
+    })
+    expect(behindTls.headers.get("set-cookie")).toMatch(/; HttpOnly; SameSite=Lax; Secure$/)
+    await dispose()
+    await disposeAuthed()
+  })
+
+  it("a bulk action takes only the tasks that had finished when its confirmation was shown", async () => {
+    const { client, dispose, store } = await open()
+    const seeded = await run(seed(store, new Date()))
+    const confirm = await client.get("/confirm/bulk-delete?queue=mail&state=failed")
+    expect(confirm.body).toContain("Delete 2 task(s)?")
+    // Another task of that queue fails after the confirmation was shown.
+    const late = await run(claimOne(store, new Date(Date.now() + 1_000), { taskName: "late" }))
+    await run(fail(store, late, new Date(Date.now() + 1_500), "later"))
+    const posted = await client.post("/tasks/delete", hiddenFields(confirm.body))
+    expect(posted.headers.get("location")).toContain("notice=deleted&n=2")
+    expect((await run(store.get(late.id)))!.state).toBe("failed")
+    expect(await run(store.get(seeded.failed.id))).toBeUndefined()
+    // Without the confirmation's time, nothing is done.
+    expect((await client.post("/tasks/delete", { queue: "mail", state: "failed" })).status).toBe(400)
+    expect((await run(store.get(late.id)))!.state).toBe("failed")
+    await dispose()
+  })
+
+  it("a bulk retry without a state retries failed and cancelled tasks, never done ones", async () => {
+    const { client, dispose, store } = await open()
+    const seeded = await run(seed(store, new Date()))
+    const confirm = await client.get("/confirm/bulk-retry?queue=mail")
+    expect(confirm.body).toContain("Retry 3 task(s)?")
+    expect(confirm.body).toContain("failed or cancelled tasks")
+    await client.post("/tasks/retry", hiddenFields(confirm.body))
+    expect((await run(store.get(seeded.done.id)))!.state).toBe("done")
+    expect((await run(store.get(seeded.failed.id)))!.state).toBe("ready")
+    expect((await run(store.get(seeded.cancelled.id)))!.state).toBe("ready")
+    // Done tasks only when asked for by name.
+    const done = await client.get("/confirm/bulk-retry?queue=mail&state=done")
+    expect(done.body).toContain("Retry 1 task(s)?")
+    await dispose()
+  })
+
+  it("read-only: every action route and every confirmation is refused", async () => {
+    const { client, dispose, store } = await open({ readOnly: true })
+    const seeded = await run(seed(store, new Date()))
+    const id = seeded.failed.id
+    for (const path of [`/tasks/${id}/retry`, `/tasks/${id}/cancel`, `/tasks/${id}/delete`, "/tasks/retry", "/tasks/delete", "/queues/pause", "/queues/resume"]) {
+      expect((await client.post(path, { state: "failed", before: String(Date.now()), queue: "mail" })).status, path).toBe(403)
+    }
+    for (const path of [`/confirm/retry/${id}`, `/confirm/cancel/${seeded.running.id}`, `/confirm/delete/${id}`, "/confirm/bulk-retry", "/confirm/bulk-delete", "/confirm/pause?queue=mail", "/confirm/resume?queue=mail"]) {
+      const page = await client.get(path)
+      expect(page.status, path).toBe(403)
+      expect(page.body).not.toContain("method=\"post\"")
+    }
+    expect((await run(store.list({ limit: 100 }))).length).toBe(11)
+    await dispose()
+  })
+
+  it("hostile strings stay text on confirmation pages and in schedules", async () => {
+    const { client, dispose, store } = await open()
+    await run(seed(store, new Date()))
+    const pages = [
+      await client.get(`/confirm/bulk-delete?queue=${encodeURIComponent(hostile.queue)}&name=${encodeURIComponent(hostile.taskName)}`),
+      await client.get(`/confirm/pause?queue=${encodeURIComponent(hostile.queue)}`)
+    ]
+    await run(store.declareSchedules([{
+      name: "<script>alert(5)</script>",
+      taskName: hostile.taskName,
+      queue: hostile.queue,
+      expression: "<img src=x onerror=alert(6)>",
+      timeZone: "<svg onload=alert(7)>",
+      missed: "once",
+      now: new Date()
+    }]))
+    pages.push(await client.get("/schedules"))
+    for (const page of pages) {
+      expect(page.status).toBe(200)
+      expect(page.body).not.toMatch(/<script>alert|<img src=x|<svg onload|<b>q<\/b>/)
+    }
+    expect(pages[2]!.body).toContain(escape("<img src=x onerror=alert(6)>"))
+    expect(pages[2]!.body).toContain("unreadable expression")
+    await dispose()
+  })
+
+  it("a queue named . or .. can be paused from its page", async () => {
+    const { client, dispose, store } = await open()
+    await run(store.insert([task(new Date(), { queue: ".." }), task(new Date(), { queue: "." })]))
+    const overview = await client.get("/")
+    expect(overview.body).toContain('href="/confirm/pause?queue=.."')
+    expect(overview.body).toContain('href="/confirm/pause?queue=."')
+    const confirm = await client.get("/confirm/pause?queue=..")
+    expect(confirm.status).toBe(200)
+    expect((await client.post("/queues/pause", hiddenFields(confirm.body))).status).toBe(303)
+    expect((await run(store.pausedQueues)).map((p) => p.queue)).toEqual([".."])
+    await dispose()
   })
 })

@@ -130,8 +130,9 @@ describe("the dashboard in Chromium", () => {
     await expect(page.locator("[data-field=state]").innerText()).resolves.toBe("failed")
     await screenshot(page, "dashboard-task.png")
     await page.click("text=Retry…")
-    await page.click("button:has-text('Retry')")
-    await page.waitForURL(/notice=retried/)
+    await page.click("main button[type=submit]:has-text('Retry')")
+    // The notice says it (the page then drops it from the address).
+    await page.locator("[role=status]", { hasText: "Retried 1 task(s)" }).waitFor()
     await expect(page.locator("[role=status]").innerText()).resolves.toContain("Retried 1 task(s)")
     const task = await run(Effect.flatMap(TaskStore, (store) => store.get(seeded.failed.id)))
     expect(task?.state).toBe("ready")
@@ -143,8 +144,9 @@ describe("the dashboard in Chromium", () => {
     const { close, page } = await newPage()
     await page.goto(`${base}/`)
     await page.click("tr[data-queue=reports] >> text=Pause…")
-    await page.click("button:has-text('Pause')")
-    await page.waitForURL(/notice=paused/)
+    await page.click("main button[type=submit]:has-text('Pause')")
+    // The notice says it (the page then drops it from the address).
+    await page.locator("[role=status]", { hasText: "Paused the queue" }).waitFor()
     await expect(page.locator("tr[data-queue=reports] .paused").innerText()).resolves.toBe("paused")
     const claimed = await run(Effect.gen(function*() {
       const store = yield* TaskStore
@@ -174,8 +176,9 @@ describe("the dashboard in Chromium", () => {
     }))
     expect(claimed).toEqual({ ready: 2, claimed: 0 })
     await page.click("tr[data-queue=reports] >> text=Resume…")
-    await page.click("button:has-text('Resume')")
-    await page.waitForURL(/notice=resumed/)
+    await page.click("main button[type=submit]:has-text('Resume')")
+    // The notice says it (the page then drops it from the address).
+    await page.locator("[role=status]", { hasText: "Resumed the queue" }).waitFor()
     expect(await run(Effect.flatMap(TaskStore, (store) => store.pausedQueues))).toEqual([])
     await close()
   })
@@ -216,6 +219,11 @@ describe("the dashboard in Chromium", () => {
     )
     // The same document: the refresh swapped <main>, it did not reload.
     expect(await page.evaluate("window.marker")).toBe(42)
+    await expect(page.locator("#live-status").innerText()).resolves.toMatch(/^updated \d\d:\d\d:\d\d UTC$/)
+    // The header's button pauses the updates.
+    await page.click("#live-toggle")
+    await expect(page.locator("#live-toggle").getAttribute("aria-pressed")).resolves.toBe("true")
+    await expect(page.locator("#live-status").innerText()).resolves.toBe("updates paused")
     await close()
   })
 })

@@ -4,7 +4,7 @@
  */
 import type { QueueCount } from "@backie/core/TaskStore"
 import { assert, describe, it } from "@effect/vitest"
-import { Effect } from "effect"
+import { Deferred, Effect, Fiber } from "effect"
 import { TestClock } from "effect/testing"
 import * as Counts from "../src/internal/counts.ts"
 
@@ -62,6 +62,44 @@ describe("Counts", () => {
       const cache = Counts.make(read)
       yield* cache.counts
       yield* cache.forget
+      yield* cache.counts
+      assert.strictEqual(calls.n, 2)
+    }))
+
+  it.effect("pages that ask while a read runs wait for it instead of reading again", () =>
+    Effect.gen(function*() {
+      const gate = yield* Deferred.make<void>()
+      const calls = { n: 0 }
+      const cache = Counts.make(Effect.gen(function*() {
+        calls.n++
+        yield* Deferred.await(gate)
+        yield* TestClock.adjust(200)
+        return [] as ReadonlyArray<QueueCount>
+      }))
+      const first = yield* Effect.forkChild(cache.counts)
+      const second = yield* Effect.forkChild(cache.counts)
+      yield* Effect.yieldNow
+      yield* Deferred.succeed(gate, undefined)
+      yield* Fiber.join(first)
+      yield* Fiber.join(second)
+      assert.strictEqual(calls.n, 1)
+    }))
+
+  it.effect("a read that an action overtook is not kept", () =>
+    Effect.gen(function*() {
+      const gate = yield* Deferred.make<void>()
+      const calls = { n: 0 }
+      const cache = Counts.make(Effect.gen(function*() {
+        calls.n++
+        if (calls.n === 1) yield* Deferred.await(gate)
+        yield* TestClock.adjust(200)
+        return [] as ReadonlyArray<QueueCount>
+      }))
+      const before = yield* Effect.forkChild(cache.counts)
+      yield* Effect.yieldNow
+      yield* cache.forget
+      yield* Deferred.succeed(gate, undefined)
+      yield* Fiber.join(before)
       yield* cache.counts
       assert.strictEqual(calls.n, 2)
     }))

@@ -3,10 +3,13 @@
  * (`assets/app.css`, `assets/app.js`) so the pages need no CDN and the
  * Content-Security-Policy allows no inline script at all.
  *
- * The script does one thing: on a page whose `<main>` has `data-refresh`, it
- * fetches the same URL every that many seconds while the tab is visible and
- * no form field has focus, and swaps in the new page's `<main>`. A hidden tab
- * costs the database nothing.
+ * The script: on a page whose `<main>` has `data-refresh`, it fetches the
+ * same URL every that many seconds and swaps in the new page's `<main>`,
+ * while the tab is visible and the reader is not busy with the page (focus
+ * inside it, text selected, a `<details>` open), unless paused with the
+ * header's button; the header says when it last updated, or why not. A
+ * hidden tab costs the database nothing. It also drops a shown notice from
+ * the address, so that a refresh does not repeat it.
  */
 
 /** The stylesheet. */
@@ -20,6 +23,8 @@ header .brand { font-weight: 600; font-size: 16px; }
 header nav a { color: #cfd6df; text-decoration: none; margin-right: 16px; }
 header nav a.current, header nav a:hover { color: #fff; }
 header .mode { margin-left: auto; font-size: 12px; color: #cfd6df; }
+header .live { font-size: 12px; color: #cfd6df; display: flex; gap: 8px; align-items: center; }
+header .live button { font-size: 12px; padding: 1px 8px; }
 main { padding: 16px 20px 40px; max-width: 1400px; }
 h1 { font-size: 20px; margin: 4px 0 14px; }
 h2 { font-size: 15px; margin: 22px 0 8px; }
@@ -63,29 +68,60 @@ ol.timeline { background: var(--card); border: 1px solid var(--line); margin: 0;
 /** The script: live refresh of `<main data-refresh>`. */
 export const js = `
 (function () {
+  // A notice (e.g. "Retried 1 task") is shown once: later refreshes and reloads fetch the page without it.
+  var url = new URL(location.href);
+  if (url.searchParams.has("notice")) {
+    url.searchParams.delete("notice");
+    url.searchParams.delete("n");
+    history.replaceState(null, "", url.pathname + url.search + url.hash);
+  }
   var main = document.querySelector("main[data-refresh]");
   if (!main) return;
   var seconds = Number(main.getAttribute("data-refresh"));
   if (!(seconds > 0)) return;
+  var toggle = document.getElementById("live-toggle");
+  var status = document.getElementById("live-status");
+  var paused = false;
   var busy = false;
-  function editing() {
+  function clock() { return new Date().toISOString().slice(11, 19) + " UTC"; }
+  function say(text) { if (status) status.textContent = text; }
+  // Not while the reader is busy with the page: focus inside it, a selection, an open details.
+  function reading() {
+    var current = document.querySelector("main");
     var el = document.activeElement;
-    return el && (el.tagName === "INPUT" || el.tagName === "SELECT" || el.tagName === "TEXTAREA");
+    if (el && el !== document.body && current && current.contains(el)) return true;
+    var selection = window.getSelection();
+    if (selection && String(selection).length > 0) return true;
+    return !!(current && current.querySelector("details[open]"));
   }
   function refresh() {
-    if (busy || document.visibilityState !== "visible" || editing()) return;
+    if (paused || busy || document.visibilityState !== "visible" || reading()) return;
     busy = true;
-    fetch(location.href, { headers: { "x-backie-partial": "1" }, credentials: "same-origin" })
-      .then(function (response) { return response.ok ? response.text() : null; })
+    fetch(location.href, { credentials: "same-origin" })
+      .then(function (response) {
+        if (!response.ok) { say("not updated: HTTP " + response.status + " at " + clock()); return null; }
+        return response.text();
+      })
       .then(function (text) {
         if (text === null) return;
         var next = new DOMParser().parseFromString(text, "text/html").querySelector("main");
         var current = document.querySelector("main");
-        if (next && current) { current.replaceWith(next); main = next; }
+        if (next && current) { current.replaceWith(next); say("updated " + clock()); }
       })
-      .catch(function () {})
+      .catch(function () { say("not updated: no answer at " + clock()); })
       .then(function () { busy = false; });
   }
+  if (toggle) {
+    toggle.hidden = false;
+    toggle.addEventListener("click", function () {
+      paused = !paused;
+      toggle.textContent = paused ? "Resume updates" : "Pause updates";
+      toggle.setAttribute("aria-pressed", paused ? "true" : "false");
+      say(paused ? "updates paused" : "updates on");
+      if (!paused) refresh();
+    });
+  }
+  say("updates every " + seconds + " s");
   setInterval(refresh, seconds * 1000);
   document.addEventListener("visibilitychange", refresh);
 })();

@@ -9,7 +9,7 @@
  * once).
  */
 import type { QueueCount, TaskStoreError } from "@backie/core/TaskStore"
-import { Clock, Effect } from "effect"
+import { Clock, Effect, Semaphore } from "effect"
 
 /** The oldest counts a page may show. */
 export const maxAgeMs = 60_000
@@ -23,23 +23,40 @@ export interface CountsCache {
   readonly forget: Effect.Effect<void>
 }
 
-/** A cache over `read` (the store's `counts`). */
+/**
+ * A cache over `read` (the store's `counts`). One read at a time: pages that
+ * find the result stale while a read runs wait for that read instead of
+ * starting their own. A read that `forget` overtook is returned to its
+ * callers but not kept, so a count from before an action is never reused
+ * after it.
+ */
 export const make = (read: Effect.Effect<ReadonlyArray<QueueCount>, TaskStoreError>): CountsCache => {
   let value: ReadonlyArray<QueueCount> | undefined
   let at = 0
   let tookMs = 0
+  let generation = 0
+  const semaphore = Semaphore.makeUnsafe(1)
+  const fresh = (now: number) => value !== undefined && now - at < Math.min(maxAgeMs, tookMs * reuseFactor)
   return {
     counts: Effect.gen(function*() {
-      const start = yield* Clock.currentTimeMillis
-      if (value !== undefined && start - at < Math.min(maxAgeMs, tookMs * reuseFactor)) return value
-      const fresh = yield* read
-      const end = yield* Clock.currentTimeMillis
-      value = fresh
-      at = end
-      tookMs = end - start
-      return fresh
+      if (fresh(yield* Clock.currentTimeMillis)) return value!
+      return yield* semaphore.withPermits(1)(Effect.gen(function*() {
+        const start = yield* Clock.currentTimeMillis
+        // Read by the page that held the permit before this one.
+        if (fresh(start)) return value!
+        const readFor = generation
+        const result = yield* read
+        const end = yield* Clock.currentTimeMillis
+        if (readFor === generation) {
+          value = result
+          at = end
+          tookMs = end - start
+        }
+        return result
+      }))
     }),
     forget: Effect.sync(() => {
+      generation++
       value = undefined
     })
   }

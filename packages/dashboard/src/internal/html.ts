@@ -1,7 +1,7 @@
 /**
  * HTML that is escaped by construction: the `html` template tag escapes every
- * interpolated value unless it is already {@link Html} (made by this tag or
- * by {@link raw}). Every stored string (task names, payloads, error messages,
+ * interpolated value unless it is already {@link Html} (made by this tag from
+ * the dashboard's own literal text). Every stored string (task names, payloads, error messages,
  * queue names) reaches a page through it, so a task named
  * `<script>alert(1)</script>` renders as that text.
  *
@@ -47,9 +47,6 @@ export const html = (strings: TemplateStringsArray, ...parts: ReadonlyArray<Part
   for (let i = 0; i < parts.length; i++) out += render(parts[i]!) + strings[i + 1]!
   return new Html(out)
 }
-
-/** Markup this module trusts as it is: only for constant strings of the dashboard itself. */
-export const raw = (value: string): Html => new Html(value)
 
 /** JSON pretty-printed for a `<pre>` (escaped by `html` when inserted). */
 export const prettyJson = (value: unknown): string => {

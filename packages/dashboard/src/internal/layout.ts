@@ -34,24 +34,14 @@ export const href = (
   return `${context.prefix}${path}${text === "" ? "" : `?${text}`}`
 }
 
-/** One path segment, encoded. */
+/**
+ * One path segment, encoded. Only for task ids (UUIDs): a queue name goes in
+ * the query instead, since URLs resolve a segment `..` (and `%2E%2E`) away.
+ */
 export const segment = (value: string): string => encodeURIComponent(value)
 
 /** The hidden field every form carries. */
 export const csrfInput = (context: PageContext): Html => html`<input type="hidden" name="csrf" value="${context.csrf}">`
-
-/** A POST form with one button; `danger` marks destructive ones. */
-export const postButton = (
-  context: PageContext,
-  action: string,
-  label: string,
-  options?: { readonly danger?: boolean; readonly fields?: Readonly<Record<string, string | undefined>> }
-): Html =>
-  html`<form class="inline" method="post" action="${action}">${csrfInput(context)}${
-    Object.entries(options?.fields ?? {}).filter(([, v]) => v !== undefined).map(([k, v]) =>
-      html`<input type="hidden" name="${k}" value="${v}">`
-    )
-  }<button type="submit" class="${options?.danger === true ? "danger" : ""}">${label}</button></form>`
 
 /** A state as a coloured badge. */
 export const stateBadge = (state: TaskState): Html => html`<span class="state state-${state}">${state}</span>`
@@ -94,7 +84,9 @@ export const page = (
   body: Part
 ): Html => {
   const link = (section: Section, path: string, label: string) =>
-    html`<a href="${href(context, path)}" class="${options.section === section ? "current" : ""}">${label}</a>`
+    options.section === section
+      ? html`<a href="${href(context, path)}" class="current" aria-current="page">${label}</a>`
+      : html`<a href="${href(context, path)}">${label}</a>`
   return html`<!doctype html>
 <html lang="en">
 <head>
@@ -109,6 +101,7 @@ export const page = (
 <span class="brand">backie</span>
 <nav>${link("overview", "/", "Queues")}${link("tasks", "/tasks", "Tasks")}${link("schedules", "/schedules", "Schedules")}</nav>
 <span class="mode">${context.readOnly ? "read-only" : ""}</span>
+<span class="live"><span id="live-status"></span><button id="live-toggle" type="button" aria-pressed="false" hidden>Pause updates</button></span>
 </header>
 <main${options.live ? new Html(` data-refresh="${context.refreshSeconds}"`) : ""}>
 ${options.notice === undefined ? "" : html`<div class="notice" role="status">${options.notice}</div>`}

@@ -6,12 +6,15 @@
  *   name and the configured token as the password; `Authorization: Bearer
  *   <token>` for scripts. Secrets are compared by their SHA-256 digests in
  *   constant time.
- * - CSRF: every page sets a random cookie (`HttpOnly`, `SameSite=Strict`) and
- *   every form carries an HMAC of it under a per-dashboard secret; a POST is
- *   accepted only with both and matching, and only when the browser's
- *   `Origin` (when sent) is the dashboard's own host and `Sec-Fetch-Site`
- *   (when sent) is `same-origin`. An attacker's page can neither read the
- *   cookie nor compute the HMAC without the secret.
+ * - Without authentication, only requests for this machine (DNS rebinding:
+ *   see `isLoopbackHost`).
+ * - CSRF: every page sets a random cookie (`HttpOnly`, `SameSite=Lax`,
+ *   `Secure` over HTTPS) and every form carries an HMAC of it under a
+ *   per-dashboard secret; a POST is accepted only with both and matching,
+ *   and only when the browser's `Origin` (when sent) is the dashboard's own
+ *   host and `Sec-Fetch-Site` (when sent) is `same-origin`. An attacker's
+ *   page can neither read the cookie nor compute the HMAC without the
+ *   secret.
  */
 import { Redacted } from "effect"
 import type { Headers } from "effect/http"
@@ -57,6 +60,15 @@ export const newCsrfCookie = (): string => crypto.randomBytes(32).toString("hex"
 export const csrfField = (secret: Uint8Array, cookie: string): string =>
   crypto.createHmac("sha256", secret).update(cookie, "utf8").digest("hex")
 
+/** A host (`name[:port]`) as a URL of `protocol` would hold it: lowercase, without the scheme's default port. */
+const normalHost = (protocol: string, host: string): string | undefined => {
+  try {
+    return new URL(`${protocol}//${host}`).host
+  } catch {
+    return undefined
+  }
+}
+
 /** Why a POST is refused, or `undefined` when it is accepted. */
 export const refusePost = (
   secret: Uint8Array,
@@ -67,25 +79,45 @@ export const refusePost = (
   const site = headers["sec-fetch-site"]
   if (site !== undefined && site !== "same-origin" && site !== "none") return "a request from another site"
   const origin = headers["origin"]
-  if (origin !== undefined && origin !== "null") {
-    let host: string
+  if (origin === "null") return "a request from an opaque origin"
+  if (origin !== undefined) {
+    let url: URL
     try {
-      host = new URL(origin).host
+      url = new URL(origin)
     } catch {
       return "a malformed Origin header"
     }
-    if (host !== headers["host"]) return "a request from another origin"
-  } else if (origin === "null") {
-    return "a request from an opaque origin"
+    const host = headers["host"]
+    if (host === undefined || normalHost(url.protocol, host) !== url.host) return "a request from another origin"
   }
   if (cookie === undefined || !/^[0-9a-f]{64}$/.test(cookie)) return "no CSRF cookie (reload the page)"
   if (field === undefined || !/^[0-9a-f]{64}$/.test(field)) return "no CSRF token in the form"
   return same(csrfField(secret, cookie), field) ? undefined : "a CSRF token that does not match (reload the page)"
 }
 
-/** Whether a host name or address is loopback (`localhost`, 127.0.0.0/8, `::1`). */
-export const isLoopback = (host: string): boolean => {
-  const bare = host.startsWith("[") && host.endsWith("]") ? host.slice(1, -1) : host
-  return bare === "localhost" || bare === "::1" || /^127(\.\d{1,3}){3}$/.test(bare) ||
-    /^::ffff:127(\.\d{1,3}){3}$/i.test(bare)
+/**
+ * Whether a `Host` header names this machine's loopback: `localhost`,
+ * 127.0.0.0/8 or `[::1]`, with any port. Without authentication the
+ * dashboard answers only such requests (and those naming an allowed host),
+ * so a web page that rebinds its own domain to 127.0.0.1 (DNS rebinding)
+ * reaches nothing: its requests name the attacker's host.
+ */
+export const isLoopbackHost = (host: string | undefined): boolean => {
+  if (host === undefined) return false
+  const name = normalHost("http:", host)?.replace(/:\d+$/, "")
+  if (name === undefined) return false
+  return name === "localhost" || name === "[::1]" || /^127(\.\d{1,3}){3}$/.test(name)
+}
+
+/** The host name of a `Host` header (lowercase, without the port); `undefined` when malformed. */
+export const hostName = (host: string | undefined): string | undefined =>
+  host === undefined ? undefined : normalHost("http:", host)?.replace(/:\d+$/, "")
+
+/** The user name of an HTTP Basic `Authorization` header, when it has one (for the log of actions). */
+export const basicUser = (headers: Headers.Headers): string | undefined => {
+  const basic = /^Basic\s+([A-Za-z0-9+/=]+)\s*$/i.exec(headers["authorization"] ?? "")
+  if (basic === null) return undefined
+  const decoded = Buffer.from(basic[1]!, "base64").toString("utf8")
+  const colon = decoded.indexOf(":")
+  return colon > 0 ? decoded.slice(0, colon).slice(0, 100) : undefined
 }

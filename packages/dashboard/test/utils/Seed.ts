@@ -100,10 +100,13 @@ export const fail = (store: Store, claimed: TaskRecord, at: Date, message: strin
 /**
  * Queue "mail": 3 ready, 1 running, 2 failed (one with a hostile message),
  * 1 done (kept), 1 cancelled; queue "reports": 2 ready; the hostile queue:
- * 1 failed task with the hostile name.
+ * 1 failed task with the hostile name. All of it in the ten seconds before
+ * `at`.
  */
-export const seed = (store: Store, now: Date) =>
+export const seed = (store: Store, at: Date) =>
   Effect.gen(function*() {
+    // Ten seconds before `at`, so that everything has happened by then.
+    const now = new Date(at.getTime() - 10_000)
     const later = (ms: number) => new Date(now.getTime() + ms)
     const ready = (yield* store.insert([task(now), task(now), task(now)])).map((r) => r.task)
     const running = yield* claimOne(store, now, { taskName: "resize-image", uniqueKey: "image-42" })

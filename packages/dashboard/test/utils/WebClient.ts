@@ -36,7 +36,10 @@ export class WebClient {
   /** GET a path (relative to the base). */
   async get(path: string, headers: Record<string, string> = {}): Promise<Page> {
     const response = await this.handler(
-      new Request(new URL(path, this.base), { headers: { ...this.cookieHeader(), ...headers }, redirect: "manual" })
+      new Request(new URL(path, this.base), {
+        headers: { ...this.cookieHeader(), host: new URL(this.base).host, ...headers },
+        redirect: "manual"
+      })
     )
     this.remember(response)
     const body = await response.text()
@@ -80,3 +83,14 @@ export const cell = (body: string, queue: string, state: string): number | undef
 }
 
 const escapeRegExp = (text: string) => text.replace(/[.*+?^${}()|[\]\\]/g, "\\$&")
+
+/** The hidden fields of a page's form but its CSRF token, as the form would post them (entities decoded). */
+export const hiddenFields = (body: string): Record<string, string> => {
+  const fields: Record<string, string> = {}
+  for (const match of body.matchAll(/<input type="hidden" name="([^"]+)" value="([^"]*)">/g)) {
+    if (match[1] === "csrf") continue
+    fields[match[1]!] = match[2]!.replace(/&quot;/g, "\"").replace(/&#39;/g, "'").replace(/&#96;/g, "`")
+      .replace(/&lt;/g, "<").replace(/&gt;/g, ">").replace(/&amp;/g, "&")
+  }
+  return fields
+}

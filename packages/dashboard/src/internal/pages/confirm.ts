@@ -21,6 +21,8 @@ export const render = (
     readonly action: string
     readonly fields: Readonly<Record<string, string | undefined>>
     readonly button: string
+    /** Whether the action destroys or interrupts something (delete, cancel): its button is red. */
+    readonly danger: boolean
     readonly back: string
     /** False when there is nothing to do: the page says so and shows no button. */
     readonly possible: boolean
@@ -37,7 +39,7 @@ ${
           Object.entries(data.fields).filter(([, v]) => v !== undefined).map(([k, v]) =>
             html`<input type="hidden" name="${k}" value="${v}">`
           )
-        }<div class="actions"><button type="submit" class="danger">${data.button}</button> <a href="${data.back}">Cancel</a></div></form>`
+        }<div class="actions"><button type="submit" class="${data.danger ? "danger" : "primary"}">${data.button}</button> <a href="${data.back}">Back</a></div></form>`
         : html`<p><a href="${data.back}">Back</a></p>`
     }`
   )

@@ -7,7 +7,7 @@ import type { QueueControl, QueueCount, TaskState, ThroughputMinute } from "@bac
 import { TaskStates } from "@backie/core/TaskStore"
 import { Html, html } from "../html.ts"
 import type { PageContext } from "../layout.ts"
-import { count, duration, href, page, segment, stateBadge } from "../layout.ts"
+import { count, duration, href, page, stateBadge } from "../layout.ts"
 
 /** One queue's row of the overview. */
 export interface QueueSummary {
@@ -121,6 +121,15 @@ export const chart = (now: number, throughput: ReadonlyArray<ThroughputMinute>):
   return html`<div class="chart" data-testid="throughput-chart" data-total="${total}">
 <div class="muted">peak ${count(peak)} per minute · ${count(total)} in the hour</div>
 <svg viewBox="0 0 ${width} ${height}" preserveAspectRatio="none" role="img" aria-label="Attempts per minute over the last hour, peak ${peak}">${bars}</svg>
+<details><summary>per-minute numbers</summary><table data-testid="throughput-minutes">
+<thead><tr><th>minute (UTC)</th><th class="num">done</th><th class="num">retried</th><th class="num">failed</th></tr></thead>
+<tbody>${
+    minutes.filter((m) => m.done + m.retried + m.failed > 0).map((m) =>
+      html`<tr><td class="mono">${new Date(m.at).toISOString().slice(11, 16)}</td><td class="num">${
+        count(m.done)
+      }</td><td class="num">${count(m.retried)}</td><td class="num">${count(m.failed)}</td></tr>`
+    )
+  }</tbody></table></details>
 <div class="legend"><span><i class="done"></i>done</span><span><i class="retried"></i>retried</span><span><i class="failed"></i>failed</span><span class="muted">per minute, last hour (UTC)</span></div>
 </div>`
 }
@@ -140,7 +149,9 @@ export const render = (
 <td><a href="${href(context, "/tasks", { queue: q.queue })}">${q.queue}</a>${
       q.pausedAt === null
         ? ""
-        : html` <span class="paused" title="${q.pausedBy === null ? "" : `by ${q.pausedBy}`}">paused</span>`
+        : html` <span class="paused">paused</span> <span class="muted">${
+          `since ${q.pausedAt.toISOString().slice(0, 19).replace("T", " ")} UTC`
+        }${q.pausedBy === null ? "" : ` by ${q.pausedBy}`}</span>`
     }</td>
 ${
       TaskStates.map((state) =>
@@ -157,8 +168,8 @@ ${
       context.readOnly
         ? ""
         : q.pausedAt === null
-        ? html`<a href="${href(context, `/confirm/pause/${segment(q.queue)}`)}">Pause…</a>`
-        : html`<a href="${href(context, `/confirm/resume/${segment(q.queue)}`)}">Resume…</a>`
+        ? html`<a href="${href(context, "/confirm/pause", { queue: q.queue })}">Pause…</a>`
+        : html`<a href="${href(context, "/confirm/resume", { queue: q.queue })}">Resume…</a>`
     }</td>
 </tr>`
   )
@@ -177,7 +188,7 @@ ${chart(context.now, data.throughput)}
 <table data-testid="queues">
 <thead><tr><th>queue</th>${
       TaskStates.map((state) => html`<th class="num">${state}</th>`)
-    }<th class="num">oldest due</th><th class="num">done/h</th><th class="num">retried/h</th><th class="num">failed/h</th><th></th></tr></thead>
+    }<th class="num">oldest due</th><th class="num">done/h</th><th class="num">retried/h</th><th class="num">failed/h</th><th>actions</th></tr></thead>
 <tbody>${rows.length === 0 ? html`<tr><td colspan="11" class="muted">No queues yet.</td></tr>` : rows}</tbody>
 </table>`
   )

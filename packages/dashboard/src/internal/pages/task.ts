@@ -18,20 +18,34 @@ interface Attempt {
   readonly error: AttemptError | null
 }
 
-/** The attempts of a task, oldest first: one per recorded error, then the current or last one. */
+/** An operator's or handler's cancellation, recorded in the history with the tag `Cancelled`. */
+const isCancel = (error: AttemptError) => error.tag === "Cancelled"
+
+/**
+ * The attempts of a task, oldest first: one per failure recorded; a
+ * cancellation only when it ended an attempt that ran (one no failure
+ * records: a task cancelled while it waited is not an attempt); then the
+ * current attempt, or the last one when it ended without an entry (done, or
+ * failed or cancelled by its handler).
+ */
 export const attempts = (task: TaskRecord): ReadonlyArray<Attempt> => {
-  const list: Array<Attempt> = task.errors.map((error) => ({
-    attempt: error.attempt,
-    startedAt: error.startedAt ?? null,
-    endedAt: error.at,
-    outcome: error.tag === "Cancelled" ? "cancelled" : "failed",
-    error
-  }))
-  const recorded = new Set(task.errors.map((error) => error.attempt))
-  if (task.state === "running" && !recorded.has(task.attempt)) {
-    list.push({ attempt: task.attempt, startedAt: task.runningAt, endedAt: null, outcome: "running", error: null })
-  } else if (task.state === "done" && task.attempt > 0 && !recorded.has(task.attempt)) {
-    list.push({ attempt: task.attempt, startedAt: task.runningAt, endedAt: task.doneAt, outcome: "done", error: null })
+  const failed = new Set(task.errors.filter((e) => !isCancel(e)).map((e) => e.attempt))
+  const list: Array<Attempt> = []
+  for (const error of task.errors) {
+    if (!isCancel(error)) {
+      list.push({ attempt: error.attempt, startedAt: error.startedAt ?? null, endedAt: error.at, outcome: "failed", error })
+    } else if (error.attempt > 0 && !failed.has(error.attempt) && !list.some((a) => a.attempt === error.attempt)) {
+      const startedAt = error.startedAt ?? (error.attempt === task.attempt ? task.runningAt : null)
+      list.push({ attempt: error.attempt, startedAt, endedAt: error.at, outcome: "cancelled", error })
+    }
+  }
+  const shown = new Set(list.map((a) => a.attempt))
+  if (task.attempt > 0 && !shown.has(task.attempt)) {
+    if (task.state === "running") {
+      list.push({ attempt: task.attempt, startedAt: task.runningAt, endedAt: null, outcome: "running", error: null })
+    } else if (task.state === "done" || task.state === "failed" || task.state === "cancelled") {
+      list.push({ attempt: task.attempt, startedAt: task.runningAt, endedAt: task.doneAt, outcome: task.state, error: null })
+    }
   }
   return list
 }
@@ -42,24 +56,31 @@ export const timeline = (task: TaskRecord): ReadonlyArray<{ readonly at: Date; r
     at: task.createdAt,
     text: task.schedule === null ? "enqueued (ready)" : `enqueued by schedule ${task.schedule} (ready)`
   }]
+  const started = new Set<number>()
   for (const error of task.errors) {
-    if (error.startedAt !== undefined && error.startedAt !== null) {
-      events.push({ at: error.startedAt, text: `attempt ${error.attempt} started (running)` })
+    const startedAt = error.startedAt ?? null
+    if (startedAt !== null && !started.has(error.attempt)) {
+      started.add(error.attempt)
+      events.push({ at: startedAt, text: `attempt ${error.attempt} started (running)` })
     }
     events.push({
       at: error.at,
-      text: error.tag === "Cancelled"
-        ? `cancelled: ${error.message}`
+      text: isCancel(error)
+        ? `cancelled (${error.message})`
         : `attempt ${error.attempt} failed${error.tag === null ? "" : ` with ${error.tag}`}: ${error.message}`
     })
   }
-  const startedRecorded = task.errors.some((e) => e.attempt === task.attempt && e.startedAt != null)
-  if (task.runningAt !== null && !startedRecorded) {
+  if (task.runningAt !== null && task.attempt > 0 && !started.has(task.attempt)) {
     events.push({ at: task.runningAt, text: `attempt ${task.attempt} started (running)` })
   }
-  if (task.doneAt !== null) events.push({ at: task.doneAt, text: `${task.state}` })
-  else if (task.state === "ready" && task.errors.length > 0) {
-    events.push({ at: task.scheduledAt, text: "due again (ready)" })
+  const last = task.errors[task.errors.length - 1]
+  if (task.doneAt !== null) {
+    // A cancellation's own entry already says it.
+    const said = task.state === "cancelled" && last !== undefined && isCancel(last) &&
+      last.at.getTime() === task.doneAt.getTime()
+    if (!said) events.push({ at: task.doneAt, text: task.state === "failed" ? "failed for good" : task.state })
+  } else if (task.state === "ready" && task.errors.length > 0) {
+    events.push({ at: task.scheduledAt, text: "ready to run again" })
   }
   return events.sort((a, b) => a.at.getTime() - b.at.getTime())
 }
@@ -79,7 +100,6 @@ export const render = (
   data: { readonly task: TaskRecord; readonly notice?: string | undefined; readonly problem?: string | undefined }
 ): Html => {
   const { task } = data
-  const base = `/tasks/${segment(task.id)}`
   const finished = task.state === "done" || task.state === "failed" || task.state === "cancelled"
   const actions = context.readOnly ? [] : [
     ...(finished ? [html`<a href="${href(context, `/confirm/retry/${segment(task.id)}`)}">Retry…</a>`] : []),
@@ -102,10 +122,17 @@ export const render = (
   )
   return page(
     context,
-    { title: `Task ${task.id}`, section: "tasks", live: true, notice: data.notice, problem: data.problem },
+    {
+      title: `Task ${task.id}`,
+      section: "tasks",
+      // A finished task changes only by an action, which reloads the page.
+      live: task.state === "ready" || task.state === "running",
+      notice: data.notice,
+      problem: data.problem
+    },
     html`<h1>Task <span class="mono">${task.id}</span> ${stateBadge(task.state)}</h1>
 ${actions.length === 0 ? "" : html`<div class="actions">${actions}</div>`}
-<dl class="fields" data-testid="task-fields" data-href="${href(context, base)}">
+<dl class="fields" data-testid="task-fields">
 <dt>task name</dt><dd data-field="taskName">${task.taskName}</dd>
 <dt>queue</dt><dd><a href="${href(context, "/tasks", { queue: task.queue })}">${task.queue}</a></dd>
 <dt>state</dt><dd data-field="state">${task.state}</dd>

@@ -62,7 +62,12 @@ export const render = (
     { title: "Tasks", section: "tasks", live: data.cursor === undefined, notice: data.notice, problem: data.problem },
     html`<h1>Tasks</h1>
 <form class="filters" method="get" action="${href(context, "/tasks")}">
-<label>queue<select name="queue"><option value="">all</option>${data.queues.map((q) => option(q, filters.queue))}</select></label>
+<label>queue<select name="queue"><option value="">all</option>${
+      // The filtered queue is an option even when no count lists it (a typed URL), so filtering again keeps it.
+      [...new Set([...data.queues, ...(filters.queue === undefined ? [] : [filters.queue])])].map((q) =>
+        option(q, filters.queue)
+      )
+    }</select></label>
 <label>state<select name="state"><option value="">all</option>${TaskStates.map((s) => option(s, filters.state))}</select></label>
 <label>task name<input name="name" list="task-names" value="${filters.taskName ?? ""}" placeholder="any"></label>
 <datalist id="task-names">${data.taskNames.map((n) => html`<option value="${n}"></option>`)}</datalist>
