@@ -10,9 +10,10 @@
  */
 import { TaskStore } from "@backie/core/TaskStore"
 import * as NodeHttpServer from "@effect/platform-node/NodeHttpServer"
-import { Effect, Layer, ManagedRuntime } from "effect"
+import { Effect, Layer, ManagedRuntime, Redacted } from "effect"
 import { HttpRouter, HttpServer } from "effect/http"
 import * as fs from "node:fs"
+import * as os from "node:os"
 import { createServer } from "node:http"
 import * as path from "node:path"
 import type { Browser, Page } from "playwright-core"
@@ -225,5 +226,43 @@ describe("the dashboard in Chromium", () => {
     await expect(page.locator("#live-toggle").getAttribute("aria-pressed")).resolves.toBe("true")
     await expect(page.locator("#live-status").innerText()).resolves.toBe("updates paused")
     await close()
+  })
+
+  it("bound outside loopback with a token: a browser without it is refused, with it let in", async () => {
+    // The first address of this host that is not loopback (or, with none, every address through 127.0.0.1).
+    const outside = Object.values(os.networkInterfaces()).flat()
+      .find((i) => i !== undefined && i.family === "IPv4" && !i.internal)?.address ?? "127.0.0.1"
+    const token = "browser-test-token-0123456789"
+    const guarded = ManagedRuntime.make(
+      HttpRouter.serve(
+        Dashboard.layer({ auth: { _tag: "Token", token: Redacted.make(token) } }),
+        { disableLogger: true, disableListenLog: true }
+      ).pipe(
+        Layer.provideMerge(NodeHttpServer.layer(createServer, { host: "0.0.0.0", port: 0 })),
+        Layer.provideMerge(storeWithClient(randomSchema()))
+      )
+    )
+    try {
+      const address = await guarded.runPromise(Effect.map(HttpServer.HttpServer, (server) => server.address))
+      const port = address._tag === "UnixPathAddress" ? 0 : Number(new URL(HttpServer.formatAddress(address)).port)
+      const url = `http://${outside}:${port}/`
+      // Headless Chromium has no prompt to show: a 401 asking for Basic credentials fails the navigation.
+      const { close, page } = await newPage()
+      await expect(page.goto(url)).rejects.toThrow(/ERR_INVALID_AUTH_CREDENTIALS/)
+      await close()
+      const wrong = await browser.newContext({ httpCredentials: { username: "ops", password: "not-the-token-at-all" } })
+      const wrongPage = await wrong.newPage()
+      expect((await wrongPage.goto(url))?.status()).toBe(401)
+      expect(await wrongPage.locator("table").count()).toBe(0)
+      await wrong.close()
+      const context = await browser.newContext({ httpCredentials: { username: "ops", password: token } })
+      const signedIn = await context.newPage()
+      const allowed = await signedIn.goto(url)
+      expect(allowed?.status()).toBe(200)
+      await expect(signedIn.locator("h1").innerText()).resolves.toBe("Queues")
+      await context.close()
+    } finally {
+      await guarded.dispose()
+    }
   })
 })
