@@ -116,8 +116,8 @@ import { selectTasksByUniqueKey } from "./internal/sql/selectTasksByUniqueKey.ts
 import type { SettleColumns } from "./internal/sql/settleTasks.ts"
 import { settleTasks } from "./internal/sql/settleTasks.ts"
 import * as Shared from "./internal/sql/shared.ts"
-import type { MalformedRow, TaskRow } from "./internal/taskRow.ts"
-import { decodeTaskRecords } from "./internal/taskRow.ts"
+import type { MalformedRow } from "./internal/taskRow.ts"
+import { decodeTaskRecords, decodeTaskValues } from "./internal/taskRow.ts"
 import * as Migrations from "./Migrations.ts"
 
 /**
@@ -482,9 +482,9 @@ export const make = Effect.fn("PgTaskStore.make")(
               "the claims before it"
           })
         }
-        const claimed: Array<TaskRow> = []
+        const claimed: Array<ReadonlyArray<unknown>> = []
         while (claimed.length < params.limit) {
-          const rows = yield* claimLimitedTasks(target, { ...params, limit: params.limit - claimed.length, limits })
+          const rows = yield* claimLimitedTasks(target, { ...params, limit: params.limit - claimed.length, limits }).values
           for (const row of rows) claimed.push(row)
           if (rows.length === 0 || limits.partitionBy.length === 0) break
         }
@@ -525,10 +525,12 @@ export const make = Effect.fn("PgTaskStore.make")(
         leaseMarginMs: margin
       }
       const limits = request.limits
+      // Read as arrays of values, in `taskColumns` order: decoding by position
+      // skips the driver's row objects, which V8 holds as hash tables.
       const rows = limits === undefined
-        ? yield* claimTasks(target, params).pipe(Effect.mapError(failedWith("claim")))
+        ? yield* claimTasks(target, params).values.pipe(Effect.mapError(failedWith("claim")))
         : yield* claimLimited(params, limits)
-      const { malformed, records } = decodeTaskRecords(rows, request.holder.toLowerCase())
+      const { malformed, records } = decodeTaskValues(rows, request.holder.toLowerCase())
       if (malformed.length > 0) yield* failMalformed(malformed, request.now)
       return records
     })

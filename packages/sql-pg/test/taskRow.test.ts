@@ -8,7 +8,15 @@ import { assert, describe, it } from "@effect/vitest"
 import type { AttemptError } from "@backie/core/TaskStore"
 import { Result, Schema } from "effect"
 import { decodeAttemptError, encodeAttemptError } from "../src/internal/attemptError.ts"
-import { decodeTaskRecord, isPlainTaskRow, MalformedRow, TaskRow } from "../src/internal/taskRow.ts"
+import {
+  decodeTaskRecord,
+  decodeTaskValues,
+  isPlainTaskRow,
+  isPlainTaskValues,
+  MalformedRow,
+  taskColumns,
+  TaskRow
+} from "../src/internal/taskRow.ts"
 
 const T0 = new Date("2030-01-01T00:00:00.000Z")
 const id = "4b1f6a3e-2c7d-4e59-9a0b-8f3d2e1c0a9b"
@@ -44,6 +52,9 @@ const row = (overrides: Record<string, unknown> = {}): Record<string, unknown> =
   schedule_name: null,
   ...overrides
 })
+
+/** A row as the driver returns it for a claim read as values (`.values`): `taskColumns` order, no `seq`. */
+const valuesOf = (input: Record<string, unknown>): ReadonlyArray<unknown> => taskColumns.map((column) => input[column])
 
 const malformed = (input: unknown): MalformedRow => {
   const result = decodeTaskRecord(input)
@@ -174,6 +185,54 @@ describe("TaskRow", () => {
     const result = decodeTaskRecord(row({ payload: undefined }))
     assert.isTrue(Result.isSuccess(result))
     if (Result.isSuccess(result)) assert.isUndefined(result.success.payload)
+  })
+})
+
+describe("TaskRow read as values", () => {
+  it("decodes to the records and MalformedRows the row objects decode to, with each column set to each value", () => {
+    const values: ReadonlyArray<unknown> = [
+      "", "running", "paused", 0, 1, -1, 1.5, Number.NaN, 2 ** 53, 0n, null, undefined, true, new Date(0),
+      new Date(Number.NaN), {}, [], [{ attempt: 1, at: T0.toISOString(), message: "boom", tag: null }]
+    ]
+    const same = (input: Record<string, unknown>, label: string) => {
+      // A bigint in a `jsonb` column (no driver value) makes both throw.
+      const outcome = <A>(f: () => A): A | Error => {
+        try {
+          return f()
+        } catch (error) {
+          return error as Error
+        }
+      }
+      const expected = outcome(() => decodeTaskRecord(input))
+      const decoded = outcome(() => decodeTaskValues([valuesOf(input)]))
+      if (expected instanceof Error || decoded instanceof Error) {
+        assert.deepStrictEqual(String(decoded), String(expected), label)
+        return
+      }
+      if (Result.isSuccess(expected)) {
+        assert.deepStrictEqual(decoded.records, [expected.success], label)
+        assert.deepStrictEqual(decoded.malformed, [], label)
+      } else {
+        assert.deepStrictEqual(decoded.records, [], label)
+        assert.strictEqual(decoded.malformed.length, 1, label)
+        assert.deepStrictEqual(decoded.malformed[0]![1], expected.failure, label)
+        assert.deepStrictEqual((decoded.malformed[0]![0] as { id?: unknown }).id, input.id, label)
+      }
+    }
+    assert.isTrue(isPlainTaskValues(valuesOf(row())), "a claimed row as the driver returns it takes the plain path")
+    same(row(), "a plain row")
+    for (const column of taskColumns) {
+      for (const value of values) same(row({ [column]: value }), `${column}: ${String(value)}`)
+    }
+  })
+
+  it("a claim's holder replaces the row's, and a short row goes through the schema", () => {
+    const holder = "0d5f7f3e-1c2b-4a59-8a0b-7f3d2e1c0a9c"
+    assert.strictEqual(decodeTaskValues([valuesOf(row())], holder).records[0]!.holder, holder)
+    const short = decodeTaskValues([valuesOf(row()).slice(0, 5)])
+    assert.strictEqual(short.records.length, 0)
+    // `payload` is any JSON (`undefined` included): `state` is the first column the schema misses.
+    assert.strictEqual(short.malformed[0]![1].column, "state")
   })
 })
 

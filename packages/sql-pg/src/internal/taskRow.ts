@@ -1,5 +1,6 @@
 /**
- * A row of the tasks table as the driver returns it, and its decoding into
+ * A row of the tasks table as the driver returns it (an object, or, for a
+ * claim, an array of values in `taskColumns` order), and its decoding into
  * the port's `TaskRecord`.
  *
  * The driver decodes each column by its type: `uuid` and `text` to strings,
@@ -104,6 +105,7 @@ const isText = (value: unknown): boolean => typeof value === "string"
 const isNullableText = (value: unknown): boolean => value === null || typeof value === "string"
 const isInt4 = (value: unknown): boolean => Number.isSafeInteger(value)
 const isInt8 = (value: unknown): boolean => typeof value === "bigint"
+const isNullableInt8 = (value: unknown): boolean => value === null || typeof value === "bigint"
 const isTimestamp = (value: unknown): boolean => value instanceof Date && !Number.isNaN(value.getTime())
 const isNullableTimestamp = (value: unknown): boolean => value === null || isTimestamp(value)
 const isJsonb = (value: unknown): boolean => value !== undefined
@@ -112,28 +114,77 @@ const isState = (value: unknown): boolean => states.has(value)
 const isJsonbArray = (value: unknown): boolean => Array.isArray(value)
 const isBool = (value: unknown): boolean => typeof value === "boolean"
 
+/** The plain check of each column (see `isPlainTaskRow`). */
+const columnChecks: { readonly [Column in keyof TaskRow]-?: (value: unknown) => boolean } = {
+  id: isText,
+  task_name: isText,
+  queue_name: isText,
+  uniq_key: isNullableText,
+  uniq_states: isNullableText,
+  payload: isJsonb,
+  state: isState,
+  priority: isInt4,
+  attempt: isInt4,
+  claim: isInt4,
+  retries: isInt4,
+  max_retries: isInt4,
+  timeout_msecs: isInt8,
+  created_at: isTimestamp,
+  scheduled_at: isTimestamp,
+  running_at: isNullableTimestamp,
+  lease_expires_at: isNullableTimestamp,
+  holder: isNullableText,
+  hold_seq: isNullableInt8,
+  start_recorded: isBool,
+  rescued: isInt4,
+  done_at: isNullableTimestamp,
+  error_info: isJsonb,
+  errors: isJsonbArray,
+  trace: isNullableText,
+  schedule_name: isNullableText
+}
+
 /**
- * Whether `TaskRow` accepts a row as it is, by a plain check of each column,
- * spelled out column by column. Rows are decoded on every claim, hundreds at
- * a time, and Effect's struct parser costs about 2 µs a row (18 columns),
- * some 40 times these checks; so a row that passes them is taken as it is,
- * and any other row goes through `TaskRow`'s decoder, which decides and says
- * what is wrong. A check never accepts a value its column's schema refuses,
- * and on every value the driver can return it agrees with the schema (a test
- * holds the checks to `Schema.is(TaskRow)` with each column set to each of
- * many values). The `jsonb` check alone is stricter, with `undefined`, which
- * no driver value is: such a row just takes the slower path.
+ * The columns of `TaskRow`, in its order: the order in which a claim returns
+ * them (`returnedColumns`), and so the positions of a row read as an array
+ * of values (`decodeTaskValues`).
+ */
+export const taskColumns = Object.keys(TaskRow.fields) as ReadonlyArray<keyof TaskRow>
+
+/** The plain checks in column order. */
+const checksInOrder = taskColumns.map((column) => columnChecks[column])
+
+/**
+ * Whether `TaskRow` accepts a row as it is, by a plain check of each column.
+ * Rows are decoded on every claim, hundreds at a time, and Effect's struct
+ * parser costs about 2 µs a row (18 columns), some 40 times these checks;
+ * so a row that passes them is taken as it is, and any other row goes
+ * through `TaskRow`'s decoder, which decides and says what is wrong. A check
+ * never accepts a value its column's schema refuses, and on every value the
+ * driver can return it agrees with the schema (a test holds the checks to
+ * `Schema.is(TaskRow)` with each column set to each of many values). The
+ * `jsonb` check alone is stricter, with `undefined`, which no driver value
+ * is: such a row just takes the slower path.
  */
 export const isPlainTaskRow = (row: unknown): row is TaskRow => {
   if (typeof row !== "object" || row === null) return false
   const r = row as { readonly [column: string]: unknown }
-  return isText(r.id) && isText(r.task_name) && isText(r.queue_name) && isNullableText(r.uniq_key) &&
-    isJsonb(r.payload) && isState(r.state) && isInt4(r.priority) && isInt4(r.attempt) && isInt4(r.retries) &&
-    isInt4(r.max_retries) && isInt8(r.timeout_msecs) && isTimestamp(r.created_at) && isTimestamp(r.scheduled_at) &&
-    isNullableTimestamp(r.running_at) && isNullableTimestamp(r.lease_expires_at) &&
-    isNullableTimestamp(r.done_at) && isJsonb(r.error_info) && isJsonbArray(r.errors) && isInt4(r.claim) &&
-    isNullableText(r.uniq_states) && isNullableText(r.holder) && (r.hold_seq === null || isInt8(r.hold_seq)) && isBool(r.start_recorded) && isInt4(r.rescued) &&
-    isNullableText(r.trace) && isNullableText(r.schedule_name)
+  for (let i = 0; i < taskColumns.length; i++) {
+    if (!checksInOrder[i]!(r[taskColumns[i]!])) return false
+  }
+  return true
+}
+
+/**
+ * Whether a row read as values (in `taskColumns` order) passes the plain
+ * checks of `isPlainTaskRow`.
+ */
+export const isPlainTaskValues = (values: ReadonlyArray<unknown>): boolean => {
+  if (values.length !== taskColumns.length) return false
+  for (let i = 0; i < checksInOrder.length; i++) {
+    if (!checksInOrder[i]!(values[i])) return false
+  }
+  return true
 }
 
 /** A value as short text for an error message. */
@@ -164,7 +215,6 @@ const malformed = (row: unknown, cause: Cause.Cause<SchemaIssue.Issue>): Malform
   })
 }
 
-/** Maps a decoded row to the port's record. */
 /**
  * The unique states of a row: the default array, shared by every record that
  * has it (most do: NULL in the table), or the states named, with `ready` and
@@ -174,6 +224,7 @@ const malformed = (row: unknown, cause: Cause.Cause<SchemaIssue.Issue>): Malform
 const uniqueStatesOf = (states: string | null): ReadonlyArray<TaskState> =>
   states === null ? defaultUniqueStates : normalUniqueStates(TaskStates.filter((state) => states.split(",").includes(state)))
 
+/** Maps a decoded row to the port's record. */
 const toTaskRecord = (row: TaskRow, holder: string | null = row.holder): TaskRecord => ({
   id: row.id,
   taskName: row.task_name,
@@ -202,6 +253,87 @@ const toTaskRecord = (row: TaskRow, holder: string | null = row.holder): TaskRec
   trace: parseTraceparent(row.trace),
   schedule: row.schedule_name
 })
+
+/** The position of a column in `taskColumns` (and in a row read as values). */
+const position = (column: keyof TaskRow): number => taskColumns.indexOf(column)
+
+const ID = position("id")
+const TASK_NAME = position("task_name")
+const QUEUE_NAME = position("queue_name")
+const UNIQ_KEY = position("uniq_key")
+const UNIQ_STATES = position("uniq_states")
+const PAYLOAD = position("payload")
+const STATE = position("state")
+const PRIORITY = position("priority")
+const ATTEMPT = position("attempt")
+const CLAIM = position("claim")
+const RETRIES = position("retries")
+const MAX_RETRIES = position("max_retries")
+const TIMEOUT_MSECS = position("timeout_msecs")
+const CREATED_AT = position("created_at")
+const SCHEDULED_AT = position("scheduled_at")
+const RUNNING_AT = position("running_at")
+const LEASE_EXPIRES_AT = position("lease_expires_at")
+const HOLDER = position("holder")
+const HOLD_SEQ = position("hold_seq")
+const START_RECORDED = position("start_recorded")
+const RESCUED = position("rescued")
+const DONE_AT = position("done_at")
+const ERROR_INFO = position("error_info")
+const ERRORS = position("errors")
+const TRACE = position("trace")
+const SCHEDULE_NAME = position("schedule_name")
+
+/** The history of a task with no error yet, shared by every such record. */
+const noErrors: ReadonlyArray<never> = []
+
+/**
+ * `toTaskRecord` of a row read as values that passed `isPlainTaskValues`,
+ * read by position: a row object of 26 columns, built by the driver one
+ * column at a time, is a hash table to V8, where each of these reads costs a
+ * lookup.
+ */
+const toTaskRecordFromValues = (v: ReadonlyArray<unknown>, holder: string | null): TaskRecord => {
+  const createdAt = v[CREATED_AT] as Date
+  const errorInfo = v[ERROR_INFO]
+  const errors = v[ERRORS] as ReadonlyArray<unknown>
+  const holdSeq = v[HOLD_SEQ] as bigint | null
+  return {
+    id: v[ID] as string,
+    taskName: v[TASK_NAME] as string,
+    queue: v[QUEUE_NAME] as string,
+    uniqueKey: v[UNIQ_KEY] as string | null,
+    uniqueStates: uniqueStatesOf(v[UNIQ_STATES] as string | null),
+    payload: v[PAYLOAD],
+    state: v[STATE] as TaskState,
+    priority: v[PRIORITY] as number,
+    attempt: v[ATTEMPT] as number,
+    claim: v[CLAIM] as number,
+    retries: v[RETRIES] as number,
+    maxRetries: v[MAX_RETRIES] as number,
+    timeoutMs: Number(v[TIMEOUT_MSECS] as bigint),
+    createdAt,
+    scheduledAt: v[SCHEDULED_AT] as Date,
+    runningAt: v[RUNNING_AT] as Date | null,
+    leaseExpiresAt: v[LEASE_EXPIRES_AT] as Date | null,
+    holder,
+    holdSeq: holdSeq === null ? null : Number(holdSeq),
+    startRecorded: v[START_RECORDED] as boolean,
+    rescued: v[RESCUED] as number,
+    doneAt: v[DONE_AT] as Date | null,
+    lastError: errorInfo === null ? null : decodeAttemptError(errorInfo, createdAt),
+    errors: errors.length === 0 ? noErrors : errors.map((error) => decodeAttemptError(error, createdAt)),
+    trace: parseTraceparent(v[TRACE] as string | null),
+    schedule: v[SCHEDULE_NAME] as string | null
+  }
+}
+
+/** A row read as values, as the object the driver would have returned (for the slow path and for errors). */
+export const rowOfValues = (values: ReadonlyArray<unknown>): Record<string, unknown> => {
+  const row: Record<string, unknown> = {}
+  for (let i = 0; i < taskColumns.length; i++) row[taskColumns[i]!] = values[i]
+  return row
+}
 
 /** The slow path of decoding: through `TaskRow`'s decoder, built once. */
 const decodeWithSchema = (row: unknown, holder?: string): TaskRecord | MalformedRow => {
@@ -239,6 +371,28 @@ export const decodeTaskRecords = (rows: ReadonlyArray<unknown>, holder?: string)
   for (let i = 0; i < rows.length; i++) {
     const row = rows[i]
     const decoded = isPlainTaskRow(row) ? toTaskRecord(row, holder ?? row.holder) : decodeWithSchema(row, holder)
+    if (decoded instanceof MalformedRow) (malformedRows ??= []).push([row, decoded])
+    else records.push(decoded)
+  }
+  return { records, malformed: malformedRows ?? noneMalformed }
+}
+
+/**
+ * `decodeTaskRecords` of rows read as arrays of values in `taskColumns`
+ * order (a statement's `.values`), as a claim reads them: the same records,
+ * and the same `MalformedRow`s, each with its row as an object.
+ */
+export const decodeTaskValues = (rows: ReadonlyArray<ReadonlyArray<unknown>>, holder?: string): DecodedRows => {
+  const records: Array<TaskRecord> = []
+  let malformedRows: Array<readonly [unknown, MalformedRow]> | undefined
+  for (let i = 0; i < rows.length; i++) {
+    const values = rows[i]!
+    if (isPlainTaskValues(values)) {
+      records.push(toTaskRecordFromValues(values, holder ?? values[HOLDER] as string | null))
+      continue
+    }
+    const row = rowOfValues(values)
+    const decoded = decodeWithSchema(row, holder)
     if (decoded instanceof MalformedRow) (malformedRows ??= []).push([row, decoded])
     else records.push(decoded)
   }

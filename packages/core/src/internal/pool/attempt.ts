@@ -1,8 +1,8 @@
 /**
  * One attempt: find the task's handler, decode its payload, and run the
  * handler in a fiber of its own, in a span named after the task, under the
- * task's timeout. It reports how the attempt ended; `outcome.ts` decides
- * what that means for the task.
+ * task's timeout. `outcome.ts` decides what the way it ended means for
+ * the task.
  *
  * The fiber starts at once (a handler that completes synchronously costs no
  * scheduling); one shared timer (`internal/deadlines.ts`) serves every
@@ -11,10 +11,12 @@
  * `interruptionWaitMs` to end; one that ignores interruption
  * is then left behind, so it holds neither its slot nor the shutdown.
  */
-import { Cause, Context, Effect, Exit, References, Tracer } from "effect"
+import { Cause, Context, Effect, Exit, type Fiber, References, Tracer } from "effect"
 import { PayloadDecodeError, TaskNotRegistered } from "../../PoolErrors.ts"
 import type * as Task from "../../Task.ts"
-import type { TaskRecord } from "../../TaskStore.ts"
+import type { Settlement, TaskRecord } from "../../TaskStore.ts"
+import * as Outcome from "./outcome.ts"
+import { annotations } from "./outcome.ts"
 import type { QueueState } from "./queue.ts"
 import { count, type PoolRuntime, type RunningAttempt } from "./runtime.ts"
 
@@ -39,14 +41,6 @@ export type Ended =
   }
   /** Interrupted by the pool, it did not end within `interruptionWaitMs` and was left behind. */
   | { readonly _tag: "LeftBehind"; readonly task: Task.Any; readonly stoppedBy: "timeout" | "shutdown" | "cancel" }
-
-/** The log annotations (and span attributes, renamed) of a task's attempt. */
-export const annotations = (row: TaskRecord) => ({
-  taskId: row.id,
-  task: row.taskName,
-  queue: row.queue,
-  attempt: row.attempt
-})
 
 /**
  * Interrupts a running attempt and gives it `interruptionWaitMs` to end. (A
@@ -76,59 +70,69 @@ const endSpan = (runtime: PoolRuntime, span: Tracer.Span, exit: Exit.Exit<unknow
 }
 
 /**
- * Runs `effect` in a fiber of its own under `span`, which ends when the
- * fiber does, and waits for its end or for it to be left behind.
+ * Waits for the end of an attempt's fiber that did not end at once (or for it
+ * to be left behind), under its timeout; interrupting the waiting worker
+ * stops the attempt.
  */
-const runFiber = (
+const awaitFiber = (
   runtime: PoolRuntime,
   taskId: string,
   task: Task.Any,
-  effect: Effect.Effect<unknown, unknown>,
+  fiber: Fiber.Fiber<unknown, unknown>,
   span: Tracer.Span,
   timeoutMs: number
-): Effect.Effect<Ended> =>
-  Effect.flatMap(Effect.forkDetach(effect, { startImmediately: true }), (fiber) => {
-    const exit = fiber.pollUnsafe()
-    if (exit !== undefined) {
-      endSpan(runtime, span, exit)
-      return Effect.succeed<Ended>({ _tag: "Exited", task, exit, stoppedBy: undefined })
-    }
-    fiber.addObserver((exit) => endSpan(runtime, span, exit))
-    return Effect.callback<Ended>((resume) => {
-      let ended = false
-      let removeObserver = () => {}
-      const attempt: RunningAttempt = {
-        taskId,
-        fiber,
-        stoppedBy: undefined,
-        deadline: runtime.deadlines.add(timeoutMs, () => stop(runtime, attempt, "timeout")),
-        end: (exit) => {
-          if (ended) return
-          ended = true
-          attempt.deadline.cancel()
-          runtime.attempts.delete(attempt)
-          removeObserver()
-          resume(Effect.succeed<Ended>(
-            exit === undefined
-              ? { _tag: "LeftBehind", task, stoppedBy: attempt.stoppedBy ?? "shutdown" }
-              : { _tag: "Exited", task, exit, stoppedBy: attempt.stoppedBy }
-          ))
-        }
+): Effect.Effect<Ended> => {
+  fiber.addObserver((exit) => endSpan(runtime, span, exit))
+  return Effect.callback<Ended>((resume) => {
+    let ended = false
+    let removeObserver = () => {}
+    const attempt: RunningAttempt = {
+      taskId,
+      fiber,
+      stoppedBy: undefined,
+      deadline: runtime.deadlines.add(timeoutMs, () => stop(runtime, attempt, "timeout")),
+      end: (exit) => {
+        if (ended) return
+        ended = true
+        attempt.deadline.cancel()
+        runtime.attempts.delete(attempt)
+        removeObserver()
+        resume(Effect.succeed<Ended>(
+          exit === undefined
+            ? { _tag: "LeftBehind", task, stoppedBy: attempt.stoppedBy ?? "shutdown" }
+            : { _tag: "Exited", task, exit, stoppedBy: attempt.stoppedBy }
+        ))
       }
-      runtime.attempts.add(attempt)
-      removeObserver = fiber.addObserver((exit) => attempt.end(exit))
-      // Cancelled by an operator between being taken and starting.
-      if (runtime.cancelled.has(taskId)) stop(runtime, attempt, "cancel")
-      // Interrupting the waiting worker stops the attempt; it does not wait for it.
-      return Effect.sync(() => stop(runtime, attempt, "shutdown"))
-    })
+    }
+    runtime.attempts.add(attempt)
+    removeObserver = fiber.addObserver((exit) => attempt.end(exit))
+    // Cancelled by an operator between being taken and starting.
+    if (runtime.cancelled.has(taskId)) stop(runtime, attempt, "cancel")
+    // Interrupting the waiting worker stops the attempt; it does not wait for it.
+    return Effect.sync(() => stop(runtime, attempt, "shutdown"))
   })
+}
 
-/** Runs one attempt of a claimed task and reports how it ended; never fails. */
-export const run = (runtime: PoolRuntime, queue: QueueState, row: TaskRecord): Effect.Effect<Ended> => {
+/**
+ * Runs one attempt of a claimed task, taken at `startedAt`, and decides its
+ * settlement (`Outcome.decide`); never fails.
+ *
+ * `context` is the worker's context. The handler runs in a fiber started
+ * with that context, its attempt's span and the task's log annotations
+ * already in it (one context for the fiber's life, rather than a fiber that
+ * changes its own), and a handler that completes synchronously is settled
+ * on the spot, without waiting for its fiber.
+ */
+export const run = (
+  runtime: PoolRuntime,
+  queue: QueueState,
+  row: TaskRecord,
+  startedAt: number,
+  context: Context.Context<never>
+): Effect.Effect<Settlement> => {
   const registered = runtime.handlers.get(row.taskName)
   if (registered === undefined) {
-    return Effect.succeed({
+    return Outcome.decide(runtime, queue, row, startedAt, {
       _tag: "NotRegistered",
       error: new TaskNotRegistered({
         taskName: row.taskName,
@@ -141,7 +145,7 @@ export const run = (runtime: PoolRuntime, queue: QueueState, row: TaskRecord): E
   const decoded = registered.decode(row.payload)
   if (Exit.isFailure(decoded)) {
     const reason = decoded.cause.reasons[0]
-    return Effect.succeed({
+    return Outcome.decide(runtime, queue, row, startedAt, {
       _tag: "Undecodable",
       task: handler.task,
       error: new PayloadDecodeError({
@@ -176,26 +180,29 @@ export const run = (runtime: PoolRuntime, queue: QueueState, row: TaskRecord): E
         "backie.attempt": row.attempt
       }
     }),
-    (span) =>
-      runFiber(
-        runtime,
-        row.id,
-        handler.task,
-        // The handler runs in the pool's context (its services), under its
-        // attempt's span, with the task's log annotations: one context
-        // update, on the hot path.
-        Effect.updateContext(
-          Effect.suspend(() => handler.run(decoded.value, current)) as Effect.Effect<unknown, unknown>,
-          (context: Context.Context<never>) =>
-            Context.add(
-              Context.add(context, Tracer.ParentSpan, span),
-              References.CurrentLogAnnotations,
-              { ...Context.get(context, References.CurrentLogAnnotations), ...annotations(row) }
-            )
-        ),
-        span,
-        // The stored timeout, which the lease was computed from.
-        row.timeoutMs
+    (span) => {
+      // The handler runs in the pool's context (its services), under its
+      // attempt's span, with the task's log annotations. Started at once
+      // (a handler that completes synchronously costs no scheduling), as a
+      // fiber of its own: the worker's interruption never reaches it, the
+      // pool's `stop` does.
+      const fiber = Effect.runForkWith(
+        Context.add(
+          Context.add(context, Tracer.ParentSpan, span),
+          References.CurrentLogAnnotations,
+          { ...Context.get(context, References.CurrentLogAnnotations), ...annotations(row) }
+        )
+      )(Effect.suspend(() => handler.run(decoded.value, current)) as Effect.Effect<unknown, unknown>)
+      const exit = fiber.pollUnsafe()
+      if (exit !== undefined) {
+        endSpan(runtime, span, exit)
+        return Outcome.exited(runtime, queue, row, startedAt, handler.task, exit, undefined)
+      }
+      // The stored timeout, which the lease was computed from.
+      return Effect.flatMap(
+        awaitFiber(runtime, row.id, handler.task, fiber, span, row.timeoutMs),
+        (ended) => Outcome.decide(runtime, queue, row, startedAt, ended)
       )
+    }
   )
 }

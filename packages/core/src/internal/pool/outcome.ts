@@ -17,9 +17,16 @@ import * as Task from "../../Task.ts"
 import type { AttemptError, Settlement, TaskRecord } from "../../TaskStore.ts"
 import { describeDefect, describeError, describeText } from "../describe.ts"
 import type { Ended } from "./attempt.ts"
-import { annotations } from "./attempt.ts"
 import { type QueueState, recordAttemptTime } from "./queue.ts"
 import { count, type PoolRuntime } from "./runtime.ts"
+
+/** The log annotations (and span attributes, renamed) of a task's attempt. */
+export const annotations = (row: TaskRecord) => ({
+  taskId: row.id,
+  task: row.taskName,
+  queue: row.queue,
+  attempt: row.attempt
+})
 
 /** The latest run time stored: 9999-12-31, far inside both JavaScript's and PostgreSQL's ranges. */
 const latestRunAt = Date.UTC(9999, 11, 31)
@@ -233,12 +240,33 @@ export const decide = (
     case "Undecodable":
       return failure(runtime, queue, row, startedAt, attemptError(row, startedAt, ended.error), ended.task.backoff)
         .pipe(Effect.annotateLogs(annotations(row)))
+    case "Exited":
+      return exited(runtime, queue, row, startedAt, ended.task, ended.exit, ended.stoppedBy)
+    case "LeftBehind":
+      return exited(runtime, queue, row, startedAt, ended.task, undefined, ended.stoppedBy)
   }
+}
+
+/**
+ * `decide` for a handler's fiber that ended with `exit` (`undefined`: left
+ * behind), which the pool had interrupted when `stoppedBy` says so. A
+ * success is settled without a further step (the common case, on the hot
+ * path).
+ */
+export const exited = (
+  runtime: PoolRuntime,
+  queue: QueueState,
+  row: TaskRecord,
+  startedAt: number,
+  task: Task.Any,
+  exit: Exit.Exit<unknown, unknown> | undefined,
+  stoppedBy: "timeout" | "shutdown" | "cancel" | undefined
+): Effect.Effect<Settlement> => {
   const now = runtime.now()
   const tookMs = Math.max(0, now - startedAt)
   recordAttemptTime(queue, tookMs)
   queue.metrics.duration.updateUnsafe(Duration.millis(tookMs), runtime.context)
-  if (ended.stoppedBy === "cancel") {
+  if (stoppedBy === "cancel") {
     // An operator cancelled the task while it ran: the store has it
     // cancelled already, and refuses this settlement.
     count(runtime, queue.metrics.cancelled)
@@ -256,7 +284,7 @@ export const decide = (
       } satisfies Settlement
     )
   }
-  if (ended._tag === "Exited" && ended.stoppedBy !== "timeout" && Exit.isSuccess(ended.exit)) {
+  if (exit !== undefined && stoppedBy !== "timeout" && Exit.isSuccess(exit)) {
     count(runtime, queue.metrics.succeeded)
     return Effect.succeed({
       _tag: "Done",
@@ -266,22 +294,14 @@ export const decide = (
       remove: Retention.removes(queue.settings.retention, "done")
     })
   }
-  const decided = ended.stoppedBy === "timeout"
-    ? timedOut(runtime, queue, row, ended.task, now)
-    : ended._tag === "LeftBehind"
+  const decided = stoppedBy === "timeout"
+    ? timedOut(runtime, queue, row, task, now)
+    : exit === undefined
     ? Effect.sync(() => {
       count(runtime, queue.metrics.released)
       return release(row, now)
     })
-    : unsuccessful(
-      runtime,
-      queue,
-      row,
-      ended.task,
-      now,
-      (ended.exit as Exit.Failure<unknown, unknown>).cause,
-      ended.stoppedBy
-    )
+    : unsuccessful(runtime, queue, row, task, now, (exit as Exit.Failure<unknown, unknown>).cause, stoppedBy)
   return decided.pipe(Effect.annotateLogs(annotations(row)))
 }
 

@@ -60,6 +60,9 @@ const confirmStart = (runtime: PoolRuntime, queue: Queue.QueueState, row: TaskRe
 export const run = (runtime: PoolRuntime, queue: Queue.QueueState): Effect.Effect<never> =>
   Effect.uninterruptibleMask((restore) =>
     Effect.gen(function*() {
+      // The context the handlers run in (with each attempt's span and log
+      // annotations added): this fiber's, which never changes.
+      const context = yield* Effect.context<never>()
       while (true) {
         const row = Queue.take(queue)
         if (row === undefined) {
@@ -80,18 +83,17 @@ export const run = (runtime: PoolRuntime, queue: Queue.QueueState): Effect.Effec
           count(runtime, queue.metrics.returned)
           settlement = Outcome.giveBack(row, runtime.now())
         } else {
-          settlement = yield* Effect.flatMap(Effect.suspend(() => Attempt.run(runtime, queue, row)), (ended) =>
-            Outcome.decide(runtime, queue, row, now, ended)).pipe(
-              // Whatever fails outside the handler is a failed attempt, never
-              // a dead worker: the slot is freed and the task settled.
-              Effect.catchCause((cause) =>
-                Effect.logError(`the outcome of task ${row.id} (${row.taskName}) could not be decided`, cause).pipe(
-                  Effect.andThen(Effect.sync(() => Outcome.undecided(runtime, queue, row, runtime.now(), cause))),
-                  // Logging must not be what stops the task from settling.
-                  Effect.catchCause(() => Effect.sync(() => Outcome.undecided(runtime, queue, row, runtime.now(), cause)))
-                )
+          settlement = yield* Effect.suspend(() => Attempt.run(runtime, queue, row, now, context)).pipe(
+            // Whatever fails outside the handler is a failed attempt, never
+            // a dead worker: the slot is freed and the task settled.
+            Effect.catchCause((cause) =>
+              Effect.logError(`the outcome of task ${row.id} (${row.taskName}) could not be decided`, cause).pipe(
+                Effect.andThen(Effect.sync(() => Outcome.undecided(runtime, queue, row, runtime.now(), cause))),
+                // Logging must not be what stops the task from settling.
+                Effect.catchCause(() => Effect.sync(() => Outcome.undecided(runtime, queue, row, runtime.now(), cause)))
               )
             )
+          )
         }
         queue.running -= 1
         settleLater(runtime, queue, settlement, runtime.cancelled.delete(row.id))

@@ -60,7 +60,7 @@
  */
 import * as PgTypes from "@effect/sql-pg/PgTypes"
 import type { Fragment, Statement } from "effect/sql/Statement"
-import { TaskRow } from "../taskRow.ts"
+import { type TaskRow, taskColumns } from "../taskRow.ts"
 import type { Target } from "./shared.ts"
 import { texts } from "./shared.ts"
 
@@ -92,12 +92,13 @@ export interface ClaimParams {
 }
 
 /**
- * The columns a claim returns: the columns of `TaskRow`, and so not `seq`
- * (ordering is done here; a bigint the client would parse on every claimed
- * row for nothing); `holder` as NULL, since the caller knows it (a uuid costs
- * the client a decode per row).
+ * The columns a claim returns: the columns of `TaskRow`, in `taskColumns`
+ * order (the store reads claimed rows as arrays of values, by position), and
+ * so not `seq` (ordering is done here; a bigint the client would parse on
+ * every claimed row for nothing); `holder` as NULL, since the caller knows it
+ * (a uuid costs the client a decode per row).
  */
-export const returnedColumns = Object.keys(TaskRow.fields)
+export const returnedColumns = taskColumns
   .map((column) => column === "holder" ? "NULL::uuid AS holder" : column)
   .join(", ")
 
