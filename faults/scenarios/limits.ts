@@ -15,7 +15,10 @@
  *   Checked: no sample above 5, runs never more than 5 deep at once, the
  *   queue ran at its limit (mean running while tasks waited), and everything
  *   completed, the killed worker's slots coming back once its tasks' leases
- *   lapsed or its registration expired (within the 3 s lease).
+ *   lapsed (within the 3 s lease of the kill, by the database's clock: its
+ *   tasks stop counting then), and its tasks given back by a rescue soon
+ *   after (within the lease and a second: rescues run every half lease
+ *   margin).
  * - partitioned: `limited_tenant` allows 2 running per customer
  *   (`partitionBy: ["customer"]`): 150 tasks of a busy customer enqueued
  *   ahead of 15 of each of three small ones. Checked: no customer ran more
@@ -59,6 +62,13 @@ const killAfterMs = 1_500
 const sampleEveryMs = 5
 /** The lease of these tasks: their 2 s timeout and the workers' 1 s lease margin. */
 const leaseMs = 3_000
+/**
+ * Room for a sample to see a lapse: a sample's time is taken on this host
+ * after its query returned, the lapse is by the database's clock.
+ */
+const sampleSlackMs = 100
+/** How soon after their leases lapse a lost worker's tasks are rescued: a rescue every half lease margin, and room. */
+const rescueWithinMs = 1_000
 
 interface Sample {
   readonly at: number
@@ -68,6 +78,8 @@ interface Sample {
   readonly ready: number
   /** Running tasks held by the killed process. */
   readonly dead: number
+  /** Of those, the ones whose lease has not lapsed: the killed process's tasks a claim still counts. */
+  readonly deadLive: number
 }
 
 /** A run of a handler: its start and end by the database's clock (ms), its process and its customer. */
@@ -158,7 +170,13 @@ const phases = (ctx: Context, random: Random) =>
       while (true) {
         const dead = `{${[...killed.keys()].join(",")}}`
         const [row] = yield* sql<
-          { readonly live: number; readonly running: number; readonly ready: number; readonly dead: number }
+          {
+            readonly live: number
+            readonly running: number
+            readonly ready: number
+            readonly dead: number
+            readonly dead_live: number
+          }
         >`
           SELECT count(*) FILTER (WHERE state = 'running' AND lease_expires_at > clock_timestamp())::int AS live,
                  count(*) FILTER (WHERE state = 'running')::int AS running,
@@ -166,10 +184,21 @@ const phases = (ctx: Context, random: Random) =>
                  count(*) FILTER (
                    WHERE state = 'running'
                      AND holder IN (SELECT id FROM ${sql(`${schema}.holders`)} WHERE pid = ANY(${dead}::int[]))
-                 )::int AS dead
+                 )::int AS dead,
+                 count(*) FILTER (
+                   WHERE state = 'running' AND lease_expires_at > clock_timestamp()
+                     AND holder IN (SELECT id FROM ${sql(`${schema}.holders`)} WHERE pid = ANY(${dead}::int[]))
+                 )::int AS dead_live
           FROM ${sql(tasksTable(schema))} WHERE queue_name = 'limited'
         `
-        samples.push({ at: Date.now(), live: row!.live, running: row!.running, ready: row!.ready, dead: row!.dead })
+        samples.push({
+          at: Date.now(),
+          live: row!.live,
+          running: row!.running,
+          ready: row!.ready,
+          dead: row!.dead,
+          deadLive: row!.dead_live
+        })
         yield* Effect.sleep(sampleEveryMs)
       }
     }).pipe(Effect.forkChild)
@@ -281,12 +310,21 @@ const phases = (ctx: Context, random: Random) =>
     const killAt = [...killed.values()][0]!
     const afterKill = samples.filter((s) => s.at > killAt)
     const heldAtKill = afterKill[0]?.dead ?? 0
-    const freedAt = afterKill.find((s) => s.dead === 0)?.at
-    const freedMs = freedAt === undefined ? undefined : freedAt - killAt
+    const sinceKill = (at: number | undefined) => at === undefined ? undefined : at - killAt
+    // Their slots: counted by claims until their leases lapse.
+    const slotsFreedMs = sinceKill(afterKill.find((s) => s.deadLive === 0)?.at)
     checks.expect(
-      freedMs !== undefined && freedMs <= leaseMs,
-      `the killed worker's tasks still held their slots ${freedMs === undefined ? "at the end" : `${freedMs} ms`} after ` +
-        `the kill (lease ${leaseMs} ms)`
+      slotsFreedMs !== undefined && slotsFreedMs <= leaseMs + sampleSlackMs,
+      `the killed worker's tasks still held their slots ${
+        slotsFreedMs === undefined ? "at the end" : `${slotsFreedMs} ms`
+      } after the kill (lease ${leaseMs} ms)`
+    )
+    // The tasks themselves: given back by the next rescue after that.
+    const freedMs = sinceKill(afterKill.find((s) => s.dead === 0)?.at)
+    checks.expect(
+      freedMs !== undefined && freedMs <= leaseMs + rescueWithinMs,
+      `the killed worker's tasks were still running ${freedMs === undefined ? "at the end" : `${freedMs} ms`} after ` +
+        `the kill (lease ${leaseMs} ms, then a rescue every 500 ms)`
     )
     const meanSleep = 30
     checks.detail(
@@ -295,7 +333,8 @@ const phases = (ctx: Context, random: Random) =>
         `cap it at ${Math.round(limitsConcurrency * 1000 / meanSleep)}/s); ${samples.length} samples: at most ${mostSampled} ` +
         `with a live lease (${mostRunning} running in all, the killed worker's included), ${meanRunning.toFixed(2)} ` +
         `on average while tasks waited; runs at most ${mostDeep} deep; the killed worker held ${heldAtKill} of ` +
-        `them, given back ${freedMs === undefined ? "never" : seconds(freedMs)} after the kill (lease ${seconds(leaseMs)})`
+        `them, their slots free ${slotsFreedMs === undefined ? "never" : seconds(slotsFreedMs)} and the tasks given ` +
+        `back ${freedMs === undefined ? "never" : seconds(freedMs)} after the kill (lease ${seconds(leaseMs)})`
     )
 
     const tenantSpans = spans.filter((s) => s.queue === "limited_tenant")
