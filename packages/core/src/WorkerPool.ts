@@ -283,10 +283,10 @@ export const make = <const Handlers extends ReadonlyArray<Task.AnyHandler>>(
   Effect.gen(function*() {
     const settings = yield* Settings.decode(options)
     const store = yield* TaskStore
-    const queues = settings.queues.map(Queue.make)
     const clock = yield* Clock.Clock
     // The handlers' services: every attempt's fiber inherits them.
     const context = yield* Effect.context<Task.HandlerServices<Handlers[number]>>()
+    const queues = settings.queues.map((queue) => Queue.make(queue, context as Context.Context<never>))
     const holder: HolderState = {
       id: crypto.randomUUID(),
       host: os.hostname(),

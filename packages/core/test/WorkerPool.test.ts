@@ -1511,5 +1511,23 @@ describe("WorkerPool", () => {
         const duration = yield* Metric.value(Metric.withAttributes(TaskMetrics.duration, { queue: "metered" }))
         assert.strictEqual(duration.count, 5)
       }).pipe(Effect.provideService(Metric.MetricRegistry, new Map() as never)))
+
+    it.effect("a pool's metrics keep the metric attributes of the context it is built in, with the queue's", () =>
+      Effect.gen(function*() {
+        const Metered = Task.make({ name: "attributed", queue: "attributed", payload: Schema.Struct({}) })
+        yield* withPool(
+          { handlers: [Task.handler(Metered, () => Effect.void)], queues: { attributed: {} } },
+          Effect.gen(function*() {
+            yield* TaskQueue.enqueueMany(Metered, [{}, {}])
+            yield* WorkerPool.awaitIdle
+          })
+        ).pipe(Effect.provideService(Metric.CurrentMetricAttributes, { service: "billing" }))
+        const series = (yield* Metric.snapshot).filter((metric) => metric.id === "backie_tasks_succeeded")
+        assert.deepStrictEqual(series.map((metric) => metric.attributes), [{ service: "billing", queue: "attributed" }])
+        const duration = yield* Metric.value(Metric.withAttributes(TaskMetrics.duration, { queue: "attributed" })).pipe(
+          Effect.provideService(Metric.CurrentMetricAttributes, { service: "billing" })
+        )
+        assert.strictEqual(duration.count, 2)
+      }).pipe(Effect.provideService(Metric.MetricRegistry, new Map() as never)))
   })
 })

@@ -14,6 +14,7 @@
 import { Cause, Context, Effect, Exit, type Fiber, References, Tracer } from "effect"
 import { PayloadDecodeError, TaskNotRegistered } from "../../PoolErrors.ts"
 import type * as Task from "../../Task.ts"
+import * as TaskMetrics from "../../TaskMetrics.ts"
 import type { Settlement, TaskRecord } from "../../TaskStore.ts"
 import * as Outcome from "./outcome.ts"
 import { annotations } from "./outcome.ts"
@@ -168,7 +169,7 @@ export const run = (
     createdAt: row.createdAt,
     scheduledAt: row.scheduledAt
   }
-  count(runtime, queue.metrics.started)
+  count(queue, TaskMetrics.started)
   return Effect.flatMap(
     Effect.makeSpan(row.taskName, {
       // The attempt continues the trace its task was enqueued in, in whichever process it runs.

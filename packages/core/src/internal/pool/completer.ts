@@ -16,6 +16,7 @@
  * One bad outcome never holds back the others.
  */
 import { Deferred, Duration, Effect, Schedule } from "effect"
+import * as TaskMetrics from "../../TaskMetrics.ts"
 import type { AttemptError, Settlement, SettleResult, TaskStoreError } from "../../TaskStore.ts"
 import { describeText } from "../describe.ts"
 import { count, type PendingSettlement, type PoolRuntime } from "./runtime.ts"
@@ -99,7 +100,7 @@ const writeIsolating = (
       const { queue, settlement } = batch[0]!
       const fallback = minimal(settlement, error)
       const drop = Effect.gen(function*() {
-        count(runtime, queue.metrics.dropped)
+        count(queue, TaskMetrics.dropped)
         yield* Effect.logError(
           `the outcome of claim ${settlement.claim} of task ${settlement.id} (${settlement._tag}) could not be ` +
             `written and was given up; the task runs again once its lease lapses: ${error.message}`
@@ -141,7 +142,7 @@ export const run = (runtime: PoolRuntime): Effect.Effect<never> =>
         queue.inFlight -= 1
         queue.signal.notify()
         if (result?.applied !== true && result?.dropped !== true && batch[i]!.cancelled !== true) {
-          count(runtime, queue.metrics.refused)
+          count(queue, TaskMetrics.refused)
           yield* Effect.logWarning(
             `the outcome of claim ${settlement.claim} of task ${settlement.id} (${settlement._tag}) was refused: ` +
               "the task was rescued after its lease lapsed or its holder was lost, or cancelled"

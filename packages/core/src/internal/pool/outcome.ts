@@ -14,6 +14,7 @@ import * as Backoff from "../../Backoff.ts"
 import { HandlerInterrupted, InvalidSnooze, OutcomeDefect, TaskTimeout } from "../../PoolErrors.ts"
 import * as Retention from "../../Retention.ts"
 import * as Task from "../../Task.ts"
+import * as TaskMetrics from "../../TaskMetrics.ts"
 import type { AttemptError, Settlement, TaskRecord } from "../../TaskStore.ts"
 import { describeDefect, describeError, describeText } from "../describe.ts"
 import type { Ended } from "./attempt.ts"
@@ -92,7 +93,7 @@ const failure = Effect.fnUntraced(function*(
       })
     )
     if (Option.isSome(delay)) {
-      count(runtime, queue.metrics.retried)
+      count(queue, TaskMetrics.retried)
       yield* Effect.logDebug(`attempt ${row.attempt} failed, retrying in ${Duration.format(delay.value)}`)
       return {
         _tag: "Retry",
@@ -104,7 +105,7 @@ const failure = Effect.fnUntraced(function*(
       } satisfies Settlement
     }
   }
-  count(runtime, queue.metrics.failed)
+  count(queue, TaskMetrics.failed)
   yield* Effect.logWarning(`task failed for good after attempt ${row.attempt}: ${error.message}`)
   return {
     _tag: "Fail",
@@ -138,7 +139,7 @@ const unsuccessful = Effect.fnUntraced(function*(
         })
         return yield* failure(runtime, queue, row, now, attemptError(row, now, invalid), task.backoff)
       }
-      count(runtime, queue.metrics.snoozed)
+      count(queue, TaskMetrics.snoozed)
       return {
         _tag: "Snooze",
         id: row.id,
@@ -148,7 +149,7 @@ const unsuccessful = Effect.fnUntraced(function*(
       } satisfies Settlement
     }
     if (error instanceof Task.Cancel) {
-      count(runtime, queue.metrics.cancelled)
+      count(queue, TaskMetrics.cancelled)
       return {
         _tag: "Cancel",
         id: row.id,
@@ -166,7 +167,7 @@ const unsuccessful = Effect.fnUntraced(function*(
       } satisfies Settlement
     }
     if (error instanceof Task.PermanentFailure) {
-      count(runtime, queue.metrics.failed)
+      count(queue, TaskMetrics.failed)
       const recorded = attemptError(row, now, error.error)
       yield* Effect.logWarning(`task failed permanently in attempt ${row.attempt}: ${recorded.message}`)
       return {
@@ -194,7 +195,7 @@ const unsuccessful = Effect.fnUntraced(function*(
   }
   if (stoppedBy === "shutdown") {
     // Interrupted by the pool at shutdown: back to the queue, no attempt used.
-    count(runtime, queue.metrics.released)
+    count(queue, TaskMetrics.released)
     return release(row, now)
   }
   const interrupted = new HandlerInterrupted({
@@ -265,11 +266,11 @@ export const exited = (
   const now = runtime.now()
   const tookMs = Math.max(0, now - startedAt)
   recordAttemptTime(queue, tookMs)
-  queue.metrics.duration.updateUnsafe(Duration.millis(tookMs), runtime.context)
+  TaskMetrics.duration.updateUnsafe(Duration.millis(tookMs), queue.metricContext)
   if (stoppedBy === "cancel") {
     // An operator cancelled the task while it ran: the store has it
     // cancelled already, and refuses this settlement.
-    count(runtime, queue.metrics.cancelled)
+    count(queue, TaskMetrics.cancelled)
     return Effect.as(
       Effect.logInfo("the task was cancelled while it ran: its handler was interrupted").pipe(
         Effect.annotateLogs(annotations(row))
@@ -285,7 +286,7 @@ export const exited = (
     )
   }
   if (exit !== undefined && stoppedBy !== "timeout" && Exit.isSuccess(exit)) {
-    count(runtime, queue.metrics.succeeded)
+    count(queue, TaskMetrics.succeeded)
     return Effect.succeed({
       _tag: "Done",
       id: row.id,
@@ -298,7 +299,7 @@ export const exited = (
     ? timedOut(runtime, queue, row, task, now)
     : exit === undefined
     ? Effect.sync(() => {
-      count(runtime, queue.metrics.released)
+      count(queue, TaskMetrics.released)
       return release(row, now)
     })
     : unsuccessful(runtime, queue, row, task, now, (exit as Exit.Failure<unknown, unknown>).cause, stoppedBy)
@@ -323,7 +324,7 @@ export const undecided = (
   })
   const error = attemptError(row, now, defect)
   if (row.retries < row.maxRetries) {
-    count(runtime, queue.metrics.retried)
+    count(queue, TaskMetrics.retried)
     return {
       _tag: "Retry",
       id: row.id,
@@ -333,7 +334,7 @@ export const undecided = (
       error
     }
   }
-  count(runtime, queue.metrics.failed)
+  count(queue, TaskMetrics.failed)
   return {
     _tag: "Fail",
     id: row.id,

@@ -4,44 +4,23 @@
  * reads, and the signals that wake each stage. Plain mutable fields and
  * arrays: every stage runs on one thread, and this is the hot path.
  */
-import { Effect, Metric } from "effect"
-import type { Duration } from "effect"
-import * as TaskMetrics from "../../TaskMetrics.ts"
+import { Context, Effect, Metric } from "effect"
 import type { TaskRecord } from "../../TaskStore.ts"
 import * as Signal from "../signal.ts"
 import type { QueueSettings } from "./settings.ts"
 
-/** One queue's metrics, built once (`withAttributes` allocates). */
-export interface QueueMetrics {
-  readonly started: Metric.Metric<number, unknown>
-  readonly succeeded: Metric.Metric<number, unknown>
-  readonly retried: Metric.Metric<number, unknown>
-  readonly failed: Metric.Metric<number, unknown>
-  readonly snoozed: Metric.Metric<number, unknown>
-  readonly cancelled: Metric.Metric<number, unknown>
-  readonly released: Metric.Metric<number, unknown>
-  readonly returned: Metric.Metric<number, unknown>
-  readonly refused: Metric.Metric<number, unknown>
-  readonly dropped: Metric.Metric<number, unknown>
-  readonly duration: Metric.Metric<Duration.Duration, unknown>
-}
-
-const queueMetrics = (queue: string): QueueMetrics => {
-  const attributes = { queue }
-  return {
-    started: Metric.withAttributes(TaskMetrics.started, attributes),
-    succeeded: Metric.withAttributes(TaskMetrics.succeeded, attributes),
-    retried: Metric.withAttributes(TaskMetrics.retried, attributes),
-    failed: Metric.withAttributes(TaskMetrics.failed, attributes),
-    snoozed: Metric.withAttributes(TaskMetrics.snoozed, attributes),
-    cancelled: Metric.withAttributes(TaskMetrics.cancelled, attributes),
-    released: Metric.withAttributes(TaskMetrics.released, attributes),
-    returned: Metric.withAttributes(TaskMetrics.returned, attributes),
-    refused: Metric.withAttributes(TaskMetrics.refused, attributes),
-    dropped: Metric.withAttributes(TaskMetrics.dropped, attributes),
-    duration: Metric.withAttributes(TaskMetrics.duration, attributes)
-  }
-}
+/**
+ * The pool's context with this queue's attribute in its metric attributes,
+ * made once per queue. Every update of a metric through
+ * `Metric.withAttributes` adds the attributes to the context it is given (a
+ * new context for each update, three or more per task); the queue's metrics
+ * are updated in this context instead, which gives the same series.
+ */
+const metricContext = (context: Context.Context<never>, queue: string): Context.Context<never> =>
+  Context.add(context, Metric.CurrentMetricAttributes, {
+    ...Context.get(context, Metric.CurrentMetricAttributes),
+    queue
+  })
 
 /** A caller of `awaitIdle`, resumed by the first claim started after it that finds the queue idle. */
 export interface IdleWaiter {
@@ -53,7 +32,8 @@ export interface IdleWaiter {
 export interface QueueState {
   readonly settings: QueueSettings
   readonly name: string
-  readonly metrics: QueueMetrics
+  /** The context this queue's metrics are updated in (see `count`). */
+  readonly metricContext: Context.Context<never>
   /** Wakes the claimer: a worker is about to wait, an outcome was written, or `awaitIdle` was called. */
   readonly signal: Signal.Signal
   /** Claimed tasks waiting for a worker, in claim order. */
@@ -75,10 +55,11 @@ export interface QueueState {
   idleWaiters: Array<IdleWaiter>
 }
 
-export const make = (settings: QueueSettings): QueueState => ({
+/** A queue's state; `context` is the pool's. */
+export const make = (settings: QueueSettings, context: Context.Context<never>): QueueState => ({
   settings,
   name: settings.name,
-  metrics: queueMetrics(settings.name),
+  metricContext: metricContext(context, settings.name),
   signal: Signal.make(),
   buffer: [],
   idleWorkers: [],

@@ -98,9 +98,9 @@ export interface PoolRuntime {
 export const holdValid = (runtime: PoolRuntime, now: number): boolean =>
   now < runtime.holder.lastBeatAt + runtime.holder.ttlMs / 2
 
-/** Adds one to a counter. */
-export const count = (runtime: PoolRuntime, metric: Metric.Metric<number, unknown>): void =>
-  metric.updateUnsafe(1, runtime.context)
+/** Adds one to a counter of `queue` (its series with the queue's attribute). */
+export const count = (queue: QueueState, metric: Metric.Metric<number, unknown>): void =>
+  metric.updateUnsafe(1, queue.metricContext)
 
 /** Hands a settlement to the completer. */
 export const settleLater = (

@@ -6,6 +6,7 @@
  * end the pool's registration as a holder. backie waits for running tasks the same way.
  */
 import { Duration, Effect, Fiber, Option } from "effect"
+import * as TaskMetrics from "../../TaskMetrics.ts"
 import * as Attempt from "./attempt.ts"
 import * as Outcome from "./outcome.ts"
 import { count, type PoolRuntime, settleLater, totalInFlight, totalRunning } from "./runtime.ts"
@@ -42,7 +43,7 @@ export const run = (
       const unstarted = queue.buffer
       queue.buffer = []
       for (const row of unstarted) {
-        count(runtime, queue.metrics.returned)
+        count(queue, TaskMetrics.returned)
         settleLater(runtime, queue, Outcome.giveBack(row, now))
       }
     }

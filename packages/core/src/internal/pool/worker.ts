@@ -10,6 +10,7 @@
  * always freed.
  */
 import { Effect } from "effect"
+import * as TaskMetrics from "../../TaskMetrics.ts"
 import type { Settlement, TaskRecord } from "../../TaskStore.ts"
 import * as Attempt from "./attempt.ts"
 import * as Heartbeats from "./heartbeats.ts"
@@ -73,14 +74,14 @@ export const run = (runtime: PoolRuntime, queue: Queue.QueueState): Effect.Effec
         const unrun = whyNotStart(queue, row, now)
         let settlement: Settlement
         if (unrun !== undefined) {
-          count(runtime, queue.metrics.returned)
+          count(queue, TaskMetrics.returned)
           yield* Effect.logWarning(`task ${row.id} returned to its queue unrun: ${unrun}`).pipe(
             Effect.annotateLogs({ taskId: row.id, taskName: row.taskName })
           )
           settlement = Outcome.giveBack(row, now)
         } else if ((row.rescued > 0 || !holdValid(runtime, now)) && !(yield* confirmStart(runtime, queue, row))) {
           // The start could not be recorded: never run such a task unrecorded.
-          count(runtime, queue.metrics.returned)
+          count(queue, TaskMetrics.returned)
           settlement = Outcome.giveBack(row, runtime.now())
         } else {
           settlement = yield* Effect.suspend(() => Attempt.run(runtime, queue, row, now, context)).pipe(
