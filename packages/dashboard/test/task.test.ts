@@ -3,39 +3,24 @@
  * retries and cancellations.
  */
 import type { AttemptError, TaskRecord } from "@backie/core/TaskStore"
+import { readyRecord } from "@backie/core/TaskStore"
 import { describe, expect, it } from "@effect/vitest"
 import { attempts, timeline } from "../src/internal/pages/task.ts"
 
 const t = (s: number) => new Date(Date.UTC(2030, 0, 1, 0, 0, s))
 
-const base: TaskRecord = {
-  id: "0b6f3c7e-5a1d-4a7e-9c43-2f1d8e9a6b10",
+// A fresh task as a store returns it, created at t(0); each test sets what its story needs.
+const base: TaskRecord = readyRecord("0b6f3c7e-5a1d-4a7e-9c43-2f1d8e9a6b10", {
   taskName: "send",
   queue: "mail",
-  uniqueKey: null,
-  uniqueStates: ["ready", "running"],
   payload: {},
-  state: "ready",
+  uniqueKey: null,
   priority: 0,
-  attempt: 0,
-  claim: 0,
-  retries: 0,
   maxRetries: 3,
   timeoutMs: 30_000,
-  createdAt: t(0),
-  scheduledAt: t(0),
-  runningAt: null,
-  leaseExpiresAt: null,
-  holder: null,
-  holdSeq: null,
-  startRecorded: false,
-  rescued: 0,
-  doneAt: null,
-  lastError: null,
-  errors: [],
-  trace: null,
-  schedule: null
-}
+  now: t(0),
+  scheduledAt: t(0)
+})
 
 const failure = (attempt: number, startedAt: number, at: number): AttemptError => ({
   attempt,
