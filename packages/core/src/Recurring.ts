@@ -284,3 +284,29 @@ export const nextSlot = (schedule: ScheduleRecord, after: Date): Date | undefine
   const slots = Slots.fromStored(schedule.expression, schedule.timeZone)
   return slots === undefined ? undefined : new Date(slots.next(after.getTime()))
 }
+
+/**
+ * How recently a process must have declared a schedule for it to count as
+ * active: processes renew their declarations once a minute, so three minutes
+ * leave room for two missed renewals.
+ *
+ * @since 0.1.0
+ */
+export const activeWithinMillis = 3 * 60_000
+
+/**
+ * Whether a schedule last declared at `seenAt` (`ScheduleRecord.seenAt`) is
+ * active at `now` (milliseconds, by the store's clock): some process still
+ * runs it. An inactive schedule's next slot is taken only once a process
+ * declares it again.
+ *
+ * @example
+ * ```ts
+ * import { Recurring } from "@backie/core"
+ *
+ * Recurring.isActive(new Date(Date.now() - 60_000), Date.now()) // true
+ * ```
+ *
+ * @since 0.1.0
+ */
+export const isActive = (seenAt: Date, now: number): boolean => now - seenAt.getTime() <= activeWithinMillis

@@ -413,3 +413,12 @@ describe("Recurring.layer", () => {
       assert.deepStrictEqual((yield* TaskQueue.schedules).map((s) => s.name), ["tick"])
     }))))
 })
+
+describe("Recurring.isActive", () => {
+  it("a schedule declared up to three minutes ago is active, one declared longer ago is not", () => {
+    const now = Date.UTC(2030, 0, 1)
+    assert.isTrue(Recurring.isActive(new Date(now - Recurring.activeWithinMillis), now))
+    assert.isFalse(Recurring.isActive(new Date(now - Recurring.activeWithinMillis - 1), now))
+    assert.strictEqual(Recurring.activeWithinMillis, 3 * 60_000)
+  })
+})

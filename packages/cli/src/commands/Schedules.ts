@@ -5,7 +5,7 @@
  *
  * @since 0.1.0
  */
-import { TaskQueue } from "@backie/core"
+import { Recurring, TaskQueue } from "@backie/core"
 import { currentTimeMillis, TaskStore } from "@backie/core/TaskStore"
 import { Console, Effect } from "effect"
 import { Argument, Command } from "effect/cli"
@@ -16,18 +16,9 @@ import { lines, root } from "../Root.ts"
 import * as Table from "../Table.ts"
 
 /**
- * How recently a process must have declared a schedule for it to count as
- * active: processes renew their declarations once a minute, so three minutes
- * leave room for two missed renewals.
- *
- * @since 0.1.0
- */
-export const activeWithinMillis = 3 * 60_000
-
-/**
  * A stored schedule as `schedules` reports it: the stored record, its next
  * slot after now (`null` when this version cannot read its expression), and
- * whether a process declared it within {@link activeWithinMillis}.
+ * whether a process declared it lately (`Recurring.isActive`).
  *
  * @since 0.1.0
  */
@@ -35,12 +26,6 @@ export interface Schedule extends TaskQueue.ScheduleInfo {
   readonly active: boolean
 }
 
-/**
- * Whether a schedule last declared at `seenAt` is active at `now`.
- *
- * @since 0.1.0
- */
-export const isActive = (seenAt: Date, now: number): boolean => now - seenAt.getTime() <= activeWithinMillis
 
 /**
  * Reads the stored schedules, by name, from the store in context.
@@ -52,7 +37,7 @@ export const read = Effect.fn("Schedules.read")(function*() {
   const queue = yield* TaskQueue.make
   const infos = yield* queue.schedules.pipe(Effect.mapError(Database.storeFailure))
   const now = yield* currentTimeMillis(store).pipe(Effect.mapError(Database.storeFailure))
-  return infos.map((info): Schedule => ({ ...info, active: isActive(info.seenAt, now) }))
+  return infos.map((info): Schedule => ({ ...info, active: Recurring.isActive(info.seenAt, now) }))
 })
 
 /**
@@ -108,7 +93,7 @@ export const remove = Command.make(
         return yield* new NothingToDo({ message: `no schedule named "${Format.text(name)}"` })
       }
       // An active schedule comes back: say so, as cancel does of a running task.
-      const active = before !== undefined && isActive(before.seenAt, now)
+      const active = before !== undefined && Recurring.isActive(before.seenAt, now)
       const note = active
         ? ` (a process declared it ${Format.relative(before.seenAt, now)}: ` +
           "it stores it again, as new, within a minute)"

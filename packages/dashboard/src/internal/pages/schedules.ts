@@ -3,17 +3,12 @@
  * zone, missed-slot policy, last slot (and the task enqueued for it) and next
  * slot, and whether a process still declares it.
  */
+import { Recurring } from "@backie/core"
 import type { TaskQueue } from "@backie/core"
 import type { Html } from "../html.ts"
 import { html } from "../html.ts"
 import type { PageContext } from "../layout.ts"
 import { href, page, segment, time } from "../layout.ts"
-
-/**
- * How recently a process must have declared a schedule for it to count as
- * active: processes renew their declarations once a minute.
- */
-export const activeWithinMillis = 3 * 60_000
 
 /** The schedules page. */
 export const render = (context: PageContext, schedules: ReadonlyArray<TaskQueue.ScheduleInfo>): Html =>
@@ -42,7 +37,7 @@ export const render = (context: PageContext, schedules: ReadonlyArray<TaskQueue.
           }</td>
 <td>${s.nextSlot === null ? html`<span class="muted">unreadable expression</span>` : time(context, s.nextSlot)}</td>
 <td>${
-            context.now - s.seenAt.getTime() <= activeWithinMillis
+            Recurring.isActive(s.seenAt, context.now)
               ? "active"
               : html`<span class="muted">not declared since ${time(context, s.seenAt)}</span>`
           }</td>
