@@ -115,6 +115,7 @@ import { selectThroughput } from "./internal/sql/selectThroughput.ts"
 import { selectTasksByUniqueKey } from "./internal/sql/selectTasksByUniqueKey.ts"
 import type { SettleColumns } from "./internal/sql/settleTasks.ts"
 import { settleTasks } from "./internal/sql/settleTasks.ts"
+import { minuteOf, removeDoneTasks } from "./internal/sql/removeDoneTasks.ts"
 import * as Shared from "./internal/sql/shared.ts"
 import type { MalformedRow } from "./internal/taskRow.ts"
 import { decodeTaskRecords, decodeTaskValues } from "./internal/taskRow.ts"
@@ -549,6 +550,23 @@ export const make = Effect.fn("PgTaskStore.make")(
       remove: settlements.map((s) => (s._tag === "Done" || s._tag === "Fail" || s._tag === "Cancel") && s.remove)
     })
 
+    /**
+     * The minute (`minuteOf`) of a batch that `removeDoneTasks` can apply:
+     * every settlement `Done`, removed by its retention, in one minute;
+     * otherwise undefined (the batch goes through `settleTasks`).
+     */
+    const removedDoneMinute = (settlements: ReadonlyArray<Settlement>): number | undefined => {
+      const first = settlements[0]!
+      if (first._tag !== "Done" || !first.remove) return undefined
+      const minute = minuteOf(first.now)
+      if (Number.isNaN(minute)) return undefined
+      for (let i = 1; i < settlements.length; i++) {
+        const s = settlements[i]!
+        if (s._tag !== "Done" || !s.remove || minuteOf(s.now) !== minute) return undefined
+      }
+      return minute
+    }
+
     const settle = Effect.fnUntraced(function*(settlements: ReadonlyArray<Settlement>) {
       // Each settlement leaves `running`, so at most one per task can apply:
       // a repeated (id, claim) is refused like a second settlement would be.
@@ -574,8 +592,17 @@ export const make = Effect.fn("PgTaskStore.make")(
       }
       const applied = new Uint8Array(sent.length)
       if (sent.length > 0) {
-        const columns = yield* attempt("settle", () => encodeSettle(sent))
-        const rows = yield* settleTasks(target, columns).pipe(Effect.mapError(failedWith("settle")))
+        const statement = yield* attempt("settle", () => {
+          const minute = removedDoneMinute(sent)
+          return minute === undefined
+            ? settleTasks(target, encodeSettle(sent))
+            : removeDoneTasks(target, {
+              ids: sent.map((s) => s.id),
+              claims: sent.map((s) => s.claim),
+              minute: new Date(minute)
+            })
+        })
+        const rows = yield* statement.pipe(Effect.mapError(failedWith("settle")))
         for (const row of rows) applied[row.ord] = 1
       }
       return settlements.map((s, index): SettleResult => ({

@@ -150,6 +150,46 @@ export const throughput = ({ test }: Suite): void => {
         assert.deepStrictEqual(yield* store.throughput(T0), [minute("default", T0, { done: 3, retried: 1 })])
       }))
 
+    test("a batch of removed Done settlements deletes and counts what applies, per queue and per minute", (store) =>
+      Effect.gen(function*() {
+        const a1 = yield* running(store, { queue: "a" })
+        const a2 = yield* running(store, { queue: "a" })
+        const b1 = yield* running(store, { queue: "b" })
+        const stale = yield* running(store, { queue: "a" })
+        const done = (task: { readonly id: string; readonly claim: number }, now: Date, claim = task.claim): Settlement => ({
+          _tag: "Done",
+          id: task.id,
+          claim,
+          now,
+          remove: true
+        })
+        // One minute, two queues; refused: a stale claim, a repeated settlement, an id no task has.
+        const results = yield* store.settle([
+          done(b1, at(3)),
+          done(a1, at(1)),
+          done(stale, at(4), stale.claim + 1),
+          done(a2, at(2)),
+          done(a1, at(5)),
+          done({ id: "00000000-0000-4000-8000-000000000000", claim: 1 }, at(6))
+        ])
+        assert.deepStrictEqual(results.map((result) => result.applied), [true, true, false, true, false, false])
+        for (const task of [a1, a2, b1]) assert.isUndefined(yield* store.get(task.id))
+        assert.strictEqual((yield* store.get(stale.id))?.state, "running")
+        assert.deepStrictEqual(yield* store.throughput(T0), [
+          minute("a", T0, { done: 2 }),
+          minute("b", T0, { done: 1 })
+        ])
+        // A batch over two minutes counts each settlement in its own.
+        const late = yield* running(store, { queue: "a" })
+        const results2 = yield* store.settle([done(stale, at(59_999)), done(late, at(MINUTE))])
+        assert.deepStrictEqual(results2.map((result) => result.applied), [true, true])
+        assert.deepStrictEqual(yield* store.throughput(T0), [
+          minute("a", T0, { done: 3 }),
+          minute("a", at(MINUTE), { done: 1 }),
+          minute("b", T0, { done: 1 })
+        ])
+      }))
+
     test("rescue counts the lapsed leases it charges (retried or failed) in the minute of its now, not returned tasks", (store) =>
       Effect.gen(function*() {
         const retried = yield* running(store, { maxRetries: 1 })
