@@ -53,10 +53,13 @@ const runClient = async (init: ChildInit) => {
         return { type: "timed", ms, cpuMs: (used.user + used.system) / 1000 }
       }
       case "bulk": {
-        const batch = payloads(command.count)
+        const calls: Array<Array<Payload>> = []
+        for (let from = 0; from < command.count; from += command.call) {
+          calls.push(payloads(Math.min(command.call, command.count - from), from))
+        }
         const cpu = process.cpuUsage()
         const start = performance.now()
-        await client.enqueueBatch(batch)
+        for (const batch of calls) await client.enqueueBatch(batch)
         const ms = performance.now() - start
         const used = process.cpuUsage(cpu)
         return { type: "timed", ms, cpuMs: (used.user + used.system) / 1000 }

@@ -14,7 +14,8 @@ export interface ChildInit {
 /** Commands to a client process. */
 export type ClientCommand =
   | { readonly cmd: "single"; readonly count: number; readonly warmup: number }
-  | { readonly cmd: "bulk"; readonly count: number }
+  /** `count` tasks in calls of the batch API of `call` tasks each (the last may be shorter), one after another. */
+  | { readonly cmd: "bulk"; readonly count: number; readonly call: number }
   | { readonly cmd: "prefill"; readonly count: number; readonly chunk: number }
   | { readonly cmd: "latency"; readonly count: number; readonly intervalMs: number }
   | { readonly cmd: "close" }
