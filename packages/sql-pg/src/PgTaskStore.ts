@@ -104,7 +104,7 @@ import { countTasks } from "./internal/sql/countTasks.ts"
 import { failClaimedTasks } from "./internal/sql/failClaimedTasks.ts"
 import { insertTask } from "./internal/sql/insertTask.ts"
 import type { InsertColumns } from "./internal/sql/insertTasks.ts"
-import { insertTasks } from "./internal/sql/insertTasks.ts"
+import { insertTasks, insertUnkeyedTasks } from "./internal/sql/insertTasks.ts"
 import { listTasks } from "./internal/sql/listTasks.ts"
 import { pageTasks } from "./internal/sql/pageTasks.ts"
 import { purgeTasks } from "./internal/sql/purgeTasks.ts"
@@ -380,6 +380,22 @@ export const make = Effect.fn("PgTaskStore.make")(
         }
         const batch = pending.map((index) => tasks[index]!)
         const columns = yield* attempt("insert", () => encodeInsert(batch))
+        if (batch.length > 1 && firstOfSlot.size === 0) {
+          // No task has a unique key: every row is inserted, or none.
+          const [counted] = yield* insertUnkeyedTasks(target, columns).pipe(Effect.mapError(failedWith("insert")))
+          if (counted?.inserted !== batch.length) {
+            return yield* new TaskStoreError({
+              reason: "Unknown",
+              operation: "insert",
+              message: `insert failed: ${batch.length} tasks were sent and the database reports ` +
+                `${counted?.inserted ?? "no count"} inserted`
+            })
+          }
+          for (let position = 0; position < batch.length; position++) {
+            results[pending[position]!] = { task: newRecord(batch[position]!, columns, position), inserted: true }
+          }
+          break
+        }
         const inserted = yield* (batch.length === 1 ? insertTask(target, columns) : insertTasks(target, columns))
           .pipe(Effect.mapError(failedWith("insert")))
         const insertedIds = new Set<string>()

@@ -12,6 +12,14 @@
  * of the inserted rows come back: the caller built everything else it sent,
  * so it makes the records itself instead of reading every column back.
  *
+ * A batch in which no task has a unique key cannot conflict on one (the
+ * unique index holds only rows with a key): `insertUnkeyedTasks` inserts it
+ * without `ON CONFLICT`, which makes every row a speculative insertion
+ * confirmed by one more write, and returns only how many rows it inserted
+ * (every row, or the statement fails): no id to decode and look up per task.
+ * (A data-modifying CTE runs to its end whether or not it is read, so the
+ * count and the queues to notify are read from the input.)
+ *
  * In the same statement, the store's channel is notified once per queue that
  * got a row, so idle claimers wake up (on commit, when the caller's
  * transaction holds the insert).
@@ -50,10 +58,14 @@ export interface InsertedRow {
   readonly id: string
 }
 
-/** Inserts a batch of tasks; returns the ids of those inserted (see the module documentation). */
-export const insertTasks = ({ channel, sql, tasks }: Target, columns: InsertColumns): Statement<InsertedRow> =>
-  sql<InsertedRow>`
-        WITH input AS (
+/** The row of `insertUnkeyedTasks`: how many tasks it inserted. */
+export interface InsertedCount {
+  readonly inserted: number
+}
+
+/** The input of an insert: the columns sent, as rows, numbered in input order (`ord`). */
+const input = (sql: Target["sql"], columns: InsertColumns) =>
+  sql`input AS (
           SELECT * FROM unnest(
             ${uuids(columns.ids)}, ${texts(columns.taskNames)}, ${texts(columns.queues)},
             ${texts(columns.uniqueKeys)}, ${texts(columns.payloads)}, ${int4s(columns.priorities)},
@@ -62,17 +74,43 @@ export const insertTasks = ({ channel, sql, tasks }: Target, columns: InsertColu
             ${texts(columns.schedules)}
           ) WITH ORDINALITY AS i(id, task_name, queue_name, uniq_key, payload, priority, max_retries,
                  timeout_msecs, created_at, scheduled_at, uniq_states, trace, schedule_name, ord)
-        ), inserted AS (
-          INSERT INTO ${tasks} AS t (id, task_name, queue_name, uniq_key, payload, priority, max_retries,
+        )`
+
+/** The insert of the input's rows, in input order, without its conflict clause. */
+const insertInput = (tasks: Target["tasks"], sql: Target["sql"]) =>
+  sql`INSERT INTO ${tasks} AS t (id, task_name, queue_name, uniq_key, payload, priority, max_retries,
                                      timeout_msecs, created_at, scheduled_at, uniq_states, trace, schedule_name)
           SELECT id, task_name, queue_name, uniq_key, payload::jsonb, priority, max_retries,
                  round(timeout_msecs)::bigint, created_at, scheduled_at, uniq_states, trace, schedule_name
           FROM input
-          ORDER BY ord
+          ORDER BY ord`
+
+/** Inserts a batch of tasks; returns the ids of those inserted (see the module documentation). */
+export const insertTasks = ({ channel, sql, tasks }: Target, columns: InsertColumns): Statement<InsertedRow> =>
+  sql<InsertedRow>`
+        WITH ${input(sql, columns)}, inserted AS (
+          ${insertInput(tasks, sql)}
           ON CONFLICT (task_name, uniq_key) WHERE uniq_key IS NOT NULL AND (state IN ('ready', 'running') OR strpos(uniq_states, state) > 0) DO NOTHING
           RETURNING t.id, t.queue_name
         ), woken AS (
           SELECT pg_notify(${channel}, queue_name) FROM (SELECT DISTINCT queue_name FROM inserted) AS q
         )
         SELECT inserted.id, (SELECT count(*) FROM woken) AS woken FROM inserted
+      `
+
+/**
+ * Inserts a batch of tasks none of which has a unique key (see the module
+ * documentation); returns how many it inserted.
+ */
+export const insertUnkeyedTasks = (
+  { channel, sql, tasks }: Target,
+  columns: InsertColumns
+): Statement<InsertedCount> =>
+  sql<InsertedCount>`
+        WITH ${input(sql, columns)}, inserted AS (
+          ${insertInput(tasks, sql)}
+        ), woken AS (
+          SELECT pg_notify(${channel}, queue_name) FROM (SELECT DISTINCT queue_name FROM input) AS q
+        )
+        SELECT (SELECT count(*) FROM input)::int4 AS inserted, (SELECT count(*) FROM woken) AS woken
       `
