@@ -1,6 +1,8 @@
 /**
- * The PostgreSQL `TaskStore`: one table, one statement per operation, wake-ups
- * over LISTEN/NOTIFY. Any number of processes can share one database.
+ * The PostgreSQL `TaskStore`: one table, one statement per operation (an
+ * insert of more than 2,500 tasks without unique keys: statements of 2,500 in
+ * one transaction), wake-ups over LISTEN/NOTIFY. Any number of processes can
+ * share one database.
  *
  * It honours the same contract as the in-memory store (the shared store
  * contract suite runs against both). Every time comes from the caller, never
@@ -34,7 +36,7 @@
  * @since 0.1.0
  */
 import { PgClient } from "@effect/sql-pg/PgClient"
-import { Effect, Layer } from "effect"
+import { Effect, Fiber, Layer } from "effect"
 import * as crypto from "node:crypto"
 import { SqlClient } from "effect/sql"
 import type { SqlError } from "effect/sql/SqlError"
@@ -104,7 +106,7 @@ import { countTasks } from "./internal/sql/countTasks.ts"
 import { failClaimedTasks } from "./internal/sql/failClaimedTasks.ts"
 import { insertTask } from "./internal/sql/insertTask.ts"
 import type { InsertColumns } from "./internal/sql/insertTasks.ts"
-import { insertTasks, insertUnkeyedTasks } from "./internal/sql/insertTasks.ts"
+import { insertChunk, insertTasks, insertUnkeyedTasks } from "./internal/sql/insertTasks.ts"
 import { listTasks } from "./internal/sql/listTasks.ts"
 import { pageTasks } from "./internal/sql/pageTasks.ts"
 import { purgeTasks } from "./internal/sql/purgeTasks.ts"
@@ -349,6 +351,60 @@ export const make = Effect.fn("PgTaskStore.make")(
       })
     })
 
+    /** One `insertUnkeyedTasks` statement of `columns` (of `size` tasks), which must insert them all. */
+    const insertAll = (columns: InsertColumns, size: number) =>
+      insertUnkeyedTasks(target, columns).pipe(
+        Effect.mapError(failedWith("insert")),
+        Effect.flatMap(([counted]) =>
+          counted?.inserted === size ? Effect.void : Effect.fail(
+            new TaskStoreError({
+              reason: "Unknown",
+              operation: "insert",
+              message: `insert failed: ${size} tasks were sent and the database reports ${
+                counted?.inserted ?? "no count"
+              } inserted`
+            })
+          )
+        )
+      )
+
+    /**
+     * Inserts tasks none of which has a unique key, and returns their records.
+     * Up to `insertChunk` tasks go in one statement; more go in statements of
+     * `insertChunk`, in one transaction (all or none, as one statement), and
+     * the client encodes each chunk, and builds the records of the one before,
+     * while the database writes the one before: one statement of 50,000 made
+     * the client and the server wait for each other (bench/README.md).
+     */
+    const insertUnkeyed = Effect.fnUntraced(function*(batch: ReadonlyArray<NewTask>) {
+      const records: Array<TaskRecord> = new Array(batch.length)
+      const recordsOf = (columns: InsertColumns, from: number) => {
+        for (let position = 0; position < columns.ids.length; position++) {
+          records[from + position] = newRecord(batch[from + position]!, columns, position)
+        }
+      }
+      const encode = (from: number) => attempt("insert", () => encodeInsert(batch.slice(from, from + insertChunk)))
+      if (batch.length <= insertChunk) {
+        const columns = yield* encode(0)
+        yield* insertAll(columns, batch.length)
+        recordsOf(columns, 0)
+        return records
+      }
+      yield* sql.withTransaction(Effect.gen(function*() {
+        let columns = yield* encode(0)
+        for (let from = 0; from < batch.length; from += insertChunk) {
+          const writing = yield* Effect.forkChild(insertAll(columns, columns.ids.length))
+          // Let the statement go out before the client's own work.
+          yield* Effect.yieldNow
+          recordsOf(columns, from)
+          const next = from + insertChunk < batch.length ? yield* encode(from + insertChunk) : undefined
+          yield* Fiber.join(writing)
+          if (next !== undefined) columns = next
+        }
+      })).pipe(Effect.mapError((error) => isSqlError(error) ? failedWith("insert")(error) : error))
+      return records
+    })
+
     const insert = Effect.fnUntraced(function*(tasks: ReadonlyArray<NewTask>) {
       const results: Array<InsertResult | undefined> = new Array(tasks.length)
       // A repeated unique key within the batch resolves to its first occurrence.
@@ -379,23 +435,15 @@ export const make = Effect.fn("PgTaskStore.make")(
           })
         }
         const batch = pending.map((index) => tasks[index]!)
-        const columns = yield* attempt("insert", () => encodeInsert(batch))
         if (batch.length > 1 && firstOfSlot.size === 0) {
           // No task has a unique key: every row is inserted, or none.
-          const [counted] = yield* insertUnkeyedTasks(target, columns).pipe(Effect.mapError(failedWith("insert")))
-          if (counted?.inserted !== batch.length) {
-            return yield* new TaskStoreError({
-              reason: "Unknown",
-              operation: "insert",
-              message: `insert failed: ${batch.length} tasks were sent and the database reports ` +
-                `${counted?.inserted ?? "no count"} inserted`
-            })
-          }
+          const records = yield* insertUnkeyed(batch)
           for (let position = 0; position < batch.length; position++) {
-            results[pending[position]!] = { task: newRecord(batch[position]!, columns, position), inserted: true }
+            results[pending[position]!] = { task: records[position]!, inserted: true }
           }
           break
         }
+        const columns = yield* attempt("insert", () => encodeInsert(batch))
         const inserted = yield* (batch.length === 1 ? insertTask(target, columns) : insertTasks(target, columns))
           .pipe(Effect.mapError(failedWith("insert")))
         const insertedIds = new Set<string>()

@@ -16,6 +16,7 @@ import { TaskStore, TaskStoreError } from "@backie/core/TaskStore"
 import * as Errors from "../src/internal/errors.ts"
 import * as Names from "../src/internal/names.ts"
 import { claimTasks } from "../src/internal/sql/claimTasks.ts"
+import { insertChunk } from "../src/internal/sql/insertTasks.ts"
 import { pageTasks } from "../src/internal/sql/pageTasks.ts"
 import * as Shared from "../src/internal/sql/shared.ts"
 import * as Migrations from "../src/Migrations.ts"
@@ -635,6 +636,58 @@ describe("PgTaskStore on PostgreSQL", () => {
           const [again] = yield* store.insert([newTask({ queue: "mail", uniqueKey: "only-once" })])
           assert.isTrue(again!.inserted)
           assert.isTrue(yield* woke(wakeups.await("mail"), wakeupWaitMs))
+        })
+      ))
+  })
+
+  describe("large batches", () => {
+    /** More tasks than one insert statement carries: two full statements and part of a third. */
+    const size = 2 * insertChunk + 1_000
+    const numbered = () => Array.from({ length: size }, (_, n) => newTask({ payload: { n } }))
+
+    it.effect("a batch of more tasks than one statement carries is inserted whole, in input order", () =>
+      withStore(({ store }) =>
+        Effect.gen(function*() {
+          const results = yield* store.insert(numbered())
+          assert.lengthOf(results, size)
+          assert.isTrue(results.every((result, n) => result.inserted && (result.task.payload as { n: number }).n === n))
+          // Records read back equal, in each statement of the batch.
+          for (const n of [0, insertChunk - 1, insertChunk, 2 * insertChunk + 1, size - 1]) {
+            assert.deepStrictEqual(yield* store.get(results[n]!.task.id), results[n]!.task)
+          }
+          // Claimed in input order: `seq` follows the batch across its statements.
+          const claimed = yield* store.claim({
+            queue: "default",
+            taskNames: ANY_NAMES,
+            holder: TEST_HOLDER,
+            limit: size,
+            now: T0,
+            leaseMarginMs: 0
+          })
+          assert.deepStrictEqual(claimed.map((task) => (task.payload as { n: number }).n), numbered().map((_, n) => n))
+        })
+      ))
+
+    it.effect("is all or none: a row the database refuses in its last statement leaves none of the others", () =>
+      withStore(({ schema, sql, store }) =>
+        Effect.gen(function*() {
+          // The body is text, so the number goes in as a literal (the schema is the test's own).
+          yield* sql.unsafe(`
+            CREATE FUNCTION "${schema}".refuse_last() RETURNS trigger LANGUAGE plpgsql AS $$
+            BEGIN
+              IF NEW.payload ->> 'n' = '${size - 1}' THEN RAISE EXCEPTION 'the test refuses this row'; END IF;
+              RETURN NEW;
+            END $$
+          `)
+          yield* sql`
+            CREATE TRIGGER refuse_last BEFORE INSERT ON ${sql(schema)}.tasks
+            FOR EACH ROW EXECUTE FUNCTION ${sql(schema)}.refuse_last()
+          `
+          const error = yield* storeError(store.insert(numbered()), "insert")
+          assert.match(error.message, /the test refuses this row/)
+          assert.deepStrictEqual(yield* store.list({ limit: 10 }), [])
+          yield* sql`DROP TRIGGER refuse_last ON ${sql(schema)}.tasks`
+          assert.lengthOf(yield* store.insert(numbered()), size)
         })
       ))
   })
