@@ -17,8 +17,10 @@
  * without `ON CONFLICT`, which makes every row a speculative insertion
  * confirmed by one more write, and returns only how many rows it inserted
  * (every row, or the statement fails): no id to decode and look up per task.
- * (A data-modifying CTE runs to its end whether or not it is read, so the
- * count and the queues to notify are read from the input.)
+ * A data-modifying CTE runs to its end whether or not it is read, so nothing
+ * reads it back: the queues to notify are sent apart (one element per queue),
+ * and the input is read once, by the insert (read again, it would be
+ * materialized, all its rows written and read back once more).
  *
  * In the same statement, the store's channel is notified once per queue that
  * got a row, so idle claimers wake up (on commit, when the caller's
@@ -27,6 +29,7 @@
  * Rows are inserted in input order (`WITH ORDINALITY` ... `ORDER BY ord`), so
  * `seq`, the claim's last tie-breaker, keeps the batch first in, first out.
  */
+import * as PgTypes from "@effect/sql-pg/PgTypes"
 import type { Statement } from "effect/sql/Statement"
 import type { Target } from "./shared.ts"
 import { float8s, int4s, texts, timestamps, uuids } from "./shared.ts"
@@ -119,8 +122,7 @@ export const insertUnkeyedTasks = (
   sql<InsertedCount>`
         WITH ${input(sql, columns)}, inserted AS (
           ${insertInput(tasks, sql)}
-        ), woken AS (
-          SELECT pg_notify(${channel}, queue_name) FROM (SELECT DISTINCT queue_name FROM input) AS q
         )
-        SELECT (SELECT count(*) FROM input)::int4 AS inserted, (SELECT count(*) FROM woken) AS woken
+        SELECT ${PgTypes.int4(columns.ids.length)} AS inserted, count(pg_notify(${channel}, q)) AS woken
+        FROM unnest(${texts([...new Set(columns.queues)])}) AS q
       `
