@@ -9,7 +9,7 @@
 import * as Names from "../../packages/sql-pg/src/internal/names.ts"
 import { claimTasks } from "../../packages/sql-pg/src/internal/sql/claimTasks.ts"
 import * as Shared from "../../packages/sql-pg/src/internal/sql/shared.ts"
-import { settleTasks } from "../../packages/sql-pg/src/internal/sql/settleTasks.ts"
+import { minuteOf, removeDoneTasks } from "../../packages/sql-pg/src/internal/sql/removeDoneTasks.ts"
 import { PgClient } from "@effect/sql-pg"
 import { Effect, Redacted } from "effect"
 import type { Target } from "./types.ts"
@@ -59,15 +59,11 @@ export const explain = async (target: Target, limits: ReadonlyArray<number>) => 
             })
         const now = new Date()
         yield* show(
-          `settle ${claimed.length} Done (RemoveDone: delete), ${count} rows in the table`,
-          settleTasks(statementTarget, {
+          `settle ${claimed.length} Done (RemoveDone: delete, removeDoneTasks), ${count} rows in the table`,
+          removeDoneTasks(statementTarget, {
             ids: claimed.map((row) => row.id),
             claims: claimed.map((row) => row.claim),
-            kinds: claimed.map(() => "Done"),
-            settledAt: claimed.map(() => now),
-            runAt: claimed.map(() => null),
-            errors: claimed.map(() => null),
-            remove: claimed.map(() => true)
+            minute: new Date(minuteOf(now))
           })
         )
         return yield* Effect.fail(new Rollback())
