@@ -24,7 +24,7 @@
  */
 import * as PgTypes from "@effect/sql-pg/PgTypes"
 import type { Statement } from "effect/sql/Statement"
-import type { SettledRow } from "./settleTasks.ts"
+import { lockFenced, type SettledRow } from "./settleTasks.ts"
 import type { Target } from "./shared.ts"
 import { int4s, uuids } from "./shared.ts"
 
@@ -48,11 +48,7 @@ export const removeDoneTasks = ({ sql, tasks, throughput }: Target, columns: Rem
             SELECT * FROM unnest(${uuids(columns.ids)}, ${int4s(columns.claims)}) WITH ORDINALITY AS i(id, claim, ord)
             ORDER BY id
           ) AS i
-          CROSS JOIN LATERAL (
-            SELECT ctid FROM ${tasks} AS x
-            WHERE x.id = i.id AND x.claim = i.claim AND x.lease_expires_at IS NOT NULL
-            FOR UPDATE
-          ) AS x
+          ${lockFenced({ sql, tasks })}
         ), removed AS (
           DELETE FROM ${tasks} AS t
           USING target AS i

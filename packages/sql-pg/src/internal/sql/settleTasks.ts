@@ -61,6 +61,19 @@ export interface SettleColumns {
   readonly remove: ReadonlyArray<boolean>
 }
 
+/**
+ * The lock of each settlement's row under its claim fence, for a relation
+ * `i` of settlements (`id`, `claim`) in id order: the row through the
+ * primary key, still `running` under that claim, locked (`FOR UPDATE`), and
+ * its address as `x.ctid`. Shared by `settleTasks` and `removeDoneTasks`.
+ */
+export const lockFenced = ({ sql, tasks }: Pick<Target, "sql" | "tasks">) =>
+  sql`CROSS JOIN LATERAL (
+            SELECT ctid FROM ${tasks} AS x
+            WHERE x.id = i.id AND x.claim = i.claim AND x.lease_expires_at IS NOT NULL
+            FOR UPDATE
+          ) AS x`
+
 /** A row of `settleTasks`: one settlement that was applied. */
 export interface SettledRow {
   /** The applied settlement's index in the columns sent. */
@@ -79,11 +92,7 @@ export const settleTasks = ({ sql, tasks, throughput }: Target, columns: SettleC
         ), target AS (
           SELECT i.*, x.ctid AS tid
           FROM (SELECT * FROM input ORDER BY id) AS i
-          CROSS JOIN LATERAL (
-            SELECT ctid FROM ${tasks} AS x
-            WHERE x.id = i.id AND x.claim = i.claim AND x.lease_expires_at IS NOT NULL
-            FOR UPDATE
-          ) AS x
+          ${lockFenced({ sql, tasks })}
         ), removed AS (
           DELETE FROM ${tasks} AS t
           USING target AS i
