@@ -690,6 +690,20 @@ describe("PgTaskStore on PostgreSQL", () => {
           assert.lengthOf(yield* store.insert(numbered()), size)
         })
       ))
+
+    it.effect("a value the store cannot send in its last statement fails the batch while the one before is written, and leaves nothing", () =>
+      withStore(({ store }) =>
+        Effect.gen(function*() {
+          const tasks = numbered()
+          tasks[size - 1] = newTask({ payload: { n: size - 1 }, scheduledAt: new Date(Number.NaN) })
+          const error = yield* storeError(store.insert(tasks), "insert")
+          assert.strictEqual(error.reason, "Rejected")
+          assert.deepStrictEqual(yield* store.list({ limit: 10 }), [])
+          // The store is usable afterwards: its connection was not left inside the transaction.
+          assert.lengthOf(yield* store.insert(numbered().slice(0, 10)), 10)
+          assert.lengthOf(yield* store.list({ limit: 20 }), 10)
+        })
+      ))
   })
 
   describe("schedules", () => {
