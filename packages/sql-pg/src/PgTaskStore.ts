@@ -320,15 +320,20 @@ export const make = Effect.fn("PgTaskStore.make")(
     const target = Shared.target(sql, names)
     const reconnect: Listener.ReconnectOptions = { ...Listener.defaultReconnectOptions, ...options?.reconnect }
 
+    /** A column's values, or an empty array when every one is NULL (`unnest` pads it with NULLs). */
+    const nonDefault = (values: Array<string | null>): Array<string | null> =>
+      values.every((value) => value === null) ? [] : values
+
     const encodeInsert = (tasks: ReadonlyArray<NewTask>): InsertColumns => ({
       ids: tasks.map(() => crypto.randomUUID()),
       taskNames: tasks.map((task) => task.taskName),
       queues: tasks.map((task) => task.queue),
-      uniqueKeys: tasks.map((task) => task.uniqueKey),
-      uniqueStates: tasks.map((task) => {
+      // As traces below: most batches have no unique key, and keep the default unique states (NULL).
+      uniqueKeys: tasks.every((task) => task.uniqueKey === null) ? [] : tasks.map((task) => task.uniqueKey),
+      uniqueStates: nonDefault(tasks.map((task) => {
         const states = normalUniqueStates(task.uniqueStates)
         return states.length === 2 ? null : states.join(",")
-      }),
+      })),
       payloads: tasks.map((task) => JSON.stringify(task.payload) ?? "null"),
       priorities: tasks.map((task) => task.priority),
       maxRetries: tasks.map((task) => task.maxRetries),

@@ -19,11 +19,11 @@ export const insertTask = ({ channel, sql, tasks }: Target, columns: InsertColum
                                      schedule_name)
           VALUES (
             ${PgTypes.uuid(columns.ids[0]!)}, ${PgTypes.text(columns.taskNames[0]!)},
-            ${PgTypes.text(columns.queues[0]!)}, ${PgTypes.text(columns.uniqueKeys[0]!)},
+            ${PgTypes.text(columns.queues[0]!)}, ${PgTypes.text(columns.uniqueKeys[0] ?? null)},
             ${PgTypes.text(columns.payloads[0]!)}::jsonb, ${PgTypes.int4(columns.priorities[0]!)},
             ${PgTypes.int4(columns.maxRetries[0]!)}, round(${PgTypes.float8(columns.timeoutsMs[0]!)})::bigint,
             ${PgTypes.timestamptz(columns.createdAt[0]!)}, ${PgTypes.timestamptz(columns.scheduledAt[0]!)},
-            ${PgTypes.text(columns.uniqueStates[0]!)}, ${PgTypes.text(columns.traces[0] ?? null)},
+            ${PgTypes.text(columns.uniqueStates[0] ?? null)}, ${PgTypes.text(columns.traces[0] ?? null)},
             ${PgTypes.text(columns.schedules[0] ?? null)}
           )
           ON CONFLICT (task_name, uniq_key) WHERE uniq_key IS NOT NULL AND (state IN ('ready', 'running') OR strpos(uniq_states, state) > 0) DO NOTHING

@@ -1,10 +1,10 @@
 /**
  * Inserts a batch of new tasks in one statement.
  *
- * The columns most tasks leave NULL (`trace`, `schedule_name`) may be sent
- * as empty arrays: `unnest` of arrays of different lengths pads the shorter
- * ones with NULLs, so a batch without traces or schedules sends nothing per
- * task for them.
+ * The columns most tasks leave NULL (`uniq_key`, `uniq_states`, `trace`,
+ * `schedule_name`) may be sent as empty arrays: `unnest` of arrays of
+ * different lengths pads the shorter ones with NULLs, so a batch without
+ * them sends nothing per task for them.
  *
  * Rows whose unique key is taken are skipped (`ON CONFLICT DO NOTHING`, which
  * waits for a concurrent insert of the same key to commit or roll back); the
@@ -39,8 +39,12 @@ export interface InsertColumns {
   readonly ids: ReadonlyArray<string>
   readonly taskNames: ReadonlyArray<string>
   readonly queues: ReadonlyArray<string>
+  /** Each task's unique key, or null; empty when no task has one (as `traces`). */
   readonly uniqueKeys: ReadonlyArray<string | null>
-  /** Each task's unique states, comma-separated (`ready,running,done`), or null for the default. */
+  /**
+   * Each task's unique states, comma-separated (`ready,running,done`), or null for the default; empty when
+   * every task keeps the default (as `traces`).
+   */
   readonly uniqueStates: ReadonlyArray<string | null>
   /** JSON text. */
   readonly payloads: ReadonlyArray<string>
