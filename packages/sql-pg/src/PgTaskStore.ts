@@ -365,9 +365,10 @@ export const make = Effect.fn("PgTaskStore.make")(
             new TaskStoreError({
               reason: "Unknown",
               operation: "insert",
-              message: `insert failed: ${size} tasks were sent and the database reports ${
-                counted?.inserted ?? "no count"
-              } inserted`
+              message: `insert failed: ${size} tasks were sent and the database inserted ${
+                counted?.inserted ?? "an unknown number"
+              } (a trigger of the table may have skipped rows; in a batch of more than ${insertChunk} tasks, ` +
+                `nothing was kept)`
             })
           )
         )

@@ -644,6 +644,23 @@ describe("PgTaskStore on PostgreSQL", () => {
     /** More tasks than one insert statement carries: two full statements and part of a third. */
     const size = 2 * insertChunk + 1_000
     const numbered = () => Array.from({ length: size }, (_, n) => newTask({ payload: { n } }))
+    /**
+     * A trigger `name` on the tasks table of `schema` that runs `action` (PL/pgSQL) for the row whose payload's
+     * `n` is `n`. The body is text, so `n` goes in as a literal (the schema is the test's own).
+     */
+    const onInsertOf = (sql: PgClient.PgClient, schema: string, name: string, n: number, action: string) =>
+      Effect.gen(function*() {
+        yield* sql.unsafe(`
+          CREATE FUNCTION "${schema}".${name}() RETURNS trigger LANGUAGE plpgsql AS $$
+          BEGIN
+            IF NEW.payload ->> 'n' = '${n}' THEN ${action}; END IF;
+            RETURN NEW;
+          END $$
+        `)
+        yield* sql.unsafe(
+          `CREATE TRIGGER ${name} BEFORE INSERT ON "${schema}".tasks FOR EACH ROW EXECUTE FUNCTION "${schema}".${name}()`
+        )
+      })
 
     it.effect("a batch of more tasks than one statement carries is inserted whole, in input order", () =>
       withStore(({ store }) =>
@@ -671,23 +688,27 @@ describe("PgTaskStore on PostgreSQL", () => {
     it.effect("is all or none: a row the database refuses in its last statement leaves none of the others", () =>
       withStore(({ schema, sql, store }) =>
         Effect.gen(function*() {
-          // The body is text, so the number goes in as a literal (the schema is the test's own).
-          yield* sql.unsafe(`
-            CREATE FUNCTION "${schema}".refuse_last() RETURNS trigger LANGUAGE plpgsql AS $$
-            BEGIN
-              IF NEW.payload ->> 'n' = '${size - 1}' THEN RAISE EXCEPTION 'the test refuses this row'; END IF;
-              RETURN NEW;
-            END $$
-          `)
-          yield* sql`
-            CREATE TRIGGER refuse_last BEFORE INSERT ON ${sql(schema)}.tasks
-            FOR EACH ROW EXECUTE FUNCTION ${sql(schema)}.refuse_last()
-          `
+          yield* onInsertOf(sql, schema, "refuse_last", size - 1, "RAISE EXCEPTION 'the test refuses this row'")
           const error = yield* storeError(store.insert(numbered()), "insert")
           assert.match(error.message, /the test refuses this row/)
           assert.deepStrictEqual(yield* store.list({ limit: 10 }), [])
           yield* sql`DROP TRIGGER refuse_last ON ${sql(schema)}.tasks`
           assert.lengthOf(yield* store.insert(numbered()), size)
+        })
+      ))
+
+    it.effect("rows a trigger skips are reported: the insert fails naming what was sent and what was inserted", () =>
+      withStore(({ schema, sql, store }) =>
+        Effect.gen(function*() {
+          yield* onInsertOf(sql, schema, "skip_fifth", 5, "RETURN NULL")
+          const small = yield* storeError(store.insert(numbered().slice(0, 10)), "insert")
+          assert.strictEqual(small.reason, "Unknown")
+          assert.match(small.message, /10 tasks were sent and the database inserted 9 \(a trigger/)
+          yield* sql`TRUNCATE ${sql(schema)}.tasks`
+          // A batch of several statements is one transaction: nothing is kept.
+          const large = yield* storeError(store.insert(numbered()), "insert")
+          assert.match(large.message, new RegExp(`${insertChunk} tasks were sent and the database inserted ${insertChunk - 1} `))
+          assert.deepStrictEqual(yield* store.list({ limit: 10 }), [])
         })
       ))
 

@@ -16,11 +16,12 @@
  * unique index holds only rows with a key): `insertUnkeyedTasks` inserts it
  * without `ON CONFLICT`, which makes every row a speculative insertion
  * confirmed by one more write, and returns only how many rows it inserted
- * (every row, or the statement fails): no id to decode and look up per task.
- * A data-modifying CTE runs to its end whether or not it is read, so nothing
- * reads it back: the queues to notify are sent apart (one element per queue),
- * and the input is read once, by the insert (read again, it would be
- * materialized, all its rows written and read back once more).
+ * (every row, or the statement fails; the store checks it, since a trigger
+ * of the application's could skip rows): no id to decode and look up per
+ * task. The queues to notify are sent apart (one element per queue), so the
+ * input is read once, by the insert (read again, it would be materialized:
+ * all its rows written out and read back once more), and the insert returns
+ * one constant per row, for the count.
  *
  * In the same statement, the store's channel is notified once per queue that
  * got a row, so idle claimers wake up (on commit, when the caller's
@@ -29,7 +30,6 @@
  * Rows are inserted in input order (`WITH ORDINALITY` ... `ORDER BY ord`), so
  * `seq`, the claim's last tie-breaker, keeps the batch first in, first out.
  */
-import * as PgTypes from "@effect/sql-pg/PgTypes"
 import type { Statement } from "effect/sql/Statement"
 import type { Target } from "./shared.ts"
 import { float8s, int4s, texts, timestamps, uuids } from "./shared.ts"
@@ -126,7 +126,8 @@ export const insertUnkeyedTasks = (
   sql<InsertedCount>`
         WITH ${input(sql, columns)}, inserted AS (
           ${insertInput(tasks, sql)}
+          RETURNING 1
         )
-        SELECT ${PgTypes.int4(columns.ids.length)} AS inserted, count(pg_notify(${channel}, q)) AS woken
+        SELECT (SELECT count(*) FROM inserted)::int4 AS inserted, count(pg_notify(${channel}, q)) AS woken
         FROM unnest(${texts([...new Set(columns.queues)])}) AS q
       `
