@@ -9,7 +9,8 @@
 import * as Names from "../../packages/sql-pg/src/internal/names.ts"
 import { claimTasks } from "../../packages/sql-pg/src/internal/sql/claimTasks.ts"
 import * as Shared from "../../packages/sql-pg/src/internal/sql/shared.ts"
-import { minuteOf, removeDoneTasks } from "../../packages/sql-pg/src/internal/sql/removeDoneTasks.ts"
+import { throughputMinuteOf } from "../../packages/core/src/TaskStore.ts"
+import { removeDoneTasks } from "../../packages/sql-pg/src/internal/sql/removeDoneTasks.ts"
 import { PgClient } from "@effect/sql-pg"
 import { Effect, Redacted } from "effect"
 import type { Target } from "./types.ts"
@@ -63,7 +64,7 @@ export const explain = async (target: Target, limits: ReadonlyArray<number>) => 
           removeDoneTasks(statementTarget, {
             ids: claimed.map((row) => row.id),
             claims: claimed.map((row) => row.claim),
-            minute: new Date(minuteOf(now))
+            minute: new Date(throughputMinuteOf(now.getTime()))
           })
         )
         return yield* Effect.fail(new Rollback())

@@ -50,6 +50,7 @@ import {
   refusedLimits,
   TaskStore,
   TaskStoreError,
+  throughputMinuteOf,
   throughputRetentionMs,
   traceparent
 } from "./TaskStore.ts"
@@ -144,10 +145,6 @@ const pageStart = (request: PageRequest): bigint | string => {
   return BigInt(cursor)
 }
 
-const MINUTE = 60_000
-
-/** The start of the UTC minute holding `time` (milliseconds). */
-const minuteOf = (time: number) => Math.floor(time / MINUTE) * MINUTE
 
 const rejected = (operation: "insert" | "settle" | "pause" | "schedules" | "page" | "throughput", reason: string) =>
   new TaskStoreError({ reason: "Rejected", operation, message: `${operation} failed: ${reason}` })
@@ -217,7 +214,7 @@ export const make: Effect.Effect<TaskStore["Service"]> = Effect.sync(() => {
   const countEnded = (queue: string, now: Date, as: "done" | "retried" | "failed") => {
     let ofQueue = minutes.get(queue)
     if (ofQueue === undefined) minutes.set(queue, ofQueue = new Map())
-    const start = minuteOf(now.getTime())
+    const start = throughputMinuteOf(now.getTime())
     let counts = ofQueue.get(start)
     if (counts === undefined) ofQueue.set(start, counts = { done: 0, retried: 0, failed: 0 })
     counts[as] += 1

@@ -763,6 +763,20 @@ export interface ThroughputMinute {
 export const throughputRetentionMs = 24 * 60 * 60 * 1000
 
 /**
+ * The minute a time counts in for `ThroughputMinute`: the start of its UTC
+ * minute, in milliseconds since the epoch (what PostgreSQL's
+ * `date_trunc('minute', at, 'UTC')` gives).
+ *
+ * @example
+ * ```ts
+ * throughputMinuteOf(Date.parse("2030-01-01T00:00:59.999Z")) // Date.parse("2030-01-01T00:00:00.000Z")
+ * ```
+ *
+ * @since 0.1.0
+ */
+export const throughputMinuteOf = (time: number): number => Math.floor(time / 60_000) * 60_000
+
+/**
  * Wake-ups for idle claimers: `await(queue)` resumes once a task was inserted
  * into `queue` since the previous `await(queue)` returned (it returns at once
  * when that already happened, so no insert between a claim and the wait is

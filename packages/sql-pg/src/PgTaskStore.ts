@@ -73,6 +73,7 @@ import {
   refusedLimits,
   TaskStore,
   TaskStoreError,
+  throughputMinuteOf,
   traceparent
 } from "@backie/core/TaskStore"
 import * as Errors from "./internal/errors.ts"
@@ -117,7 +118,7 @@ import { selectThroughput } from "./internal/sql/selectThroughput.ts"
 import { selectTasksByUniqueKey } from "./internal/sql/selectTasksByUniqueKey.ts"
 import type { SettleColumns } from "./internal/sql/settleTasks.ts"
 import { settleTasks } from "./internal/sql/settleTasks.ts"
-import { minuteOf, removeDoneTasks } from "./internal/sql/removeDoneTasks.ts"
+import { removeDoneTasks } from "./internal/sql/removeDoneTasks.ts"
 import * as Shared from "./internal/sql/shared.ts"
 import type { MalformedRow } from "./internal/taskRow.ts"
 import { decodeTaskRecords, decodeTaskValues } from "./internal/taskRow.ts"
@@ -621,18 +622,18 @@ export const make = Effect.fn("PgTaskStore.make")(
     })
 
     /**
-     * The minute (`minuteOf`) of a batch that `removeDoneTasks` can apply:
+     * The minute (`throughputMinuteOf`) of a batch that `removeDoneTasks` can apply:
      * every settlement `Done`, removed by its retention, in one minute;
      * otherwise undefined (the batch goes through `settleTasks`).
      */
     const removedDoneMinute = (settlements: ReadonlyArray<Settlement>): number | undefined => {
       const first = settlements[0]!
       if (first._tag !== "Done" || !first.remove) return undefined
-      const minute = minuteOf(first.now)
+      const minute = throughputMinuteOf(first.now.getTime())
       if (Number.isNaN(minute)) return undefined
       for (let i = 1; i < settlements.length; i++) {
         const s = settlements[i]!
-        if (s._tag !== "Done" || !s.remove || minuteOf(s.now) !== minute) return undefined
+        if (s._tag !== "Done" || !s.remove || throughputMinuteOf(s.now.getTime()) !== minute) return undefined
       }
       return minute
     }

@@ -4,7 +4,7 @@
  * chart of done, retried and failed attempts per minute over the last hour.
  */
 import type { QueueControl, QueueCount, TaskState, ThroughputMinute } from "@backie/core/TaskStore"
-import { TaskStates } from "@backie/core/TaskStore"
+import { TaskStates, throughputMinuteOf } from "@backie/core/TaskStore"
 import { Html, html } from "../html.ts"
 import type { PageContext } from "../layout.ts"
 import { count, duration, href, page, stateBadge } from "../layout.ts"
@@ -78,7 +78,7 @@ export const summarize = (
 
 /** The throughput of all queues per minute, oldest first, over the window ending at `now`. */
 const perMinute = (now: number, throughput: ReadonlyArray<ThroughputMinute>) => {
-  const last = Math.floor(now / 60_000) * 60_000
+  const last = throughputMinuteOf(now)
   const first = last - (windowMinutes - 1) * 60_000
   const minutes = Array.from(
     { length: windowMinutes },

@@ -65,7 +65,7 @@ export interface InsertColumns {
  * store inserts a larger batch in statements of this many, in one
  * transaction, encoding each while the database writes the one before.
  * Measured with `enqueueMany` of 50,000 (bench/README.md): one statement
- * 80k to 83k tasks/s; statements of 1,000: 82k to 88k; 2,500: 87k to 96k;
+ * 72k to 83k tasks/s; statements of 1,000: 82k to 90k; 2,500: 87k to 96k;
  * 5,000: 86k to 93k.
  */
 export const insertChunk = 2_500

@@ -32,12 +32,9 @@ import { int4s, uuids } from "./shared.ts"
 export interface RemoveDoneColumns {
   readonly ids: ReadonlyArray<string>
   readonly claims: ReadonlyArray<number>
-  /** The minute (UTC, whole) in which every settlement of the batch was made. */
+  /** The minute (`throughputMinuteOf`) in which every settlement of the batch was made. */
   readonly minute: Date
 }
-
-/** The start of the UTC minute of a time, as `date_trunc('minute', at, 'UTC')` computes it. */
-export const minuteOf = (at: Date): number => Math.floor(at.getTime() / 60_000) * 60_000
 
 /** Deletes done tasks under their attempt fences; returns the indexes of the settlements applied. */
 export const removeDoneTasks = ({ sql, tasks, throughput }: Target, columns: RemoveDoneColumns): Statement<SettledRow> =>
